@@ -1,0 +1,4 @@
+import type { Command } from '../command.js';
+
+// Each sub-command lives in its own module; add it here to make `radkit <name>` reach it.
+export const commands: Command[] = [];

@@ -1,0 +1,11 @@
+import { defineConfig } from 'vitest/config';
+
+// Native suites run in forked processes: worker-thread pools and native addons do not mix well.
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts'],
+    pool: 'forks',
+    testTimeout: 120_000,
+    hookTimeout: 120_000,
+  },
+});
