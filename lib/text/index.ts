@@ -1,2 +1,13 @@
 export { CHEXPERT_OBSERVATIONS, type Observation, type LabelValue, type ReportLabels } from './chexpert.js';
 export { label, labelSentence, splitSentences, emptyLabels, finalizeLabels } from './labeler.js';
+export {
+  Tokenizer,
+  cleanReportIuXray,
+  cleanReportMimicCxr,
+  cleanReportFixed,
+  type TokenizerMode,
+  type TokenizerOptions,
+  type TokenizerJSON,
+  type EncodedBatch,
+  type R2GenDataset,
+} from './tokenizer.js';
