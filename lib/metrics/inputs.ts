@@ -1,0 +1,67 @@
+/**
+ * Input checks and tokenisation shared by the caption metrics.
+ *
+ * Every metric takes `hyps: string[]` (one pre-tokenised hypothesis per item) and
+ * `refs: string[][]` (one or more pre-tokenised references per item). Mistakes are reported as
+ * TypeError / RangeError naming what was expected and what was given.
+ */
+
+function describe(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return `an array of length ${v.length}`;
+  if (typeof v === 'string') return `a string (${JSON.stringify(v.length > 40 ? v.slice(0, 40) + '…' : v)})`;
+  return `a ${typeof v}`;
+}
+
+/** Checks `hyps`/`refs` and returns them typed; `metric` names the caller in messages. */
+export function checkCorpus(metric: string, hyps: unknown, refs: unknown): { hyps: string[]; refs: string[][] } {
+  if (!Array.isArray(hyps)) throw new TypeError(`${metric}: expected hyps to be an array of strings, got ${describe(hyps)}`);
+  if (!Array.isArray(refs)) {
+    throw new TypeError(`${metric}: expected refs to be an array of string arrays, got ${describe(refs)}`);
+  }
+  if (hyps.length !== refs.length) {
+    throw new RangeError(
+      `${metric}: expected one reference list per hypothesis, got ${hyps.length} hypotheses and ${refs.length} reference lists`,
+    );
+  }
+  if (hyps.length === 0) throw new RangeError(`${metric}: expected at least one hypothesis, got an empty list`);
+  for (let i = 0; i < hyps.length; i++) {
+    if (typeof hyps[i] !== 'string') {
+      throw new TypeError(`${metric}: expected hyps[${i}] to be a string, got ${describe(hyps[i])}`);
+    }
+    const r = refs[i];
+    if (!Array.isArray(r)) {
+      throw new TypeError(`${metric}: expected refs[${i}] to be an array of strings, got ${describe(r)}`);
+    }
+    if (r.length === 0) {
+      throw new RangeError(`${metric}: expected refs[${i}] to hold at least one reference, got an empty list`);
+    }
+    for (let j = 0; j < r.length; j++) {
+      if (typeof r[j] !== 'string') {
+        throw new TypeError(`${metric}: expected refs[${i}][${j}] to be a string, got ${describe(r[j])}`);
+      }
+    }
+  }
+  return { hyps: hyps as string[], refs: refs as string[][] };
+}
+
+/**
+ * Python's `str.split()` with no argument: split on runs of whitespace, dropping empty strings.
+ * (coco-caption's Bleu and Cider tokenise this way.)
+ */
+export function splitWhitespace(s: string): string[] {
+  const t = s.split(/\s+/);
+  let a = 0;
+  let b = t.length;
+  if (b > 0 && t[0] === '') a = 1;
+  if (b > a && t[b - 1] === '') b--;
+  return a === 0 && b === t.length ? t : t.slice(a, b);
+}
+
+/** Upper bound check for small integer options. */
+export function checkPositiveInt(metric: string, name: string, v: unknown): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) {
+    throw new RangeError(`${metric}: expected ${name} to be a positive integer, got ${String(v)}`);
+  }
+  return v;
+}
