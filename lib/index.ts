@@ -1,0 +1,22 @@
+/**
+ * radkit: chest X-ray vision-language kernels and models on LibTorch.
+ * `import * as radkit from 'radkit'` or `import { Tensor, ops } from 'radkit'`.
+ */
+export { Tensor, type Dtype, type Device, type TensorOptions, type TensorData } from './tensor.js';
+export {
+  memory,
+  noGrad,
+  manualSeed,
+  setNumThreads,
+  getNumThreads,
+  info,
+  matmul,
+  matmulAsync,
+  benchmarkMatmul,
+  sum,
+  mul,
+  type MemoryInfo,
+  type RadkitInfo,
+} from './runtime.js';
+export { RadkitError, ArgumentError, DisposedError, OutOfMemoryError, NativeError, LoadError } from './errors.js';
+export { loadReport, type LoadReport } from './native.js';

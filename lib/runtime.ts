@@ -1,0 +1,83 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { loadNative, loadReport, packageRoot, type LoadReport } from './native.js';
+import { Tensor, handleOf } from './tensor.js';
+import type { NativeInfo, MatmulBenchmark } from '../typings/native.js';
+
+export interface MemoryInfo {
+  /** Tensor handles not yet disposed or collected. */
+  liveTensors: number;
+  /** Bytes those handles hold (a view counts its own size). */
+  liveBytes: number;
+  /** Handles created since the addon loaded. */
+  totalCreated: number;
+}
+
+export function memory(): MemoryInfo {
+  return loadNative().memory();
+}
+
+/**
+ * Runs `fn` with gradient recording off on this thread. Native async calls started inside `fn`
+ * capture the mode when they start, so `noGrad(() => model.generate(...))` is gradient-free too.
+ */
+export function noGrad<T>(fn: () => T): T {
+  const native = loadNative();
+  const previous = native.setGradEnabled(false);
+  try {
+    return fn();
+  } finally {
+    native.setGradEnabled(previous);
+  }
+}
+
+/** Seeds LibTorch's default generator (randn, dropout, sampling). */
+export function manualSeed(seed: number): void {
+  loadNative().manualSeed(seed);
+}
+
+/** Sets the number of LibTorch intra-op threads for the whole process. */
+export function setNumThreads(n: number): void {
+  loadNative().setNumThreads(n);
+}
+
+export function getNumThreads(): number {
+  return loadNative().getNumThreads();
+}
+
+export interface RadkitInfo extends NativeInfo {
+  /** Which binary loaded and from where. */
+  binary: LoadReport;
+  radkitVersion: string;
+}
+
+export function info(): RadkitInfo {
+  const native = loadNative();
+  const pkg = JSON.parse(fs.readFileSync(path.join(packageRoot, 'package.json'), 'utf8')) as { version: string };
+  return { ...native.info(), binary: loadReport(), radkitVersion: pkg.version };
+}
+
+/** Matrix product on the calling thread. */
+export function matmul(a: Tensor, b: Tensor): Tensor {
+  return Tensor.wrap(loadNative().matmul(handleOf(a, 'a', 'matmul'), handleOf(b, 'b', 'matmul')));
+}
+
+/** Matrix product on a native worker thread; the event loop stays free. */
+export async function matmulAsync(a: Tensor, b: Tensor): Promise<Tensor> {
+  return Tensor.wrap(await loadNative().matmulAsync(handleOf(a, 'a', 'matmulAsync'), handleOf(b, 'b', 'matmulAsync')));
+}
+
+/** Repeats an n x n float32 matrix product off the event loop for at least `minSeconds`. */
+export async function benchmarkMatmul(options: { size?: number; minSeconds?: number } = {}): Promise<MatmulBenchmark> {
+  return loadNative().benchmarkMatmul(options.size ?? 512, options.minSeconds ?? 1);
+}
+
+/** Sum of all elements (a scalar tensor). */
+export function sum(a: Tensor): Tensor {
+  return Tensor.wrap(loadNative().sum(handleOf(a, 'a', 'sum')));
+}
+
+/** Element-wise product with broadcasting. */
+export function mul(a: Tensor, b: Tensor): Tensor {
+  return Tensor.wrap(loadNative().mul(handleOf(a, 'a', 'mul'), handleOf(b, 'b', 'mul')));
+}

@@ -1,0 +1,95 @@
+// Process-wide state: memory accounting, seeds, threads, grad mode, build facts for radkit.info().
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <c10/core/GradMode.h>
+#include <dlfcn.h>
+#include <torch/cuda.h>
+#include <torch/version.h>
+
+#include "bindings.h"
+#include "tensor.h"
+
+namespace radkit {
+namespace {
+
+Napi::Value Memory(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto& s = memoryStats();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("liveTensors", Napi::Number::New(env, static_cast<double>(s.liveTensors.load())));
+  o.Set("liveBytes", Napi::Number::New(env, static_cast<double>(s.liveBytes.load())));
+  o.Set("totalCreated", Napi::Number::New(env, static_cast<double>(s.totalCreated.load())));
+  return o;
+}
+
+Napi::Value ManualSeed(const Napi::CallbackInfo& info) {
+  return guarded(info, "manualSeed", [&]() -> Napi::Value {
+    int64_t seed = intArg(info[0], "manualSeed", "seed", 0, 9007199254740991LL);
+    at::manual_seed(static_cast<uint64_t>(seed));
+    return info.Env().Undefined();
+  });
+}
+
+Napi::Value SetNumThreads(const Napi::CallbackInfo& info) {
+  return guarded(info, "setNumThreads", [&]() -> Napi::Value {
+    at::set_num_threads(static_cast<int>(intArg(info[0], "setNumThreads", "n", 1, 1024)));
+    return info.Env().Undefined();
+  });
+}
+
+Napi::Value GetNumThreads(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), at::get_num_threads()); }
+
+Napi::Value SetGradEnabled(const Napi::CallbackInfo& info) {
+  return guarded(info, "setGradEnabled", [&]() -> Napi::Value {
+    bool previous = c10::GradMode::is_enabled();
+    c10::GradMode::set_enabled(boolArg(info[0], "setGradEnabled", "enabled", true));
+    return Napi::Boolean::New(info.Env(), previous);
+  });
+}
+
+Napi::Value IsGradEnabled(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), c10::GradMode::is_enabled()); }
+
+std::string libraryPathOf(const void* symbol) {
+  Dl_info dl;
+  if (dladdr(symbol, &dl) && dl.dli_fname) return dl.dli_fname;
+  return "";
+}
+
+Napi::Value Info(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("torchVersion", std::to_string(TORCH_VERSION_MAJOR) + "." + std::to_string(TORCH_VERSION_MINOR) + "." + std::to_string(TORCH_VERSION_PATCH));
+  o.Set("torchLibrary", libraryPathOf(reinterpret_cast<const void*>(&at::get_num_threads)));
+  o.Set("addonPath", libraryPathOf(reinterpret_cast<const void*>(&Info)));
+#ifdef RADKIT_WITH_CUDA
+  o.Set("builtWithCuda", true);
+#else
+  o.Set("builtWithCuda", false);
+#endif
+  bool cuda = torch::cuda::is_available();
+  o.Set("cudaAvailable", cuda);
+  o.Set("cudaDevices", Napi::Number::New(env, cuda ? static_cast<double>(torch::cuda::device_count()) : 0.0));
+  o.Set("threads", at::get_num_threads());
+  o.Set("parallelInfo", at::get_parallel_info());
+  o.Set("cxx11Abi", static_cast<bool>(_GLIBCXX_USE_CXX11_ABI));
+  o.Set("napiVersion", NAPI_VERSION);
+  return o;
+}
+
+}  // namespace
+
+void registerRuntime(Napi::Env env, Napi::Object exports) {
+  exports.Set("memory", Napi::Function::New(env, Memory, "memory"));
+  exports.Set("manualSeed", Napi::Function::New(env, ManualSeed, "manualSeed"));
+  exports.Set("setNumThreads", Napi::Function::New(env, SetNumThreads, "setNumThreads"));
+  exports.Set("getNumThreads", Napi::Function::New(env, GetNumThreads, "getNumThreads"));
+  exports.Set("setGradEnabled", Napi::Function::New(env, SetGradEnabled, "setGradEnabled"));
+  exports.Set("isGradEnabled", Napi::Function::New(env, IsGradEnabled, "isGradEnabled"));
+  exports.Set("info", Napi::Function::New(env, Info, "info"));
+  exports.Set("setErrorClasses", Napi::Function::New(env, [](const Napi::CallbackInfo& i) -> Napi::Value {
+    setErrorClasses(i);
+    return i.Env().Undefined();
+  }, "setErrorClasses"));
+}
+
+}  // namespace radkit

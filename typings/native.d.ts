@@ -1,0 +1,73 @@
+// The hand-written contract of the raw native module (build/Release/radkit.node).
+// lib/ wraps it; user code should use the typed API in lib/ instead.
+
+export type NativeDtype = 'float32' | 'float64' | 'float16' | 'bfloat16' | 'int32' | 'int64' | 'bool' | 'uint8';
+
+export interface NativeCreateOptions {
+  dtype?: NativeDtype;
+  device?: string;
+  requiresGrad?: boolean;
+}
+
+export declare class NativeTensor {
+  private constructor();
+  shape(): number[];
+  dtype(): NativeDtype;
+  device(): string;
+  isDisposed(): boolean;
+  nbytes(): number;
+  requiresGrad(): boolean;
+  setRequiresGrad(flag: boolean): void;
+  grad(): NativeTensor | null;
+  backward(gradOutput?: NativeTensor): void;
+  toArray(): Float32Array | Float64Array | Int32Array | BigInt64Array | Uint8Array;
+  to(target: string): NativeTensor;
+  dispose(): void;
+}
+
+export interface NativeInfo {
+  torchVersion: string;
+  torchLibrary: string;
+  addonPath: string;
+  builtWithCuda: boolean;
+  cudaAvailable: boolean;
+  cudaDevices: number;
+  threads: number;
+  parallelInfo: string;
+  cxx11Abi: boolean;
+  napiVersion: number;
+}
+
+export interface NativeMemory {
+  liveTensors: number;
+  liveBytes: number;
+  totalCreated: number;
+}
+
+export interface MatmulBenchmark {
+  size: number;
+  iterations: number;
+  seconds: number;
+  gflops: number;
+}
+
+export interface NativeModule {
+  NativeTensor: typeof NativeTensor;
+  fromTypedArray(data: ArrayBufferView, shape: number[], options?: NativeCreateOptions): NativeTensor;
+  zeros(shape: number[], options?: NativeCreateOptions): NativeTensor;
+  ones(shape: number[], options?: NativeCreateOptions): NativeTensor;
+  randn(shape: number[], options?: NativeCreateOptions): NativeTensor;
+  matmul(a: NativeTensor, b: NativeTensor): NativeTensor;
+  matmulAsync(a: NativeTensor, b: NativeTensor): Promise<NativeTensor>;
+  benchmarkMatmul(size: number, minSeconds: number): Promise<MatmulBenchmark>;
+  sum(a: NativeTensor): NativeTensor;
+  mul(a: NativeTensor, b: NativeTensor): NativeTensor;
+  memory(): NativeMemory;
+  manualSeed(seed: number): void;
+  setNumThreads(n: number): void;
+  getNumThreads(): number;
+  setGradEnabled(enabled: boolean): boolean;
+  isGradEnabled(): boolean;
+  info(): NativeInfo;
+  setErrorClasses(classes: Record<'argument' | 'disposed' | 'outOfMemory' | 'native', Function>): void;
+}
