@@ -20,3 +20,4 @@ export {
 } from './runtime.js';
 export { RadkitError, ArgumentError, DisposedError, OutOfMemoryError, NativeError, LoadError } from './errors.js';
 export { loadReport, type LoadReport } from './native.js';
+export * as ops from './ops/index.js';

@@ -69,5 +69,7 @@ export interface NativeModule {
   setGradEnabled(enabled: boolean): boolean;
   isGradEnabled(): boolean;
   info(): NativeInfo;
+  /** Names of the op folders compiled into this binary. */
+  compiledOps: string[];
   setErrorClasses(classes: Record<'argument' | 'disposed' | 'outOfMemory' | 'native', Function>): void;
 }

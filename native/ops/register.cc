@@ -1,9 +1,22 @@
-// Registers the TypeScript-facing bindings of every op folder (native/ops/<op>/binding.cc).
+// Registers the TypeScript-facing bindings of every op folder compiled into this build.
 #include "../binding/bindings.h"
+#include "../binding/registry.h"
 
 namespace radkit {
-void registerOps(Napi::Env env, Napi::Object exports) {
-  (void)env;
-  (void)exports;
+
+std::vector<OpRegistration>& opRegistry() {
+  static std::vector<OpRegistration> registry;
+  return registry;
 }
+
+void registerOps(Napi::Env env, Napi::Object exports) {
+  Napi::Array names = Napi::Array::New(env);
+  uint32_t i = 0;
+  for (auto& op : opRegistry()) {
+    op.fn(env, exports);
+    names.Set(i++, op.name);
+  }
+  exports.Set("compiledOps", names);
+}
+
 }  // namespace radkit

@@ -1,0 +1,5 @@
+/**
+ * The five kernels radkit exists for (contracts: docs in each module). Each op module lives in
+ * lib/ops/<name>.ts and is re-exported here as `radkit.ops.<name>`.
+ */
+export {};

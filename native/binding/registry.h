@@ -1,0 +1,26 @@
+// Self-registration of op bindings: each native/ops/<op>/binding.cc adds its functions with
+//   static radkit::OpRegistrar reg("sinkhorn", [](Napi::Env env, Napi::Object exports) { ... });
+// so adding an op touches no shared file (and CMake's RADKIT_OPS can leave ops out of a build).
+#pragma once
+#include <napi.h>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace radkit {
+
+using RegisterFn = std::function<void(Napi::Env, Napi::Object)>;
+
+struct OpRegistration {
+  std::string name;
+  RegisterFn fn;
+};
+
+std::vector<OpRegistration>& opRegistry();
+
+struct OpRegistrar {
+  OpRegistrar(const char* name, RegisterFn fn) { opRegistry().push_back({name, std::move(fn)}); }
+};
+
+}  // namespace radkit
