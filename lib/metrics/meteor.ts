@@ -116,7 +116,10 @@ interface Path {
   idx: number;
   lastMatchEnd: number;
   distance: number;
-  used1: Uint8Array;
+  /** Test words used (32-bit words of a bitset); materialised lazily from the parent's plus `addIdx`. */
+  used1: number[] | null;
+  parentUsed: number[] | null;
+  addIdx: number;
 }
 interface Chosen {
   m: Match;
@@ -134,6 +137,56 @@ const ADDR = ['', 's', 'x', 'z', 'ch', 'sh', 'man', 'y', '', 'y', 'e', '', 'e', 
 class Lexicon {
   private readonly stemCache = new Map<string, string>();
   private readonly synCache = new Map<string, Set<number>>();
+  private readonly pairCache = new Map<number, boolean>();
+  private readonly ids = new Map<string, number>();
+  private readonly words: string[] = [];
+  private readonly stemIds: number[] = [];
+  private readonly synById: Array<Set<number> | undefined> = [];
+
+  /** Integer id of a word (stable for the lexicon's lifetime). */
+  id(w: string): number {
+    let i = this.ids.get(w);
+    if (i === undefined) {
+      i = this.words.length;
+      this.ids.set(w, i);
+      this.words.push(w);
+      this.stemIds.push(-1);
+    }
+    return i;
+  }
+
+  /** Id of the word's stem (stems share the id space with words). */
+  stemId(i: number): number {
+    let s = this.stemIds[i];
+    if (s === -1) {
+      s = this.id('\u0001' + this.stem(this.words[i]));
+      this.stemIds[i] = s;
+    }
+    return s;
+  }
+
+  /** Synonym test on word ids, cached per ordered pair. */
+  synonymousIds(a: number, b: number): boolean {
+    const key = a * 2097152 + b;
+    let r = this.pairCache.get(key);
+    if (r === undefined) {
+      let sa = this.synById[a];
+      if (sa === undefined) this.synById[a] = sa = this.synsets(this.words[a]);
+      let sb = this.synById[b];
+      if (sb === undefined) this.synById[b] = sb = this.synsets(this.words[b]);
+      r = false;
+      if (sb.size > 0) {
+        for (const x of sa) {
+          if (sb.has(x)) {
+            r = true;
+            break;
+          }
+        }
+      }
+      this.pairCache.set(key, r);
+    }
+    return r;
+  }
   private wn: WordNetIndex | null = null;
   constructor(private readonly wordnetPath: string | undefined) {}
 
@@ -205,8 +258,36 @@ function compare(x: Path, y: Path): number {
   return x.distance - y.distance;
 }
 
-function copyPath(p: Path): Path {
-  return { ...p, used1: p.used1.slice() };
+function usedOf(p: Path): number[] {
+  if (p.used1 === null) {
+    const u = (p.parentUsed as number[]).slice();
+    u[p.addIdx >> 5] |= 1 << (p.addIdx & 31);
+    p.used1 = u;
+    p.parentUsed = null;
+  }
+  return p.used1;
+}
+
+/**
+ * The first `cap` paths of the stable sort of everything pushed, kept incrementally: equivalent to
+ * Java's `Collections.sort(nextPaths)` (stable) followed by taking the first `beamSize`.
+ */
+class Beam {
+  readonly items: Path[] = [];
+  constructor(private readonly cap: number) {}
+  push(p: Path): void {
+    const a = this.items;
+    if (a.length === this.cap && compare(a[a.length - 1], p) <= 0) return;
+    let lo = 0;
+    let hi = a.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (compare(a[mid], p) <= 0) lo = mid + 1;
+      else hi = mid;
+    }
+    a.splice(lo, 0, p);
+    if (a.length > this.cap) a.pop();
+  }
 }
 
 /** Aligns test (line 1) to reference (line 2) and returns the segment statistics. */
@@ -219,90 +300,60 @@ function alignStats(test: string[], ref: string[], cfg: Config): MeteorStats {
   const cov1 = new Int32Array(n1);
   const cov2 = new Int32Array(n2);
 
+  const lex = cfg.lexicon;
+  const t1 = Int32Array.from(test, (w) => lex.id(w));
+  const t2 = Int32Array.from(ref, (w) => lex.id(w));
   let identical = n1 === n2;
-  if (identical) for (let i = 0; i < n1; i++) if (test[i] !== ref[i]) { identical = false; break; }
+  if (identical) for (let i = 0; i < n1; i++) if (t1[i] !== t2[i]) { identical = false; break; }
   const modsUsed = identical ? 1 : nMod;
 
+  const add = (i: number, j: number, mod: number): void => {
+    candidates[j].push({ start: j, matchStart: i, module: mod });
+    cov1[i]++;
+    cov2[j]++;
+  };
   for (let mod = 0; mod < modsUsed; mod++) {
     const kind = cfg.modules[mod];
     if (kind === 'exact') {
-      for (let j = 0; j < n2; j++) {
-        for (let i = 0; i < n1; i++) {
-          if (test[i] === ref[j]) {
-            candidates[j].push({ start: j, matchStart: i, module: mod });
-            cov1[i]++;
-            cov2[j]++;
-          }
-        }
-      }
+      for (let j = 0; j < n2; j++) for (let i = 0; i < n1; i++) if (t1[i] === t2[j]) add(i, j, mod);
     } else if (kind === 'stem') {
-      const s1 = test.map((w) => cfg.lexicon.stem(w));
-      const s2 = ref.map((w) => cfg.lexicon.stem(w));
-      for (let j = 0; j < n2; j++) {
-        for (let i = 0; i < n1; i++) {
-          if (s1[i] === s2[j] && test[i] !== ref[j]) {
-            candidates[j].push({ start: j, matchStart: i, module: mod });
-            cov1[i]++;
-            cov2[j]++;
-          }
-        }
-      }
+      const s1 = t1.map((w) => lex.stemId(w));
+      const s2 = t2.map((w) => lex.stemId(w));
+      for (let j = 0; j < n2; j++) for (let i = 0; i < n1; i++) if (s1[i] === s2[j] && t1[i] !== t2[j]) add(i, j, mod);
     } else {
-      const y1 = test.map((w) => cfg.lexicon.synsets(w));
-      const y2 = ref.map((w) => cfg.lexicon.synsets(w));
       for (let j = 0; j < n2; j++) {
-        const sets2 = y2[j];
-        if (sets2.size === 0) continue;
-        for (let i = 0; i < n1; i++) {
-          if (test[i] === ref[j]) continue;
-          let syn = false;
-          for (const id of y1[i]) {
-            if (sets2.has(id)) {
-              syn = true;
-              break;
-            }
-          }
-          if (syn) {
-            candidates[j].push({ start: j, matchStart: i, module: mod });
-            cov1[i]++;
-            cov2[j]++;
-          }
-        }
+        for (let i = 0; i < n1; i++) if (t1[i] !== t2[j] && lex.synonymousIds(t1[i], t2[j])) add(i, j, mod);
       }
     }
   }
 
   // One-to-one, non-overlapping matches are definite.
   const fixed: Array<Match | null> = new Array(n2).fill(null);
-  const used1Init = new Uint8Array(n1);
+  const used1Init: number[] = new Array((n1 + 31) >> 5).fill(0);
   for (let j = 0; j < n2; j++) {
     if (candidates[j].length === 1) {
       const m = candidates[j][0];
       if (cov2[j] === 1 && cov1[m.matchStart] === 1) {
         fixed[j] = m;
-        used1Init[m.matchStart] = 1;
+        used1Init[m.matchStart >> 5] |= 1 << (m.matchStart & 31);
       }
     }
   }
 
-  // Beam search (Aligner.resolve)
+  // Beam search (Aligner.resolve). Each step's paths are pushed in Java's order into a bounded
+  // stable beam, which yields exactly the paths the Java code keeps after sorting.
   const aw = cfg.alignWeights;
-  let nextPaths: Path[] = [
-    { chosen: null, matches1: 0, matches2: 0, chunks: 0, idx: 0, lastMatchEnd: -1, distance: 0, used1: used1Init },
+  let beam: Path[] = [
+    {
+      chosen: null, matches1: 0, matches2: 0, chunks: 0, idx: 0, lastMatchEnd: -1, distance: 0,
+      used1: used1Init, parentUsed: null, addIdx: -1,
+    },
   ];
-  for (let current = 0; current <= n2; current++) {
-    const paths = nextPaths;
-    nextPaths = [];
-    paths.sort(compare);
-    const lim = Math.min(cfg.beamSize, paths.length);
-    for (let rank = 0; rank < lim; rank++) {
-      const path = paths[rank];
-      if (current === n2) {
-        if (path.lastMatchEnd !== -1) path.chunks++;
-        nextPaths.push(path);
-        continue;
-      }
-      const fm = fixed[current];
+  for (let current = 0; current < n2; current++) {
+    const next = new Beam(cfg.beamSize);
+    const fm = fixed[current];
+    const cands = candidates[current];
+    for (const path of beam) {
       if (fm !== null) {
         // the position is used by a fixed match (matches have length 1, so idx === current)
         path.matches1 = Math.trunc(path.matches1 + aw[fm.module]);
@@ -311,35 +362,44 @@ function alignStats(test: string[], ref: string[], cfg: Config): MeteorStats {
         path.idx = fm.start + 1;
         path.lastMatchEnd = fm.matchStart + 1;
         path.distance += Math.abs(fm.start - fm.matchStart);
-        nextPaths.push(path);
+        next.push(path);
         continue;
       }
-      for (const m of candidates[current]) {
-        if (path.used1[m.matchStart]) continue;
-        const np = copyPath(path);
-        np.used1[m.matchStart] = 1;
-        np.chosen = { m, prev: path.chosen };
-        // Java accumulates the weighted counts in int fields: `+= 1 * 0.5` truncates
-        np.matches1 = Math.trunc(np.matches1 + aw[m.module]);
-        np.matches2 = Math.trunc(np.matches2 + aw[m.module]);
-        if (np.lastMatchEnd !== -1 && m.matchStart !== np.lastMatchEnd) np.chunks++;
-        np.idx = m.start + 1;
-        np.lastMatchEnd = m.matchStart + 1;
-        // Meteor adds this distance to the path it branched from, not to the new one
-        path.distance += Math.abs(m.start - m.matchStart);
-        nextPaths.push(np);
+      if (cands.length > 0) {
+        const used = usedOf(path);
+        for (const m of cands) {
+          if (used[m.matchStart >> 5] & (1 << (m.matchStart & 31))) continue;
+          const np: Path = {
+            chosen: { m, prev: path.chosen },
+            // Java accumulates the weighted counts in int fields: `+= 1 * 0.5` truncates
+            matches1: Math.trunc(path.matches1 + aw[m.module]),
+            matches2: Math.trunc(path.matches2 + aw[m.module]),
+            chunks: path.lastMatchEnd !== -1 && m.matchStart !== path.lastMatchEnd ? path.chunks + 1 : path.chunks,
+            idx: m.start + 1,
+            lastMatchEnd: m.matchStart + 1,
+            distance: path.distance,
+            used1: null,
+            parentUsed: used,
+            addIdx: m.matchStart,
+          };
+          // Meteor adds this distance to the path it branched from, not to the new one
+          path.distance += Math.abs(m.start - m.matchStart);
+          next.push(np);
+        }
       }
       if (path.lastMatchEnd !== -1) {
         path.chunks++;
         path.lastMatchEnd = -1;
       }
       path.idx++;
-      nextPaths.push(path);
+      next.push(path);
     }
-    if (nextPaths.length === 0) nextPaths.push(paths[0]);
+    beam = next.items;
   }
-  nextPaths.sort(compare);
-  const best = nextPaths[0];
+  // Complete paths: close the last chunk, then the best after a stable sort.
+  for (const path of beam) if (path.lastMatchEnd !== -1) path.chunks++;
+  let best = beam[0];
+  for (const p of beam) if (compare(p, best) < 0) best = p;
 
   // Final alignment: fixed matches plus the chosen ones.
   const final: Array<Match | null> = fixed.slice();
