@@ -21,3 +21,5 @@ export {
 export { RadkitError, ArgumentError, DisposedError, OutOfMemoryError, NativeError, LoadError } from './errors.js';
 export { loadReport, type LoadReport } from './native.js';
 export * as ops from './ops/index.js';
+export * as metrics from './metrics/index.js';
+export * as text from './text/index.js';
