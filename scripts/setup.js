@@ -45,7 +45,7 @@ function ensureLibTorch() {
   const hasApt = spawnSync('sh', ['-c', 'command -v apt-get'], { stdio: 'ignore' }).status === 0;
   if (isRoot && hasApt) {
     log('LibTorch not found: installing Debian libtorch-dev (LibTorch 1.13, CPU) with apt');
-    run('apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libtorch-dev cmake g++ make python3 > /tmp/radkit-apt.log 2>&1 || (tail -30 /tmp/radkit-apt.log; exit 1)');
+    run('apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libtorch-dev cmake g++ make python3 > /tmp/radkit-apt.log 2>&1 || (tail -30 /tmp/radkit-apt.log; exit 1)');
     const again = findLibTorch().found;
     if (again) return again;
   }
