@@ -51,6 +51,38 @@ export interface MatmulBenchmark {
   gflops: number;
 }
 
+// ---- ops: sinkhorn / euclideanCost (native/ops/sinkhorn)
+export interface NativeSinkhornOptions {
+  epsilon: number;
+  maxIterations: number;
+  tolerance?: number;
+  a?: NativeTensor;
+  b?: NativeTensor;
+}
+
+export interface NativeSinkhornResult {
+  plan: NativeTensor;
+  distance: NativeTensor;
+  iterations: number;
+  problemIterations: number[];
+  marginalError: NativeTensor;
+}
+
+// ---- ops: memoryQuery (native/ops/memory_query)
+export interface NativeMemoryQueryOptions {
+  k: number;
+  similarity: string;
+  weighting: string;
+  heads?: number;
+  mask?: NativeTensor;
+}
+
+export interface NativeMemoryQueryResult {
+  response: NativeTensor;
+  indices: NativeTensor;
+  weights: NativeTensor;
+}
+
 export interface NativeModule {
   NativeTensor: typeof NativeTensor;
   fromTypedArray(data: ArrayBufferView, shape: number[], options?: NativeCreateOptions): NativeTensor;
@@ -71,5 +103,10 @@ export interface NativeModule {
   info(): NativeInfo;
   /** Names of the op folders compiled into this binary. */
   compiledOps: string[];
+  /** ops.sinkhorn (present when the 'sinkhorn' op is compiled in). */
+  sinkhorn(cost: NativeTensor, options: NativeSinkhornOptions): NativeSinkhornResult;
+  euclideanCost(x: NativeTensor, y: NativeTensor): NativeTensor;
+  /** ops.memoryQuery (present when the 'memory_query' op is compiled in). */
+  memoryQuery(query: NativeTensor, keys: NativeTensor, values: NativeTensor, options: NativeMemoryQueryOptions): NativeMemoryQueryResult;
   setErrorClasses(classes: Record<'argument' | 'disposed' | 'outOfMemory' | 'native', Function>): void;
 }

@@ -2,4 +2,4 @@
  * The five kernels radkit exists for (contracts: docs in each module). Each op module lives in
  * lib/ops/<name>.ts and is re-exported here as `radkit.ops.<name>`.
  */
-export {};
+export { sinkhorn, euclideanCost, type SinkhornOptions, type SinkhornResult } from './sinkhorn.js';
