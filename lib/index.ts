@@ -21,5 +21,6 @@ export {
 export { RadkitError, ArgumentError, DisposedError, OutOfMemoryError, NativeError, LoadError } from './errors.js';
 export { loadReport, type LoadReport } from './native.js';
 export * as ops from './ops/index.js';
+export * as nn from './nn/index.js';
 export * as metrics from './metrics/index.js';
 export * as text from './text/index.js';

@@ -108,5 +108,35 @@ export interface NativeModule {
   euclideanCost(x: NativeTensor, y: NativeTensor): NativeTensor;
   /** ops.memoryQuery (present when the 'memory_query' op is compiled in). */
   memoryQuery(query: NativeTensor, keys: NativeTensor, values: NativeTensor, options: NativeMemoryQueryOptions): NativeMemoryQueryResult;
+  /** nn transformer models (present when the 'decoding' op is compiled in). */
+  transformerCreate(config: object): NativeTransformerHandle;
+  transformerGenerate(
+    model: NativeTransformerHandle,
+    source: NativeTensor,
+    options: Record<string, unknown>,
+    onToken?: (event: NativeTokenEvent) => boolean,
+  ): Promise<NativeGenerateResult>;
+  transformerLogProbs(model: NativeTransformerHandle, source: NativeTensor, target: NativeTensor | null, options: Record<string, unknown>): NativeTensor;
+  transformerStateDict(model: NativeTransformerHandle): Record<string, NativeTensor>;
+  transformerLoadStateDict(model: NativeTransformerHandle, weights: Record<string, NativeTensor>, strict: boolean): void;
+  transformerInfo(model: NativeTransformerHandle): { config: Record<string, unknown>; parameterCount: number; parameterNames: string[] };
+  transformerDispose(model: NativeTransformerHandle): void;
   setErrorClasses(classes: Record<'argument' | 'disposed' | 'outOfMemory' | 'native', Function>): void;
+}
+
+/** Opaque handle of a native transformer model (an N-API external). */
+export type NativeTransformerHandle = { readonly __brand: 'NativeTransformerHandle' };
+
+export interface NativeTokenEvent {
+  step: number;
+  tokens: number[];
+  finished: boolean[];
+}
+
+export interface NativeGenerateResult {
+  tokens: number[][];
+  scores: number[];
+  finished: boolean[];
+  steps: number;
+  attention?: NativeTensor;
 }

@@ -1,0 +1,12 @@
+/** Model building blocks on native torch::nn modules: `radkit.nn.createTransformer(...)`. */
+export {
+  TransformerModel,
+  createTransformer,
+  generate,
+  type TransformerConfig,
+  type ResolvedTransformerConfig,
+  type GenerateOptions,
+  type GenerateResult,
+  type TokenEvent,
+  type TokenStream,
+} from './transformer.js';
