@@ -71,7 +71,7 @@ const RULES: MentionRule[] = [
   { obs: 'Enlarged Cardiomediastinum', re: rx(w('(?:' + MEDIA + ') ' + GAP + '(?<a>enlarged|widened|widening|enlargement|prominent)')) },
   { obs: 'Enlarged Cardiomediastinum', re: rx(w('(?<a>mediastinal (?:widening|enlargement)|enlarged cardiomediastinum|widened mediastinum)')) },
   { obs: 'Enlarged Cardiomediastinum', re: rx(w('(?:' + MEDIA + ') ' + GAP + '(?<a>' + NORMALP + ')')), fixed: 'negative' },
-  { obs: 'Enlarged Cardiomediastinum', re: rx(w('(?<a>normal) (?:' + MEDIA + ')')), fixed: 'negative' },
+  { obs: 'Enlarged Cardiomediastinum', re: rx(w('(?<a>normal) (?:[\\w-]+ ){0,3}?(?:' + MEDIA + ')')), fixed: 'negative' },
   // Cardiomegaly
   { obs: 'Cardiomegaly', re: rx(w('(?<a>cardiomegaly|cardiac enlargement)')) },
   { obs: 'Cardiomegaly', re: rx(w('(?<a>borderline) (?:' + HEART + ')')), fixed: 'uncertain' },

@@ -15,6 +15,7 @@ const CASES: Array<[string, Expect]> = [
   ['The heart is mildly enlarged.', { Cardiomegaly: 'positive' }],
   ['Moderate cardiomegaly is unchanged.', { Cardiomegaly: 'positive' }],
   ['Heart size and mediastinal contours are within normal limits.', { Cardiomegaly: 'negative', 'Enlarged Cardiomediastinum': 'negative' }],
+  ['Normal heart size and mediastinal contours.', { Cardiomegaly: 'negative', 'Enlarged Cardiomediastinum': 'negative' }],
   ['The cardiomediastinal silhouette is normal.', { 'Enlarged Cardiomediastinum': 'negative' }],
   ['The mediastinum is widened.', { 'Enlarged Cardiomediastinum': 'positive' }],
   ['Cardiac silhouette is not enlarged.', { Cardiomegaly: 'negative' }],
