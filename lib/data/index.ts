@@ -22,3 +22,22 @@ export {
   type SheetTile,
 } from './synth/index.js';
 export { sheetFromDataset } from './synth/sheet.js';
+export {
+  readR2Gen,
+  readUnpaired,
+  readJson,
+  readUtf8,
+  parseLabels,
+  DataError,
+  SPLITS,
+  type R2GenDataset,
+  type R2GenEntry,
+  type R2GenStyle,
+  type ReadR2GenOptions,
+  type DataIssue,
+  type OnError,
+  type SplitName,
+  type UnpairedDataset,
+} from './r2gen.js';
+export { loadImage, decodeResize, type ImageOptions, type DecodedImage, type FitMode } from './image.js';
+export { DataLoader, ImagePool, type Batch, type LoaderOptions } from './loader.js';
