@@ -181,7 +181,8 @@ const CUES: CueRule[] = [
     kind: 'uncpost',
     re: rx(
       w(
-        '(?:is|are) (?:suspected|questioned|possible|probable|likely|favou?red|not excluded|a consideration|considered|suggested|concerning)|may be present|could be present|is difficult to exclude|can be considered',
+        // "pneumonia is likely" hedges pneumonia; "opacity is likely atelectasis" does not hedge the opacity
+        '(?:is|are) (?:suspected|questioned|possible|probable|likely|favou?red|a consideration|considered|suggested)(?=\\s*(?:$|[,;:]|and\\b|but\\b|though\\b|although\\b))|may be present|could be present|is difficult to exclude|can be considered',
       ),
     ),
   },
@@ -189,7 +190,7 @@ const CUES: CueRule[] = [
     kind: 'uncpre',
     re: rx(
       w(
-        'possib(?:le|ly)|probabl(?:e|y)|likely|presumed|presumably|questionabl[ey]|question of|suspicious (?:for|of)|suspect(?:ed)?|suspicion (?:for|of)|suggest(?:s|ive of|ing)?|concerning for|concern for|worrisome for|worrisome|may(?: represent| reflect| indicate| be| have)?|might(?: represent| reflect| be)?|could(?: represent| reflect| indicate| be)?|can represent|differential(?: diagnosis)?(?: includes?)?|consider(?:ed)?|consideration of|cannot distinguish|indeterminate|equivocal|borderline|evaluate for|assess for|rule out|r\\/o|to exclude|not clearly distinguished|raises the possibility of|perhaps|uncertain|atypical|superimposed',
+        'possib(?:le|ly)|probabl(?:e|y)|likely|presumed|presumably|questionabl[ey]|question of|suspicious (?:for|of)|suspect(?:ed)?|suspicion (?:for|of)|suggest(?:s|ive of|ing)?|concerning for|concern for|worrisome for|worrisome|may(?: represent| reflect| indicate| be| have)?|might(?: represent| reflect| be)?|could(?: represent| reflect| indicate| be)?|can represent|differential(?: diagnosis)?(?: includes?)?|consider(?:ed)?|consideration of|cannot distinguish|indeterminate|equivocal|borderline|evaluate for|assess for|rule out|r\\/o|to exclude|not clearly distinguished|raises the possibility of|perhaps|uncertain|atypical|superimposed|apparent',
       ),
     ),
   },

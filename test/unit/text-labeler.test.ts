@@ -62,6 +62,15 @@ const CASES: Array<[string, Expect]> = [
   ['Sternotomy wires are intact.', { 'Support Devices': 'positive' }],
   ['No pericardial effusion is seen.', {}],
   ['Kerley B lines are present, consistent with interstitial edema.', { Edema: 'positive' }],
+  ['Opacity at the right base is concerning for aspiration or pneumonia.', { 'Lung Opacity': 'positive', Pneumonia: 'uncertain' }],
+  ['Right basilar opacity is likely atelectasis.', { 'Lung Opacity': 'positive', Atelectasis: 'uncertain' }],
+  ['Pneumonia is not excluded.', { Pneumonia: 'uncertain' }],
+  ['No new consolidation.', { Consolidation: 'negative' }],
+  ['Interval removal of the endotracheal tube.', { 'Support Devices': 'negative' }],
+  ['Left lower lobe collapse.', { Atelectasis: 'positive' }],
+  ['Persistent small bilateral pleural effusions with adjacent atelectasis.', { 'Pleural Effusion': 'positive', Atelectasis: 'positive' }],
+  ['Unchanged position of the left chest tube; the tiny apical pneumothorax has resolved.', { 'Support Devices': 'positive', Pneumothorax: 'negative' }],
+  ['Minimal patchy opacity in the left lower lobe may represent atelectasis, although pneumonia cannot be excluded.', { 'Lung Opacity': 'positive', Atelectasis: 'uncertain', Pneumonia: 'uncertain' }],
   ['The right lung is clear; there is a small left effusion.', { 'Lung Opacity': 'negative', 'Pleural Effusion': 'positive' }],
 ];
 
