@@ -107,6 +107,7 @@ export class ImagePool {
         const p = this.pending.get(m.id);
         if (!p) return;
         this.pending.delete(m.id);
+        if (this.pending.size === 0) for (const x of this.workers) x.unref(); // idle: never keep the process alive
         if (m.ok) p.resolve(m.data!);
         else p.reject(new Error(m.error));
       });
@@ -125,6 +126,7 @@ export class ImagePool {
     if (this.closed) return Promise.reject(new Error('image pool is closed'));
     const id = this.nextId++;
     const w = this.workers[this.rr++ % this.workers.length];
+    if (this.pending.size === 0) for (const x of this.workers) x.ref(); // work pending: keep the process alive
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
       w.postMessage({ id, path, opts });
