@@ -41,6 +41,7 @@ export function renderLateral(r: Rng, findings: Finding[], size: number): { widt
   const tex = new Noise(r, 24);
   const tex2 = new Noise(r, 7);
   const pixels = new Uint8Array(S * S);
+  const G = GAUSS;
   const c = Math.cos(tilt);
   const s = Math.sin(tilt);
   for (let py = 0; py < S; py++) {
@@ -72,20 +73,23 @@ export function renderLateral(r: Rng, findings: Finding[], size: number): { widt
       const q = 1 - Math.abs(2 * tex.at(u, v) - 1);
       const q3 = q * q * q;
       I -= 0.33 * lung * (0.85 + 0.3 * tex2.at(u, v) - 0.25 * smooth(0.45, 0.75, v)) - 0.08 * lung * q3 * q3;
-      for (const b of blobs) {
+      if (lung > 0)
+        for (const b of blobs) {
         const d = Math.sqrt((u - b.u) * (u - b.u) + (v - b.v) * (v - b.v));
         I += b.k * (b.round ? smooth(b.rr + 0.006, b.rr - 0.006, d) : Math.exp(-(d * d) / (2 * b.rr * b.rr))) * lung;
       }
       // spine: vertebral bodies posteriorly, with disc spaces
-      const sp = smooth(0.7, 0.72, u) * smooth(0.8, 0.78, u);
-      I += sp * (0.07 + 0.04 * Math.cos((v * 6.283) / 0.05)) * body;
+      if (u > 0.7 && u < 0.8) {
+        const sp = smooth(0.7, 0.72, u) * smooth(0.8, 0.78, u);
+        I += sp * (0.07 + 0.04 * Math.cos((v * 6.283) / 0.05)) * body;
+      }
       // sternum
       I += 0.12 * smooth(ant + 0.035, ant + 0.02, u) * smooth(ant - 0.005, ant + 0.01, u) * smooth(0.2, 0.25, v) * smooth(0.62, 0.55, v);
       if (devices) {
         const gd = Math.abs(u - (ant + 0.03)) + Math.abs(v - 0.22) * 1.4;
         if (gd < 0.03) I = Math.max(I, 0.95);
       }
-      const out = clamp((I - 0.03) * gain, 0, 1) + noiseSd * GAUSS[(r.next() * 65536) | 0];
+      const out = clamp((I - 0.03) * gain, 0, 1) + noiseSd * G[(r.next() * 65536) | 0];
       pixels[py * S + px] = clamp(Math.round(out * 255), 0, 255);
     }
   }
