@@ -24,3 +24,4 @@ export * as ops from './ops/index.js';
 export * as nn from './nn/index.js';
 export * as metrics from './metrics/index.js';
 export * as text from './text/index.js';
+export * as data from './data/index.js';

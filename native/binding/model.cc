@@ -1,0 +1,427 @@
+// NativeModel: the JS handle of one System (native/models/system.h) with its optimizer.
+// Training steps, evaluation, generation and checkpoint I/O run on worker threads (PromiseWorker);
+// a model serves one such call at a time (ERR_BUSY otherwise), so JS cannot race the worker.
+#include <torch/optim/adam.h>
+#include <torch/optim/adamw.h>
+#include <torch/serialize/archive.h>
+
+#include <atomic>
+#include <cmath>
+
+#include "../models/system.h"
+#include "async.h"
+#include "bindings.h"
+#include "registry.h"
+#include "tensor.h"
+
+namespace radkit {
+namespace {
+
+Config configArg(Napi::Value v, const char* fn) {
+  Config c;
+  if (v.IsUndefined() || v.IsNull()) return c;
+  if (!v.IsObject() || v.IsArray()) argError("ERR_INVALID_ARG", "config must be an object, got ", describeJs(v));
+  Napi::Object o = v.As<Napi::Object>();
+  Napi::Array keys = o.GetPropertyNames();
+  for (uint32_t i = 0; i < keys.Length(); ++i) {
+    std::string k = keys.Get(i).As<Napi::String>().Utf8Value();
+    Napi::Value x = o.Get(k);
+    if (x.IsNumber()) c.numbers[k] = numberArg(x, fn, ("config." + k).c_str());
+    else if (x.IsBoolean()) c.numbers[k] = x.As<Napi::Boolean>().Value() ? 1.0 : 0.0;
+    else if (x.IsString()) c.strings[k] = x.As<Napi::String>().Utf8Value();
+    else if (x.IsArray()) {
+      Napi::Array a = x.As<Napi::Array>();
+      std::vector<double> vals;
+      for (uint32_t j = 0; j < a.Length(); ++j) vals.push_back(numberArg(a.Get(j), fn, ("config." + k + "[]").c_str()));
+      c.arrays[k] = vals;
+    } else if (!x.IsUndefined() && !x.IsNull()) {
+      argError("ERR_INVALID_ARG", "config.", k, " must be a number, boolean, string or number array, got ", describeJs(x));
+    }
+  }
+  return c;
+}
+
+Batch batchArg(Napi::Value v, const char* fn) {
+  if (!v.IsObject() || v.IsArray()) argError("ERR_INVALID_ARG", "batch must be an object { images?, tokens?, labels? }, got ", describeJs(v));
+  Napi::Object o = v.As<Napi::Object>();
+  auto field = [&](const char* name) -> at::Tensor {
+    Napi::Value x = o.Get(name);
+    if (x.IsUndefined() || x.IsNull()) return {};
+    if (!NativeTensor::IsInstance(x)) argError("ERR_INVALID_ARG", "batch.", name, " must be a Tensor, got ", describeJs(x));
+    return Napi::ObjectWrap<NativeTensor>::Unwrap(x.As<Napi::Object>())->tensor(fn);
+  };
+  Batch b;
+  b.images = field("images");
+  b.tokens = field("tokens");
+  b.labels = field("labels");
+  if (b.images.defined() && (b.images.dim() != 5 || !at::isFloatingType(b.images.scalar_type())))
+    argError("ERR_SHAPE", "batch.images must be a floating-point [B, V, 1, H, W] tensor, got ", dtypeName(b.images.scalar_type()), " ", shapeString(b.images.sizes()));
+  if (b.tokens.defined() && (b.tokens.dim() != 2 || b.tokens.scalar_type() != at::kLong))
+    argError("ERR_SHAPE", "batch.tokens must be an int64 [B, T] tensor, got ", dtypeName(b.tokens.scalar_type()), " ", shapeString(b.tokens.sizes()));
+  if (b.labels.defined() && (b.labels.dim() != 2 || b.labels.scalar_type() != at::kLong))
+    argError("ERR_SHAPE", "batch.labels must be an int64 [B, 14] tensor, got ", dtypeName(b.labels.scalar_type()), " ", shapeString(b.labels.sizes()));
+  int64_t B = b.images.defined() ? b.images.size(0) : b.tokens.defined() ? b.tokens.size(0) : -1;
+  for (const at::Tensor* t : {&b.tokens, &b.labels})
+    if (t->defined() && B >= 0 && t->size(0) != B)
+      argError("ERR_SHAPE", "batch fields disagree on the batch size: ", B, " vs ", t->size(0));
+  return b;
+}
+
+// Global L2 norm of all gradients; scales them down to maxNorm when above it. Returns the norm before clipping.
+double clipGradNorm(const std::vector<at::Tensor>& params, double maxNorm) {
+  double total = 0;
+  for (auto& p : params)
+    if (p.grad().defined()) total += p.grad().detach().to(at::kDouble).pow(2).sum().item<double>();
+  total = std::sqrt(total);
+  if (maxNorm > 0 && total > maxNorm) {
+    double scale = maxNorm / (total + 1e-6);
+    for (auto& p : params)
+      if (p.grad().defined()) p.grad().detach().mul_(scale);
+  }
+  return total;
+}
+
+Napi::Object partsToJs(Napi::Env env, const LossParts& parts) {
+  Napi::Object o = Napi::Object::New(env);
+  for (auto& [k, v] : parts) o.Set(k, Napi::Number::New(env, v));
+  return o;
+}
+
+class NativeModel : public Napi::ObjectWrap<NativeModel> {
+ public:
+  static Napi::FunctionReference* ctor;
+
+  static void Define(Napi::Env env, Napi::Object exports) {
+    Napi::Function fn = DefineClass(env, "NativeModel",
+                                    {
+                                        InstanceMethod("kind", &NativeModel::Kind),
+                                        InstanceMethod("parameterCount", &NativeModel::ParameterCount),
+                                        InstanceMethod("setupOptimizer", &NativeModel::SetupOptimizer),
+                                        InstanceMethod("setLearningRates", &NativeModel::SetLearningRates),
+                                        InstanceMethod("trainStep", &NativeModel::TrainStep),
+                                        InstanceMethod("evalLoss", &NativeModel::EvalLoss),
+                                        InstanceMethod("initializeFromData", &NativeModel::InitializeFromData),
+                                        InstanceMethod("generate", &NativeModel::Generate),
+                                        InstanceMethod("save", &NativeModel::Save),
+                                        InstanceMethod("load", &NativeModel::Load),
+                                        InstanceMethod("dispose", &NativeModel::Dispose),
+                                        InstanceMethod("isDisposed", &NativeModel::IsDisposed),
+                                    });
+    ctor = new Napi::FunctionReference(Napi::Persistent(fn));
+    exports.Set("NativeModel", fn);
+    exports.Set("createModel", Napi::Function::New(env, Create, "createModel"));
+    exports.Set("modelKinds", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
+      Napi::Array a = Napi::Array::New(info.Env());
+      uint32_t i = 0;
+      for (auto& [k, f] : systemRegistry()) a.Set(i++, k);
+      return a;
+    }, "modelKinds"));
+  }
+
+  explicit NativeModel(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeModel>(info) {}
+
+ private:
+  static Napi::Value Create(const Napi::CallbackInfo& info) {
+    const char* fn = "createModel";
+    return guarded(info, fn, [&]() -> Napi::Value {
+      if (!info[0].IsString()) argError("ERR_INVALID_ARG", "kind must be a string, got ", describeJs(info[0]));
+      std::string kind = info[0].As<Napi::String>().Utf8Value();
+      auto it = systemRegistry().find(kind);
+      if (it == systemRegistry().end()) {
+        std::string known;
+        for (auto& [k, f] : systemRegistry()) known += (known.empty() ? "" : ", ") + k;
+        argError("ERR_INVALID_ARG", "unknown model kind '", kind, "' (this build has: ", known.empty() ? "none" : known, ")");
+      }
+      Config config = configArg(info[1], fn);
+      Napi::Object obj = ctor->New({});
+      NativeModel* self = Unwrap(obj);
+      self->system_ = it->second(config);
+      return obj;
+    });
+  }
+
+  System& system(const char* fn) {
+    if (!system_) fail(ErrorKind::Disposed, "ERR_DISPOSED", "model was disposed; it can no longer be used");
+    return *system_;
+  }
+
+  // Claims the model for one worker call; released when the returned guard's call settles.
+  std::shared_ptr<void> claim(const char* fn) {
+    system(fn);
+    bool expected = false;
+    if (!busy_.compare_exchange_strong(expected, true))
+      fail(ErrorKind::Argument, "ERR_BUSY", "the model is already running a training step, evaluation, generation or I/O; await it first");
+    return std::shared_ptr<void>(nullptr, [this](void*) { busy_ = false; });
+  }
+
+  Napi::Value Kind(const Napi::CallbackInfo& info) {
+    return guarded(info, "Model.kind", [&]() -> Napi::Value { return Napi::String::New(info.Env(), system("Model.kind").kind()); });
+  }
+
+  Napi::Value ParameterCount(const Napi::CallbackInfo& info) {
+    return guarded(info, "Model.parameterCount", [&]() -> Napi::Value {
+      int64_t n = 0;
+      for (auto& p : system("Model.parameterCount").parameters()) n += p.numel();
+      return Napi::Number::New(info.Env(), static_cast<double>(n));
+    });
+  }
+
+  // setupOptimizer({ kind: 'adam'|'adamw', lr, visualLr?, weightDecay?, beta1?, beta2?, eps? })
+  Napi::Value SetupOptimizer(const Napi::CallbackInfo& info) {
+    const char* fn = "Model.setupOptimizer";
+    return guarded(info, fn, [&]() -> Napi::Value {
+      System& sys = system(fn);
+      if (busy_) fail(ErrorKind::Argument, "ERR_BUSY", "the model is busy; await its running call first");
+      Config c = configArg(info[0], fn);
+      std::string kind = c.str("kind", "adam");
+      if (kind != "adam" && kind != "adamw") argError("ERR_INVALID_ARG", "optimizer kind must be 'adam' or 'adamw', got '", kind, "'");
+      double lr = c.num("lr", 1e-4), visualLr = c.num("visualLr", lr);
+      if (!(lr > 0) || !(visualLr > 0)) argError("ERR_INVALID_ARG", "learning rates must be > 0, got lr ", lr, " and visualLr ", visualLr);
+      double wd = c.num("weightDecay", kind == "adamw" ? 0.01 : 0.0);
+      double b1 = c.num("beta1", 0.9), b2 = c.num("beta2", 0.999), eps = c.num("eps", 1e-8);
+      // Group 0: the visual extractor (own learning rate), group 1: everything else.
+      std::vector<at::Tensor> visual, rest;
+      std::string prefix = sys.visualPrefix();
+      for (auto& kv : sys.named_parameters()) {
+        if (!kv.value().requires_grad()) continue;
+        (!prefix.empty() && kv.key().rfind(prefix, 0) == 0 ? visual : rest).push_back(kv.value());
+      }
+      std::vector<torch::optim::OptimizerParamGroup> groups;
+      if (kind == "adam") {
+        auto mk = [&](double l) { return std::make_unique<torch::optim::AdamOptions>(torch::optim::AdamOptions(l).betas({b1, b2}).eps(eps).weight_decay(wd)); };
+        groups.emplace_back(visual, mk(visualLr));
+        groups.emplace_back(rest, mk(lr));
+        optimizer_ = std::make_unique<torch::optim::Adam>(groups, torch::optim::AdamOptions(lr));
+      } else {
+        auto mk = [&](double l) { return std::make_unique<torch::optim::AdamWOptions>(torch::optim::AdamWOptions(l).betas({b1, b2}).eps(eps).weight_decay(wd)); };
+        groups.emplace_back(visual, mk(visualLr));
+        groups.emplace_back(rest, mk(lr));
+        optimizer_ = std::make_unique<torch::optim::AdamW>(groups, torch::optim::AdamWOptions(lr));
+      }
+      Napi::Object r = Napi::Object::New(info.Env());
+      r.Set("visualParameters", Napi::Number::New(info.Env(), static_cast<double>(visual.size())));
+      r.Set("otherParameters", Napi::Number::New(info.Env(), static_cast<double>(rest.size())));
+      return r;
+    });
+  }
+
+  static void setGroupLr(torch::optim::OptimizerParamGroup& g, double lr) {
+    auto& o = g.options();
+    if (auto* a = dynamic_cast<torch::optim::AdamOptions*>(&o)) a->lr(lr);
+    else if (auto* w = dynamic_cast<torch::optim::AdamWOptions*>(&o)) w->lr(lr);
+  }
+
+  Napi::Value SetLearningRates(const Napi::CallbackInfo& info) {
+    const char* fn = "Model.setLearningRates";
+    return guarded(info, fn, [&]() -> Napi::Value {
+      system(fn);
+      if (!optimizer_) argError("ERR_INVALID_ARG", "call setupOptimizer first");
+      double lr = numberArg(info[0], fn, "lr"), visualLr = numberArg(info[1], fn, "visualLr");
+      if (lr < 0 || visualLr < 0) argError("ERR_INVALID_ARG", "learning rates must be >= 0");
+      setGroupLr(optimizer_->param_groups()[0], visualLr);
+      setGroupLr(optimizer_->param_groups()[1], lr);
+      return info.Env().Undefined();
+    });
+  }
+
+  struct StepOut {
+    double loss = 0, gradNorm = 0;
+    LossParts parts;
+  };
+
+  // trainStep(batch, { clipNorm? }) -> Promise<{ loss, gradNorm, parts }>
+  Napi::Value TrainStep(const Napi::CallbackInfo& info) {
+    const char* fn = "Model.trainStep";
+    return guarded(info, fn, [&]() -> Napi::Value {
+      if (!optimizer_) argError("ERR_INVALID_ARG", "call setupOptimizer before trainStep");
+      Batch batch = batchArg(info[0], fn);
+      Config opts = configArg(info[1], fn);
+      double clip = opts.num("clipNorm", 0.0);
+      auto hold = claim(fn);
+      auto sys = system_;
+      torch::optim::Optimizer* opt = optimizer_.get();
+      return PromiseWorker<StepOut>::Start(
+          info.Env(), fn,
+          [sys, opt, batch, clip, hold]() {
+            c10::AutoGradMode grad(true);
+            sys->train(true);
+            opt->zero_grad();
+            StepOut out;
+            at::Tensor loss = sys->loss(batch, out.parts);
+            out.loss = loss.item<double>();
+            if (!std::isfinite(out.loss)) fail(ErrorKind::Native, "ERR_NOT_FINITE", "training loss is ", out.loss, "; the step was not applied (lower the learning rate or clip gradients)");
+            loss.backward();
+            std::vector<at::Tensor> params;
+            for (auto& g : opt->param_groups())
+              for (auto& p : g.params()) params.push_back(p);
+            out.gradNorm = clipGradNorm(params, clip);
+            opt->step();
+            return out;
+          },
+          [](Napi::Env env, StepOut& o) -> Napi::Value {
+            Napi::Object r = Napi::Object::New(env);
+            r.Set("loss", o.loss);
+            r.Set("gradNorm", o.gradNorm);
+            r.Set("parts", partsToJs(env, o.parts));
+            return r;
+          });
+    });
+  }
+
+  Napi::Value EvalLoss(const Napi::CallbackInfo& info) {
+    const char* fn = "Model.evalLoss";
+    return guarded(info, fn, [&]() -> Napi::Value {
+      Batch batch = batchArg(info[0], fn);
+      auto hold = claim(fn);
+      auto sys = system_;
+      return PromiseWorker<StepOut>::Start(
+          info.Env(), fn,
+          [sys, batch, hold]() {
+            c10::AutoGradMode grad(false);
+            sys->train(false);
+            StepOut out;
+            out.loss = sys->loss(batch, out.parts).item<double>();
+            return out;
+          },
+          [](Napi::Env env, StepOut& o) -> Napi::Value {
+            Napi::Object r = Napi::Object::New(env);
+            r.Set("loss", o.loss);
+            r.Set("parts", partsToJs(env, o.parts));
+            return r;
+          });
+    });
+  }
+
+  Napi::Value InitializeFromData(const Napi::CallbackInfo& info) {
+    const char* fn = "Model.initializeFromData";
+    return guarded(info, fn, [&]() -> Napi::Value {
+      if (!info[0].IsArray()) argError("ERR_INVALID_ARG", "batches must be an array, got ", describeJs(info[0]));
+      Napi::Array arr = info[0].As<Napi::Array>();
+      std::vector<Batch> batches;
+      for (uint32_t i = 0; i < arr.Length(); ++i) batches.push_back(batchArg(arr.Get(i), fn));
+      auto hold = claim(fn);
+      auto sys = system_;
+      return PromiseWorker<bool>::Start(
+          info.Env(), fn,
+          [sys, batches, hold]() {
+            c10::AutoGradMode grad(false);
+            sys->train(false);
+            sys->initializeFromData(batches);
+            return true;
+          },
+          [](Napi::Env env, bool&) -> Napi::Value { return env.Undefined(); });
+    });
+  }
+
+  Napi::Value Generate(const Napi::CallbackInfo& info) {
+    const char* fn = "Model.generate";
+    return guarded(info, fn, [&]() -> Napi::Value {
+      GenerateRequest req;
+      req.batch = batchArg(info[0], fn);
+      if (!req.batch.images.defined()) argError("ERR_INVALID_ARG", "batch.images is required for generation");
+      Config o = configArg(info[1], fn);
+      req.method = o.str("method", "beam");
+      if (req.method != "greedy" && req.method != "beam" && req.method != "sample")
+        argError("ERR_INVALID_ARG", "method must be 'greedy', 'beam' or 'sample', got '", req.method, "'");
+      req.beams = o.integer("beams", req.method == "beam" ? 3 : 1);
+      req.maxLength = o.integer("maxLength", 60);
+      req.minLength = o.integer("minLength", 0);
+      req.noRepeatNgram = o.integer("noRepeatNgram", 0);
+      req.topK = o.integer("topK", 0);
+      req.lengthPenalty = o.num("lengthPenalty", 1.0);
+      req.repetitionPenalty = o.num("repetitionPenalty", 1.0);
+      req.temperature = o.num("temperature", 1.0);
+      req.topP = o.num("topP", 1.0);
+      if (o.numbers.count("seed")) {
+        req.hasSeed = true;
+        req.seed = static_cast<uint64_t>(o.num("seed", 0));
+      }
+      req.labelSource = o.str("labelSource", "");
+      if (req.beams < 1 || req.beams > 64) argError("ERR_INVALID_ARG", "beams must be in [1, 64], got ", req.beams);
+      if (req.maxLength < 1 || req.maxLength > 4096) argError("ERR_INVALID_ARG", "maxLength must be in [1, 4096], got ", req.maxLength);
+      auto hold = claim(fn);
+      auto sys = system_;
+      return PromiseWorker<Generated>::Start(
+          info.Env(), fn,
+          [sys, req, hold]() {
+            c10::AutoGradMode grad(false);
+            sys->train(false);
+            return sys->generate(req);
+          },
+          [](Napi::Env env, Generated& g) -> Napi::Value {
+            Napi::Object r = Napi::Object::New(env);
+            r.Set("tokens", NativeTensor::Wrap(env, g.tokens));
+            r.Set("scores", NativeTensor::Wrap(env, g.scores));
+            Napi::Object extras = Napi::Object::New(env);
+            for (auto& [k, t] : g.extras) extras.Set(k, NativeTensor::Wrap(env, t));
+            r.Set("extras", extras);
+            return r;
+          });
+    });
+  }
+
+  // save(weightsPath, optimizerPath?) / load(weightsPath, optimizerPath?): LibTorch archives.
+  Napi::Value Save(const Napi::CallbackInfo& info) { return io(info, true); }
+  Napi::Value Load(const Napi::CallbackInfo& info) { return io(info, false); }
+
+  Napi::Value io(const Napi::CallbackInfo& info, bool saving) {
+    const char* fn = saving ? "Model.save" : "Model.load";
+    return guarded(info, fn, [&]() -> Napi::Value {
+      if (!info[0].IsString()) argError("ERR_INVALID_ARG", "weightsPath must be a string, got ", describeJs(info[0]));
+      std::string weights = info[0].As<Napi::String>().Utf8Value();
+      std::string optim;
+      if (info.Length() > 1 && info[1].IsString()) optim = info[1].As<Napi::String>().Utf8Value();
+      if (!optim.empty() && !optimizer_) argError("ERR_INVALID_ARG", "optimizer state path given but the model has no optimizer (call setupOptimizer first)");
+      auto hold = claim(fn);
+      auto sys = system_;
+      torch::optim::Optimizer* opt = optimizer_.get();
+      return PromiseWorker<bool>::Start(
+          info.Env(), fn,
+          [sys, opt, weights, optim, saving, hold]() {
+            if (saving) {
+              torch::serialize::OutputArchive a;
+              sys->save(a);
+              a.save_to(weights);
+              if (!optim.empty()) {
+                torch::serialize::OutputArchive o;
+                opt->save(o);
+                o.save_to(optim);
+              }
+            } else {
+              torch::serialize::InputArchive a;
+              a.load_from(weights);
+              sys->load(a);
+              if (!optim.empty()) {
+                torch::serialize::InputArchive o;
+                o.load_from(optim);
+                opt->load(o);
+              }
+            }
+            return true;
+          },
+          [](Napi::Env env, bool&) -> Napi::Value { return env.Undefined(); });
+    });
+  }
+
+  Napi::Value Dispose(const Napi::CallbackInfo& info) {
+    return guarded(info, "Model.dispose", [&]() -> Napi::Value {
+      if (busy_) fail(ErrorKind::Argument, "ERR_BUSY", "the model is running a call; await it before dispose()");
+      optimizer_.reset();
+      system_.reset();
+      return info.Env().Undefined();
+    });
+  }
+
+  Napi::Value IsDisposed(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), !system_); }
+
+  std::shared_ptr<System> system_;
+  std::unique_ptr<torch::optim::Optimizer> optimizer_;
+  std::atomic<bool> busy_{false};
+};
+
+Napi::FunctionReference* NativeModel::ctor = nullptr;
+
+OpRegistrar reg("models", [](Napi::Env env, Napi::Object exports) { NativeModel::Define(env, exports); });
+
+}  // namespace
+}  // namespace radkit
