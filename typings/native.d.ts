@@ -83,6 +83,40 @@ export interface NativeMemoryQueryResult {
   weights: NativeTensor;
 }
 
+// ---- ops: adaptivePatchSample / maxSimilarity (native/ops/adaptive_patch, native/ops/max_similarity)
+export interface NativeMaxSimilarityOptions {
+  imageMask?: NativeTensor;
+  textMask?: NativeTensor;
+  returnArgmax?: boolean;
+}
+
+export interface NativeMaxSimilarityResult {
+  imageToText: NativeTensor;
+  textToImage: NativeTensor;
+  imageToTextArgmax?: NativeTensor;
+  textToImageArgmax?: NativeTensor;
+}
+
+/** exports.testing: test and benchmark helpers of the kernels of issue 3 (not public API). */
+export interface NativeKernels1Testing {
+  adaptivePatchSampleReference(features: NativeTensor, boxes: NativeTensor, points: number): NativeTensor;
+  maxSimilarityReference(image: NativeTensor, text: NativeTensor, imageMask?: NativeTensor, textMask?: NativeTensor): Required<NativeMaxSimilarityResult>;
+  maxSimilarityRaw(image: NativeTensor, text: NativeTensor, imageMask?: NativeTensor, textMask?: NativeTensor): Required<NativeMaxSimilarityResult>;
+  backwardMany(outputs: NativeTensor[], gradOutputs: NativeTensor[]): void;
+  nonContiguous(t: NativeTensor): NativeTensor;
+  isContiguous(t: NativeTensor): boolean;
+  allocTrackerReset(): { current: number };
+  allocTrackerRead(): { current: number; peak: number };
+  adaPatchStep0(options: { batch: number; channels: number; height: number; width: number; stride: number; points: number; outDim: number; dtype?: NativeDtype }): {
+    boxes: NativeTensor;
+    fixedBoxes: NativeTensor;
+    tokenShape: number[];
+    maxTokenDiff: number;
+    gradNorms: Record<'f1' | 'f2' | 'f3' | 'f4' | 'f5' | 'features', number>;
+    parameters: number;
+  };
+}
+
 export interface NativeModule {
   NativeTensor: typeof NativeTensor;
   fromTypedArray(data: ArrayBufferView, shape: number[], options?: NativeCreateOptions): NativeTensor;
@@ -122,6 +156,10 @@ export interface NativeModule {
   transformerInfo(model: NativeTransformerHandle): { config: Record<string, unknown>; parameterCount: number; parameterNames: string[] };
   transformerDispose(model: NativeTransformerHandle): void;
   setErrorClasses(classes: Record<'argument' | 'disposed' | 'outOfMemory' | 'native', Function>): void;
+  /** ops.adaptivePatchSample (present when the 'adaptive_patch' op is compiled in). */
+  adaptivePatchSample(features: NativeTensor, boxes: NativeTensor, options: { points: number }): NativeTensor;
+  /** ops.maxSimilarity (present when the 'max_similarity' op is compiled in). */
+  maxSimilarity(image: NativeTensor, text: NativeTensor, options?: NativeMaxSimilarityOptions): NativeMaxSimilarityResult;
 }
 
 /** Opaque handle of a native transformer model (an N-API external). */

@@ -3,3 +3,5 @@
  * lib/ops/<name>.ts and is re-exported here as `radkit.ops.<name>`.
  */
 export { sinkhorn, euclideanCost, type SinkhornOptions, type SinkhornResult } from './sinkhorn.js';
+export { adaptivePatchSample, type AdaptivePatchSampleOptions } from './adaptivePatchSample.js';
+export { maxSimilarity, type MaxSimilarityOptions, type MaxSimilarityResult } from './maxSimilarity.js';

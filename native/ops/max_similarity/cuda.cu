@@ -1,0 +1,190 @@
+// CUDA kernels of maxSimilarity (raw pointers; compiles with nvcc alone). The similarity block S of a
+// few images comes from cuBLAS (ATen matmul in the glue, sized to O(Bi * Bt * (N + K)) elements);
+// these kernels do the masked maxima with lowest-index ties and the arg-max-routed backward.
+//   rowMax: one thread per (image, text, patch), scanning the text's words in ascending order.
+//   colMax: one thread per (image, text, word), scanning patches in ascending order (coalesced).
+//   backward: gathers without atomics (grad_image from imageToText, grad_text from textToImage) and
+//   scatters with atomicAdd for the other halves.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include "cuda_launch.h"
+
+namespace radkit {
+namespace maxsim_cuda {
+namespace {
+
+__device__ __forceinline__ float ld(const float* p, long long i) { return p[i]; }
+__device__ __forceinline__ double ld(const double* p, long long i) { return p[i]; }
+__device__ __forceinline__ float ld(const __half* p, long long i) { return __half2float(p[i]); }
+__device__ __forceinline__ float ld(const __nv_bfloat16* p, long long i) { return __bfloat162float(p[i]); }
+
+template <typename A>
+__device__ __forceinline__ A negInf();
+template <>
+__device__ __forceinline__ float negInf<float>() { return -__int_as_float(0x7f800000); }
+template <>
+__device__ __forceinline__ double negInf<double>() { return -__longlong_as_double(0x7ff0000000000000LL); }
+
+#define GRID_STRIDE(e, total) \
+  for (long long e = blockIdx.x * (long long)blockDim.x + threadIdx.x; e < (total); e += (long long)gridDim.x * blockDim.x)
+
+template <typename A>
+__global__ void rowMaxKernel(const A* __restrict__ S, const bool* __restrict__ tmask, long long Ib, long long N,
+                             long long Bt, long long K, A* __restrict__ val, long long* __restrict__ idx) {
+  GRID_STRIDE(e, Ib * Bt * N) {
+    const long long n = e % N, j = (e / N) % Bt, il = e / (N * Bt);
+    const A* row = S + (il * N + n) * Bt * K + j * K;
+    A best = negInf<A>();
+    long long arg = -1;
+    for (long long k = 0; k < K; ++k) {
+      if (tmask && !tmask[j * K + k]) continue;
+      const A v = row[k];
+      if (v > best || arg < 0) { best = v; arg = k; }
+    }
+    val[e] = best;
+    idx[e] = arg;
+  }
+}
+
+template <typename A>
+__global__ void colMaxKernel(const A* __restrict__ S, const bool* __restrict__ imask, long long Ib, long long N,
+                             long long Bt, long long K, A* __restrict__ val, long long* __restrict__ idx) {
+  GRID_STRIDE(e, Ib * Bt * K) {
+    const long long col = e % (Bt * K), il = e / (Bt * K);
+    A best = negInf<A>();
+    long long arg = -1;
+    for (long long n = 0; n < N; ++n) {
+      if (imask && !imask[il * N + n]) continue;
+      const A v = S[(il * N + n) * Bt * K + col];
+      if (v > best || arg < 0) { best = v; arg = n; }
+    }
+    val[e] = best;
+    idx[e] = arg;
+  }
+}
+
+// gi[i, n, d] += sum_j c1[i, j] * txt[j, argN2K[i, j, n], d]
+template <typename A, typename T>
+__global__ void gatherImage(const A* c1, const T* txt, const long long* argN2K, long long Bi, long long N, long long Bt,
+                            long long K, long long D, A* gi) {
+  GRID_STRIDE(e, Bi * N * D) {
+    const long long d = e % D, n = (e / D) % N, i = e / (D * N);
+    A s = A(0);
+    for (long long j = 0; j < Bt; ++j) {
+      const long long a = argN2K[(i * Bt + j) * N + n];
+      const A c = c1[i * Bt + j];
+      if (a >= 0 && c != A(0)) s += c * A(ld(txt, (j * K + a) * D + d));
+    }
+    gi[e] += s;
+  }
+}
+
+// gt[j, k, d] += sum_i c2[i, j] * img[i, argK2N[i, j, k], d]
+template <typename A, typename T>
+__global__ void gatherText(const A* c2, const T* img, const long long* argK2N, long long Bi, long long N, long long Bt,
+                           long long K, long long D, A* gt) {
+  GRID_STRIDE(e, Bt * K * D) {
+    const long long d = e % D, k = (e / D) % K, j = e / (D * K);
+    A s = A(0);
+    for (long long i = 0; i < Bi; ++i) {
+      const long long b = argK2N[(i * Bt + j) * K + k];
+      const A c = c2[i * Bt + j];
+      if (b >= 0 && c != A(0)) s += c * A(ld(img, (i * N + b) * D + d));
+    }
+    gt[e] += s;
+  }
+}
+
+// gi[i, argK2N[i, j, k], d] += c2[i, j] * txt[j, k, d]
+template <typename A, typename T>
+__global__ void scatterImage(const A* c2, const T* txt, const long long* argK2N, long long Bi, long long N, long long Bt,
+                             long long K, long long D, A* gi) {
+  GRID_STRIDE(e, Bi * Bt * K * D) {
+    const long long d = e % D, ijk = e / D, k = ijk % K, ij = ijk / K, j = ij % Bt, i = ij / Bt;
+    const long long b = argK2N[ijk];
+    const A c = c2[ij];
+    if (b >= 0 && c != A(0)) atomicAdd(gi + (i * N + b) * D + d, c * A(ld(txt, (j * K + k) * D + d)));
+  }
+}
+
+// gt[j, argN2K[i, j, n], d] += c1[i, j] * img[i, n, d]
+template <typename A, typename T>
+__global__ void scatterText(const A* c1, const T* img, const long long* argN2K, long long Bi, long long N, long long Bt,
+                            long long K, long long D, A* gt) {
+  GRID_STRIDE(e, Bi * Bt * N * D) {
+    const long long d = e % D, ijn = e / D, n = ijn % N, ij = ijn / N, j = ij % Bt, i = ij / Bt;
+    const long long a = argN2K[ijn];
+    const A c = c1[ij];
+    if (a >= 0 && c != A(0)) atomicAdd(gt + (j * K + a) * D + d, c * A(ld(img, (i * N + n) * D + d)));
+  }
+}
+
+unsigned gridFor(long long total, int threads) {
+  long long blocks = (total + threads - 1) / threads;
+  if (blocks > 65535LL * 32) blocks = 65535LL * 32;
+  return (unsigned)(blocks < 1 ? 1 : blocks);
+}
+
+template <typename A, typename T>
+void backwardTyped(const void* c1, const void* c2, const void* img, const void* txt, const long long* argN2K,
+                   const long long* argK2N, long long Bi, long long N, long long Bt, long long K, long long D, void* gi,
+                   void* gt, cudaStream_t s) {
+  const int th = 256;
+  if (gi) {
+    gatherImage<A, T><<<gridFor(Bi * N * D, th), th, 0, s>>>((const A*)c1, (const T*)txt, argN2K, Bi, N, Bt, K, D, (A*)gi);
+    scatterImage<A, T><<<gridFor(Bi * Bt * K * D, th), th, 0, s>>>((const A*)c2, (const T*)txt, argK2N, Bi, N, Bt, K, D,
+                                                                  (A*)gi);
+  }
+  if (gt) {
+    gatherText<A, T><<<gridFor(Bt * K * D, th), th, 0, s>>>((const A*)c2, (const T*)img, argK2N, Bi, N, Bt, K, D, (A*)gt);
+    scatterText<A, T><<<gridFor(Bi * Bt * N * D, th), th, 0, s>>>((const A*)c1, (const T*)img, argN2K, Bi, N, Bt, K, D,
+                                                                 (A*)gt);
+  }
+}
+
+}  // namespace
+
+int rowMax(int acc, const void* S, const bool* tmask, long long Ib, long long N, long long Bt, long long K, void* rowVal,
+           long long* rowIdx, void* stream) {
+  const long long total = Ib * Bt * N;
+  if (total == 0) return 0;
+  cudaStream_t s = (cudaStream_t)stream;
+  if (acc == 1)
+    rowMaxKernel<double><<<gridFor(total, 256), 256, 0, s>>>((const double*)S, tmask, Ib, N, Bt, K, (double*)rowVal, rowIdx);
+  else
+    rowMaxKernel<float><<<gridFor(total, 256), 256, 0, s>>>((const float*)S, tmask, Ib, N, Bt, K, (float*)rowVal, rowIdx);
+  return (int)cudaGetLastError();
+}
+
+int colMax(int acc, const void* S, const bool* imask, long long Ib, long long N, long long Bt, long long K, void* colVal,
+           long long* colIdx, void* stream) {
+  const long long total = Ib * Bt * K;
+  if (total == 0) return 0;
+  cudaStream_t s = (cudaStream_t)stream;
+  if (acc == 1)
+    colMaxKernel<double><<<gridFor(total, 256), 256, 0, s>>>((const double*)S, imask, Ib, N, Bt, K, (double*)colVal, colIdx);
+  else
+    colMaxKernel<float><<<gridFor(total, 256), 256, 0, s>>>((const float*)S, imask, Ib, N, Bt, K, (float*)colVal, colIdx);
+  return (int)cudaGetLastError();
+}
+
+int backward(int acc, int in, const void* c1, const void* c2, const void* img, const void* txt, const long long* argN2K,
+             const long long* argK2N, long long Bi, long long N, long long Bt, long long K, long long D, void* gi,
+             void* gt, void* stream) {
+  cudaStream_t s = (cudaStream_t)stream;
+  if (Bi * Bt * D == 0) return 0;
+  switch (in) {
+    case 0: backwardTyped<float, float>(c1, c2, img, txt, argN2K, argK2N, Bi, N, Bt, K, D, gi, gt, s); break;
+    case 1: backwardTyped<double, double>(c1, c2, img, txt, argN2K, argK2N, Bi, N, Bt, K, D, gi, gt, s); break;
+    case 2: backwardTyped<float, __half>(c1, c2, img, txt, argN2K, argK2N, Bi, N, Bt, K, D, gi, gt, s); break;
+    case 3: backwardTyped<float, __nv_bfloat16>(c1, c2, img, txt, argN2K, argK2N, Bi, N, Bt, K, D, gi, gt, s); break;
+    default: return (int)cudaErrorInvalidValue;
+  }
+  (void)acc;
+  return (int)cudaGetLastError();
+}
+
+}  // namespace maxsim_cuda
+}  // namespace radkit

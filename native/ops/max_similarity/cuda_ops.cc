@@ -1,0 +1,106 @@
+// ATen glue of the maxSimilarity CUDA kernels (compiled only when LibTorch has CUDA). The similarity
+// block of Ib images comes from cuBLAS; Ib is chosen so the block holds at most
+// max(N * Bt * K, Bi * Bt * (N + K)) elements: never the [Bi, Bt, N, K] tensor.
+#ifdef RADKIT_WITH_CUDA
+#include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAGuard.h>
+
+#include "cuda_launch.h"
+#include "max_similarity.h"
+
+namespace radkit {
+namespace ops {
+namespace detail {
+namespace {
+int inCode(at::ScalarType t) {
+  switch (t) {
+    case at::kFloat: return 0;
+    case at::kDouble: return 1;
+    case at::kHalf: return 2;
+    case at::kBFloat16: return 3;
+    default: TORCH_CHECK(false, "maxSimilarity: unsupported CUDA dtype ", t);
+  }
+}
+void check(int err, const char* what) {
+  TORCH_CHECK(err == 0, "maxSimilarity: CUDA launch failed in ", what, ": ", cudaGetErrorString(static_cast<cudaError_t>(err)));
+}
+}  // namespace
+
+MaxSimilarityResult max_similarity_forward_cuda(const at::Tensor& image, const at::Tensor& text,
+                                                const at::Tensor& imageMask, const at::Tensor& textMask) {
+  c10::cuda::CUDAGuard guard(image.device());
+  const int64_t Bi = image.size(0), N = image.size(1), D = image.size(2), Bt = text.size(0), K = text.size(1);
+  const at::ScalarType ct = image.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+  const int acc = ct == at::kDouble ? 1 : 0;
+  auto bopt = image.options().dtype(at::kBool);
+  at::Tensor im = imageMask.defined() ? imageMask.to(at::kBool).contiguous() : at::ones({Bi, N}, bopt);
+  at::Tensor tm = textMask.defined() ? textMask.to(at::kBool).contiguous() : at::ones({Bt, K}, bopt);
+  MaxSimilarityResult r;
+  r.imageToText = at::zeros({Bi, Bt}, image.options());
+  r.textToImage = at::zeros({Bi, Bt}, image.options());
+  auto lopt = image.options().dtype(at::kLong);
+  r.imageToTextArgmax = at::full({Bi, Bt, N}, -1, lopt);
+  r.textToImageArgmax = at::full({Bi, Bt, K}, -1, lopt);
+  if (Bi == 0 || Bt == 0) return r;
+  at::Tensor T2 = text.to(ct).reshape({Bt * K, D}).t();  // [D, Bt*K]
+  at::Tensor ni = im.sum(1).to(ct), kj = tm.sum(1).to(ct);
+  const int64_t per = std::max<int64_t>(1, N * Bt * K);
+  const int64_t budget = std::max<int64_t>(per, Bi * Bt * (N + K));
+  const int64_t Ib = std::max<int64_t>(1, std::min<int64_t>(Bi, budget / per));
+  void* stream = at::cuda::getCurrentCUDAStream().stream();
+  for (int64_t i0 = 0; i0 < Bi; i0 += Ib) {
+    const int64_t nb = std::min(Ib, Bi - i0);
+    at::Tensor A = image.narrow(0, i0, nb).to(ct);
+    at::Tensor S = at::matmul(A, T2).contiguous();  // [nb, N, Bt*K]
+    at::Tensor imb = im.narrow(0, i0, nb).contiguous();
+    auto vopt = image.options().dtype(ct);
+    at::Tensor rowVal = at::empty({nb, Bt, N}, vopt), colVal = at::empty({nb, Bt, K}, vopt);
+    at::Tensor rowIdx = at::empty({nb, Bt, N}, lopt), colIdx = at::empty({nb, Bt, K}, lopt);
+    check(maxsim_cuda::rowMax(acc, S.data_ptr(), tm.data_ptr<bool>(), nb, N, Bt, K, rowVal.data_ptr(),
+                              rowIdx.data_ptr<int64_t>(), stream),
+          "rowMax");
+    check(maxsim_cuda::colMax(acc, S.data_ptr(), imb.data_ptr<bool>(), nb, N, Bt, K, colVal.data_ptr(),
+                              colIdx.data_ptr<int64_t>(), stream),
+          "colMax");
+    S.reset();
+    at::Tensor nib = ni.narrow(0, i0, nb).view({nb, 1});
+    at::Tensor valid = (nib > 0) & (kj.view({1, Bt}) > 0);  // [nb, Bt]
+    at::Tensor rowReal = imb.view({nb, 1, N}) & valid.unsqueeze(2);
+    at::Tensor colReal = tm.view({1, Bt, K}) & valid.unsqueeze(2);
+    at::Tensor s1 = at::where(rowReal, rowVal, at::zeros_like(rowVal)).sum(2) / nib.clamp_min(1);
+    at::Tensor s2 = at::where(colReal, colVal, at::zeros_like(colVal)).sum(2) / kj.view({1, Bt}).clamp_min(1);
+    r.imageToText.narrow(0, i0, nb).copy_(at::where(valid, s1, at::zeros_like(s1)));
+    r.textToImage.narrow(0, i0, nb).copy_(at::where(valid, s2, at::zeros_like(s2)));
+    r.imageToTextArgmax.narrow(0, i0, nb).copy_(at::where(rowReal, rowIdx, at::full_like(rowIdx, -1)));
+    r.textToImageArgmax.narrow(0, i0, nb).copy_(at::where(colReal, colIdx, at::full_like(colIdx, -1)));
+  }
+  return r;
+}
+
+std::tuple<at::Tensor, at::Tensor> max_similarity_backward_cuda(const at::Tensor& c1, const at::Tensor& c2,
+                                                                const at::Tensor& image, const at::Tensor& text,
+                                                                const at::Tensor& argN2K, const at::Tensor& argK2N,
+                                                                bool need_image, bool need_text) {
+  c10::cuda::CUDAGuard guard(image.device());
+  const int64_t Bi = image.size(0), N = image.size(1), D = image.size(2), Bt = text.size(0), K = text.size(1);
+  const at::ScalarType ct = image.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+  at::Tensor img = image.contiguous(), txt = text.contiguous();
+  at::Tensor a1 = argN2K.contiguous(), a2 = argK2N.contiguous();
+  at::Tensor cc1 = c1.to(ct).contiguous(), cc2 = c2.to(ct).contiguous();
+  at::Tensor gi, gt;
+  if (need_image) gi = at::zeros({Bi, N, D}, img.options().dtype(ct));
+  if (need_text) gt = at::zeros({Bt, K, D}, img.options().dtype(ct));
+  check(maxsim_cuda::backward(ct == at::kDouble ? 1 : 0, inCode(img.scalar_type()), cc1.data_ptr(), cc2.data_ptr(),
+                              img.data_ptr(), txt.data_ptr(), a1.data_ptr<int64_t>(), a2.data_ptr<int64_t>(), Bi, N, Bt,
+                              K, D, need_image ? gi.data_ptr() : nullptr, need_text ? gt.data_ptr() : nullptr,
+                              at::cuda::getCurrentCUDAStream().stream()),
+        "backward");
+  if (gi.defined()) gi = gi.to(image.scalar_type());
+  if (gt.defined()) gt = gt.to(image.scalar_type());
+  return {gi, gt};
+}
+
+}  // namespace detail
+}  // namespace ops
+}  // namespace radkit
+#endif
