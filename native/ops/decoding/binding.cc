@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <cmath>
+#include <future>
 #include <memory>
 
 #include "../../binding/async.h"
@@ -290,11 +291,23 @@ Napi::Value Generate(const Napi::CallbackInfo& info) {
             model = std::make_unique<nn::DecoderOnlyStepper>(deconly, src.tensor, src.mask, job.cache);
           nn::StepCallback onStep;
           if (tsfn) {
+            // Each step waits until the JS callback ran (one event-loop turn): stopping is exact
+            // (`return false` at step t means no step t+1) and a slow consumer slows the search
+            // instead of queueing events without bound. The JS thread never waits on the worker.
             onStep = [tsfn, state](const nn::StepEvent& ev) {
-              auto* data = new nn::StepEvent(ev);
-              napi_status st = tsfn->NonBlockingCall(data, [state](Napi::Env env, Napi::Function jsCb, nn::StepEvent* e) {
-                std::unique_ptr<nn::StepEvent> owned(e);
-                if (env == nullptr) return;
+              struct Call {
+                nn::StepEvent event;
+                std::promise<bool> go;
+              };
+              auto* call = new Call{ev, {}};
+              std::future<bool> go = call->go.get_future();
+              napi_status st = tsfn->NonBlockingCall(call, [state](Napi::Env env, Napi::Function jsCb, Call* c) {
+                std::unique_ptr<Call> owned(c);
+                if (env == nullptr) {  // the environment is shutting down
+                  c->go.set_value(false);
+                  return;
+                }
+                const nn::StepEvent* e = &c->event;
                 Napi::Object o = Napi::Object::New(env);
                 o.Set("step", static_cast<double>(e->step));
                 Napi::Array toks = Napi::Array::New(env, e->tokens.size());
@@ -309,9 +322,13 @@ Napi::Value Generate(const Napi::CallbackInfo& info) {
                 } catch (...) {
                   state->stop = true;  // lib/ catches the callback's own errors; never let one escape here
                 }
+                c->go.set_value(!state->stop.load());
               });
-              if (st != napi_ok) delete data;
-              return !state->stop.load();
+              if (st != napi_ok) {
+                delete call;
+                return false;
+              }
+              return go.get();
             };
           }
           return nn::search(*model, job.search, onStep);
