@@ -197,6 +197,7 @@ std::vector<LayerCache> DecoderStackImpl::projectMemory(const at::Tensor& memory
 at::Tensor DecoderStackImpl::forward(const at::Tensor& tokens, const at::Tensor& positions, const at::Tensor& selfMask,
                                      const std::vector<LayerCache>& cross, const at::Tensor& crossMask, bool lastOnly, at::Tensor* crossWeights) {
   at::Tensor x = embed->forward(tokens, positions);
+  if (embeddingHook) x = embeddingHook(x);
   for (size_t i = 0; i < layers.size(); ++i) {
     const bool last = i + 1 == layers.size();
     at::Tensor ck = cross.empty() ? at::Tensor() : cross[i].crossK, cv = cross.empty() ? at::Tensor() : cross[i].crossV;
@@ -213,6 +214,7 @@ at::Tensor DecoderStackImpl::step(const at::Tensor& tokens, const at::Tensor& po
   at::Tensor p = positions.defined() ? positions
                                      : at::arange(pos, pos + tokens.size(1), at::TensorOptions().dtype(at::kLong).device(tokens.device())).unsqueeze(0);
   at::Tensor x = embed->forward(tokens, p);
+  if (embeddingHook) x = embeddingHook(x);
   for (size_t i = 0; i < layers.size(); ++i) x = layers[i]->step(x, caches[i], pos, selfMask, crossMask, i + 1 == layers.size() ? crossWeights : nullptr);
   x = x.narrow(1, x.size(1) - 1, 1);
   if (finalNorm) x = finalNorm->forward(x);

@@ -14,6 +14,7 @@
 #include <torch/nn/modules/linear.h>
 #include <torch/nn/modules/normalization.h>
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -153,6 +154,9 @@ class DecoderStackImpl : public torch::nn::Module {
   std::vector<LayerCache> projectMemory(const at::Tensor& memory);
   TransformerConfig config;
   Embeddings embed{nullptr};
+  // Optional transform of the token embeddings [N,T,d] before the first layer, in forward and step
+  // (XProNet fuses each word with its prototype response here).
+  std::function<at::Tensor(const at::Tensor&)> embeddingHook;
   std::vector<DecoderLayer> layers;
   torch::nn::LayerNorm finalNorm{nullptr};
   torch::nn::Linear out{nullptr};
