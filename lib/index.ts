@@ -25,3 +25,6 @@ export * as nn from './nn/index.js';
 export * as metrics from './metrics/index.js';
 export * as text from './text/index.js';
 export * as data from './data/index.js';
+export * as models from './models/index.js';
+export { train, loadCheckpoint, evaluateSplit, generateSplit } from './train/index.js';
+export { xpronet, Model, TensorBatch } from './models/index.js';

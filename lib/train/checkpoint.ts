@@ -1,0 +1,111 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { RadkitError } from '../errors.js';
+import { Model } from '../models/model.js';
+import { Tokenizer } from '../text/tokenizer.js';
+import type { TokenizerJSON } from '../text/tokenizer.js';
+
+/** How images were prepared for the model (a checkpoint generates on new images with these). */
+export interface Preprocessing {
+  imageSize: number;
+  views: number;
+  mean?: number;
+  std?: number;
+}
+
+/** checkpoint.json: everything besides the LibTorch archives. */
+export interface CheckpointMeta {
+  format: 'radkit-checkpoint';
+  version: 1;
+  kind: string;
+  config: Record<string, unknown>;
+  tokenizer: TokenizerJSON;
+  preprocessing: Preprocessing;
+  /** Epochs completed. */
+  epoch: number;
+  step: number;
+  best: { metric: string; score: number; epoch: number } | null;
+  metrics: Record<string, unknown>;
+  trainOptions: Record<string, unknown>;
+  savedAt: string;
+}
+
+const WEIGHTS = 'weights.pt';
+const OPTIMIZER = 'optimizer.pt';
+const META = 'checkpoint.json';
+
+/**
+ * Writes a checkpoint directory atomically: everything goes to a temporary sibling first, then one
+ * rename puts it in place (the previous version is moved aside and removed after). A crash at any
+ * point leaves either the old or the new checkpoint whole; readCheckpoint() also recovers `.old`.
+ */
+export async function writeCheckpoint(dir: string, model: Model, meta: CheckpointMeta, withOptimizer = true): Promise<void> {
+  const parent = path.dirname(dir);
+  fs.mkdirSync(parent, { recursive: true });
+  const tmp = `${dir}.tmp-${process.pid}-${Date.now()}`;
+  fs.mkdirSync(tmp, { recursive: true });
+  try {
+    await model.saveWeights(path.join(tmp, WEIGHTS), withOptimizer ? path.join(tmp, OPTIMIZER) : undefined);
+    const fd = fs.openSync(path.join(tmp, META), 'w');
+    fs.writeSync(fd, JSON.stringify(meta, null, 2));
+    fs.fsyncSync(fd);
+    fs.closeSync(fd);
+    const old = `${dir}.old`;
+    fs.rmSync(old, { recursive: true, force: true });
+    if (fs.existsSync(dir)) fs.renameSync(dir, old);
+    fs.renameSync(tmp, dir);
+    fs.rmSync(old, { recursive: true, force: true });
+  } catch (err) {
+    fs.rmSync(tmp, { recursive: true, force: true });
+    throw err;
+  }
+}
+
+/** The checkpoint directory to read: `dir`, or its `.old` twin when a crash interrupted the swap. */
+function resolveCheckpointDir(dir: string): string | null {
+  if (fs.existsSync(path.join(dir, META))) return dir;
+  if (fs.existsSync(path.join(`${dir}.old`, META))) return `${dir}.old`;
+  return null;
+}
+
+export function readCheckpointMeta(dir: string): CheckpointMeta | null {
+  const d = resolveCheckpointDir(dir);
+  if (!d) return null;
+  const meta = JSON.parse(fs.readFileSync(path.join(d, META), 'utf8')) as CheckpointMeta;
+  if (meta.format !== 'radkit-checkpoint') throw new RadkitError(`${d}: not a radkit checkpoint`, 'ERR_CHECKPOINT', 'readCheckpoint');
+  return meta;
+}
+
+/** Restores weights (and optimizer state when the model has an optimizer and the file exists). */
+export async function restoreInto(model: Model, dir: string, withOptimizer: boolean): Promise<CheckpointMeta> {
+  const d = resolveCheckpointDir(dir);
+  if (!d) throw new RadkitError(`no checkpoint at ${dir}`, 'ERR_CHECKPOINT', 'restoreInto');
+  const opt = path.join(d, OPTIMIZER);
+  await model.loadWeights(path.join(d, WEIGHTS), withOptimizer && fs.existsSync(opt) ? opt : undefined);
+  return readCheckpointMeta(d)!;
+}
+
+export interface LoadedCheckpoint {
+  model: Model;
+  tokenizer: Tokenizer;
+  meta: CheckpointMeta;
+}
+
+/**
+ * Loads a checkpoint for generation on its own: `dir` is a checkpoint folder (with checkpoint.json)
+ * or a run folder (its checkpoints/best, else checkpoints/last).
+ */
+export async function loadCheckpoint(dir: string): Promise<LoadedCheckpoint> {
+  const candidates = [dir, path.join(dir, 'checkpoints', 'best'), path.join(dir, 'checkpoints', 'last')];
+  const found = candidates.find((c) => resolveCheckpointDir(c));
+  if (!found) throw new RadkitError(`no radkit checkpoint in ${dir} (looked for ${candidates.map((c) => path.join(c, META)).join(', ')})`, 'ERR_CHECKPOINT', 'loadCheckpoint');
+  const meta = readCheckpointMeta(found)!;
+  const model = Model.create(meta.kind, meta.config as Record<string, number>);
+  try {
+    await restoreInto(model, found, false);
+  } catch (err) {
+    model.dispose();
+    throw err;
+  }
+  return { model, tokenizer: Tokenizer.fromJSON(meta.tokenizer), meta };
+}
