@@ -31,7 +31,7 @@ export interface XProNetOptions {
 
 const PRESETS = {
   paper: { dModel: 512, heads: 8, dFF: 512, encoderLayers: 3, decoderLayers: 3, resnetWidths: [64, 64, 128, 256, 512], resnetBlocks: [2, 2, 2, 2] },
-  small: { dModel: 256, heads: 8, dFF: 512, encoderLayers: 2, decoderLayers: 2, resnetWidths: [16, 32, 64, 96, 128], resnetBlocks: [1, 1, 1, 1] },
+  small: { dModel: 128, heads: 8, dFF: 256, encoderLayers: 2, decoderLayers: 2, resnetWidths: [16, 24, 32, 64, 96], resnetBlocks: [1, 1, 1, 1] },
 } as const;
 
 /** The native configuration for XProNet options (recorded in checkpoints). */

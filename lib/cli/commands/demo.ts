@@ -1,31 +1,21 @@
 import type { Command } from '../command.js';
-import { info, benchmarkMatmul } from '../../runtime.js';
+import { parseFlags } from '../command.js';
+import { runDemo } from '../../demo.js';
 
-/**
- * `radkit demo` (`npm run demo`): the main job. The full demo (train XProNet on SynthCXR, generate
- * and score reports) lands with the XProNet system; until then it says so plainly and shows the
- * parts that exist: build facts and native work off the event loop.
- */
+/** `radkit demo` (`npm run demo`): the main job. */
 export const demo: Command = {
   name: 'demo',
-  summary: 'the main job (today: build facts + a native benchmark; XProNet training lands later)',
-  usage: 'usage: radkit demo [--seconds S]',
+  summary: 'SynthCXR -> train a small XProNet on the CPU -> generate and score test reports -> HTML page',
+  usage: `usage: radkit demo [--out runs/demo] [--train N] [--val N] [--test N] [--epochs E] [--seed S]
+
+Generates a SynthCXR set (reused when present), trains a small XProNet, generates test reports with
+beam 3 (labels predicted from the image; oracle labels shown too), scores them (BLEU, METEOR,
+ROUGE-L, CIDEr-D, clinical efficacy) against the most-common-training-report baseline and writes
+OUT/report.html and OUT/results.json. Delete OUT/run to train again from scratch.`,
   async run(argv) {
-    console.log('radkit demo');
-    console.log('  Planned: train XProNet on SynthCXR, generate reports with beam search and score them');
-    console.log('  (BLEU/METEOR/ROUGE-L/CIDEr-D/clinical efficacy). That system is not built yet; this demo');
-    console.log('  runs what exists today.\n');
-    const facts = info();
-    console.log(`  LibTorch ${facts.torchVersion} (${facts.torchLibrary}), CUDA ${facts.cudaAvailable ? 'available' : 'not available'}, ${facts.threads} thread(s)`);
-    console.log(`  native binary: ${facts.binary.path} (${facts.binary.source})`);
-    const i = argv.indexOf('--seconds');
-    const seconds = i >= 0 ? Number(argv[i + 1]) : 1;
-    let ticks = 0;
-    const timer = setInterval(() => ticks++, 10);
-    const r = await benchmarkMatmul({ size: 512, minSeconds: seconds });
-    clearInterval(timer);
-    console.log(`  512x512 float32 matmul on a worker thread: ${r.iterations} products in ${r.seconds.toFixed(2)} s = ${r.gflops.toFixed(1)} GFLOP/s;`);
-    console.log(`  the event loop ticked ${ticks} times (10 ms timer) meanwhile.`);
+    const { flags } = parseFlags(argv);
+    const num = (k: string) => (flags[k] === undefined ? undefined : Number(flags[k]));
+    await runDemo({ outDir: flags.out as string | undefined, train: num('train'), val: num('val'), test: num('test'), epochs: num('epochs'), seed: num('seed') });
     return 0;
   },
 };
