@@ -2,7 +2,8 @@ import type { Command } from '../command.js';
 import { metricsCommand } from './metrics.js';
 import { doctor } from './doctor.js';
 import { demo } from './demo.js';
+import { trainCommand, generateCommand, evaluateCommand, reportCommand } from './models.js';
 import { synthCommand } from './synth.js';
 
 // Each sub-command lives in its own module; add it here to make `radkit <name>` reach it.
-export const commands: Command[] = [demo, doctor, metricsCommand, synthCommand];
+export const commands: Command[] = [demo, doctor, trainCommand, generateCommand, evaluateCommand, reportCommand, metricsCommand, synthCommand];
