@@ -1,14 +1,16 @@
-// CPU kernels of adaptivePatchSample. Layout: features are read channels-last ([B, H, W, C] memory),
-// so the four corners of a sample point are four contiguous C-vectors; the bilinear weights of each
-// point are computed once and reused across all channels.
-//   forward:        parallel over (b, p); an [m*m, C] tile per box, written transposed to [C, m*m].
+// CPU kernels of adaptivePatchSample, on the NCHW layout as given (no layout copy: on a CPU where
+// fresh large buffers are expensive a channels-last copy of the features costs more than it saves).
+// For every box the m*m sample points are decoded once into a small table (four corner offsets and
+// four bilinear weights per point) that is reused for every channel.
+//   forward:        parallel over (b, p); writes out[b, p, :, :, :] contiguously.
 //   grad boxes:     parallel over (b, p); the m*m points of a box are reduced in the task (no atomics).
-//   grad features:  parallel over (b, channel block); each task owns its slice of the gradient and
+//   grad features:  parallel over (b, channel block); each task owns its feature-gradient planes and
 //                   visits boxes and points in a fixed order, so results are bit-identical across runs
 //                   and thread counts.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
+#include <algorithm>
 #include <vector>
 
 #include "adaptive_patch.h"
@@ -28,31 +30,51 @@ Point<T> pointOf(const T* box, int u, int v, int m, int64_t H, int64_t W) {
   return apsample::makePoint<T>(ix, iy, H, W);
 }
 
+// Decodes the m*m points of one box: corner offsets (0 with weight 0 when outside) and weights.
+template <typename T>
+struct BoxTable {
+  std::vector<int64_t> idx;  // [mm][4]
+  std::vector<T> w;          // [mm][4]
+  std::vector<T> tx, ty;     // [mm]
+  std::vector<T> in;         // [mm][4]: 1 when the corner is inside the map
+  std::vector<char> any;     // [mm]
+  explicit BoxTable(int64_t mm) : idx(mm * 4), w(mm * 4), tx(mm), ty(mm), in(mm * 4), any(mm) {}
+  void fill(const T* box, int m, int64_t H, int64_t W) {
+    for (int v = 0; v < m; ++v)
+      for (int u = 0; u < m; ++u) {
+        const int64_t k = int64_t(v) * m + u;
+        Point<T> pt = pointOf(box, u, v, m, H, W);
+        for (int q = 0; q < 4; ++q) {
+          const bool in = pt.idx[q] >= 0;
+          idx[k * 4 + q] = in ? pt.idx[q] : 0;
+          w[k * 4 + q] = in ? pt.w[q] : T(0);
+          this->in[k * 4 + q] = in ? T(1) : T(0);
+        }
+        tx[k] = pt.tx;
+        ty[k] = pt.ty;
+        any[k] = pt.any;
+      }
+  }
+};
+
 template <typename T>
 void forwardKernel(const T* feat, const T* boxes, T* out, int64_t B, int64_t C, int64_t H, int64_t W, int64_t P, int m) {
-  const int64_t mm = int64_t(m) * m;
-  std::vector<T> zeros(C, T(0));
-  const T* zero = zeros.data();
-  at::parallel_for(0, B * P, 16, [&](int64_t begin, int64_t end) {
-    std::vector<T> tile(mm * C);
+  const int64_t mm = int64_t(m) * m, HW = H * W;
+  at::parallel_for(0, B * P, 8, [&](int64_t begin, int64_t end) {
+    BoxTable<T> t(mm);
     for (int64_t bp = begin; bp < end; ++bp) {
       const int64_t b = bp / P;
-      const T* fb = feat + b * H * W * C;
-      const T* box = boxes + bp * 4;
-      for (int v = 0; v < m; ++v)
-        for (int u = 0; u < m; ++u) {
-          Point<T> pt = pointOf(box, u, v, m, H, W);
-          T* __restrict t = tile.data() + (int64_t(v) * m + u) * C;
-          const T* __restrict r0 = pt.idx[0] >= 0 ? fb + pt.idx[0] * C : zero;
-          const T* __restrict r1 = pt.idx[1] >= 0 ? fb + pt.idx[1] * C : zero;
-          const T* __restrict r2 = pt.idx[2] >= 0 ? fb + pt.idx[2] * C : zero;
-          const T* __restrict r3 = pt.idx[3] >= 0 ? fb + pt.idx[3] * C : zero;
-          const T w0 = pt.w[0], w1 = pt.w[1], w2 = pt.w[2], w3 = pt.w[3];
-          for (int64_t c = 0; c < C; ++c) t[c] = w0 * r0[c] + w1 * r1[c] + w2 * r2[c] + w3 * r3[c];
+      t.fill(boxes + bp * 4, m, H, W);
+      const T* fb = feat + b * C * HW;
+      T* o = out + bp * C * mm;
+      for (int64_t c = 0; c < C; ++c) {
+        const T* plane = fb + c * HW;
+        for (int64_t k = 0; k < mm; ++k) {
+          const int64_t* i4 = &t.idx[k * 4];
+          const T* w4 = &t.w[k * 4];
+          o[c * mm + k] = w4[0] * plane[i4[0]] + w4[1] * plane[i4[1]] + w4[2] * plane[i4[2]] + w4[3] * plane[i4[3]];
         }
-      T* __restrict o = out + bp * C * mm;
-      for (int64_t c = 0; c < C; ++c)
-        for (int64_t k = 0; k < mm; ++k) o[c * mm + k] = tile[k * C + c];
+      }
     }
   });
 }
@@ -61,39 +83,38 @@ template <typename T>
 void boxGradKernel(const T* gout, const T* feat, const T* boxes, T* gboxes, int64_t B, int64_t C, int64_t H, int64_t W,
                    int64_t P, int m) {
   using acc_t = double;
-  const int64_t mm = int64_t(m) * m;
-  std::vector<T> zeros(C, T(0));
-  const T* zero = zeros.data();
-  at::parallel_for(0, B * P, 16, [&](int64_t begin, int64_t end) {
-    std::vector<T> tile(mm * C);
+  const int64_t mm = int64_t(m) * m, HW = H * W;
+  at::parallel_for(0, B * P, 8, [&](int64_t begin, int64_t end) {
+    BoxTable<T> t(mm);
+    std::vector<T> gx(mm), gy(mm);
     for (int64_t bp = begin; bp < end; ++bp) {
       const int64_t b = bp / P;
-      const T* fb = feat + b * H * W * C;
-      const T* box = boxes + bp * 4;
+      t.fill(boxes + bp * 4, m, H, W);
+      std::fill(gx.begin(), gx.end(), T(0));
+      std::fill(gy.begin(), gy.end(), T(0));
+      const T* fb = feat + b * C * HW;
       const T* g = gout + bp * C * mm;
-      for (int64_t c = 0; c < C; ++c)
-        for (int64_t k = 0; k < mm; ++k) tile[k * C + c] = g[c * mm + k];
+      for (int64_t c = 0; c < C; ++c) {
+        const T* plane = fb + c * HW;
+        for (int64_t k = 0; k < mm; ++k) {
+          if (!t.any[k]) continue;
+          const int64_t* i4 = &t.idx[k * 4];
+          const T* in4 = &t.in[k * 4];
+          const T gk = g[c * mm + k];
+          const T v0 = in4[0] * plane[i4[0]], v1 = in4[1] * plane[i4[1]];
+          const T v2 = in4[2] * plane[i4[2]], v3 = in4[3] * plane[i4[3]];
+          gx[k] += gk * ((T(1) - t.ty[k]) * (v1 - v0) + t.ty[k] * (v3 - v2));
+          gy[k] += gk * ((T(1) - t.tx[k]) * (v2 - v0) + t.tx[k] * (v3 - v1));
+        }
+      }
       acc_t dcx = 0, dcy = 0, dw = 0, dh = 0;
       for (int v = 0; v < m; ++v)
         for (int u = 0; u < m; ++u) {
-          Point<T> pt = pointOf(box, u, v, m, H, W);
-          if (!pt.any) continue;
-          const T* __restrict t = tile.data() + (int64_t(v) * m + u) * C;
-          const T* __restrict r0 = pt.idx[0] >= 0 ? fb + pt.idx[0] * C : zero;
-          const T* __restrict r1 = pt.idx[1] >= 0 ? fb + pt.idx[1] * C : zero;
-          const T* __restrict r2 = pt.idx[2] >= 0 ? fb + pt.idx[2] * C : zero;
-          const T* __restrict r3 = pt.idx[3] >= 0 ? fb + pt.idx[3] * C : zero;
-          const T tx = pt.tx, ty = pt.ty, sx = T(1) - tx, sy = T(1) - ty;
-          T gx = 0, gy = 0;
-          for (int64_t c = 0; c < C; ++c) {
-            const T a = r0[c], bb = r1[c], cc = r2[c], d = r3[c];
-            gx += t[c] * (sy * (bb - a) + ty * (d - cc));
-            gy += t[c] * (sx * (cc - a) + tx * (d - bb));
-          }
-          dcx += gx;
-          dcy += gy;
-          dw += acc_t(gx) * apsample::sizeCoef<acc_t>(u, m);
-          dh += acc_t(gy) * apsample::sizeCoef<acc_t>(v, m);
+          const int64_t k = int64_t(v) * m + u;
+          dcx += gx[k];
+          dcy += gy[k];
+          dw += acc_t(gx[k]) * apsample::sizeCoef<acc_t>(u, m);
+          dh += acc_t(gy[k]) * apsample::sizeCoef<acc_t>(v, m);
         }
       T* gb = gboxes + bp * 4;
       gb[0] = T(dcx);
@@ -103,38 +124,45 @@ void boxGradKernel(const T* gout, const T* feat, const T* boxes, T* gboxes, int6
     }
   });
 }
-
 template <typename T>
 void featureGradKernel(const T* gout, const T* boxes, T* gfeat, int64_t B, int64_t C, int64_t H, int64_t W, int64_t P,
                        int m) {
-  const int64_t mm = int64_t(m) * m;
-  const int64_t block = 64;
-  const int64_t nblocks = (C + block - 1) / block;
+  const int64_t mm = int64_t(m) * m, HW = H * W;
+  // Channel blocks give parallelism when B is small; every block decodes the boxes of its image once.
+  const int64_t threads = at::get_num_threads();
+  const int64_t nblocks = std::max<int64_t>(1, std::min<int64_t>(C, (2 * threads + B - 1) / B));
+  const int64_t block = (C + nblocks - 1) / nblocks;
   at::parallel_for(0, B * nblocks, 1, [&](int64_t begin, int64_t end) {
-    std::vector<T> tile(mm * block);
+    std::vector<int64_t> idx(P * mm * 4);
+    std::vector<T> w(P * mm * 4);
+    BoxTable<T> t(mm);
+    int64_t decoded = -1;
     for (int64_t task = begin; task < end; ++task) {
       const int64_t b = task / nblocks;
-      const int64_t c0 = (task % nblocks) * block;
-      const int64_t nc = std::min(block, C - c0);
-      T* gb = gfeat + b * H * W * C + c0;
-      for (int64_t p = 0; p < P; ++p) {
-        const int64_t bp = b * P + p;
-        const T* box = boxes + bp * 4;
-        const T* g = gout + (bp * C + c0) * mm;
-        for (int64_t c = 0; c < nc; ++c)
-          for (int64_t k = 0; k < mm; ++k) tile[k * nc + c] = g[c * mm + k];
-        for (int v = 0; v < m; ++v)
-          for (int u = 0; u < m; ++u) {
-            Point<T> pt = pointOf(box, u, v, m, H, W);
-            if (!pt.any) continue;
-            const T* __restrict t = tile.data() + (int64_t(v) * m + u) * nc;
-            for (int q = 0; q < 4; ++q) {
-              if (pt.idx[q] < 0) continue;
-              T* __restrict r = gb + pt.idx[q] * C;
-              const T w = pt.w[q];
-              for (int64_t c = 0; c < nc; ++c) r[c] += w * t[c];
-            }
+      const int64_t c0 = (task % nblocks) * block, c1 = std::min(C, c0 + block);
+      if (decoded != b) {
+        for (int64_t p = 0; p < P; ++p) {
+          t.fill(boxes + (b * P + p) * 4, m, H, W);
+          std::copy(t.idx.begin(), t.idx.end(), idx.begin() + p * mm * 4);
+          std::copy(t.w.begin(), t.w.end(), w.begin() + p * mm * 4);
+        }
+        decoded = b;
+      }
+      for (int64_t c = c0; c < c1; ++c) {
+        T* plane = gfeat + (b * C + c) * HW;
+        for (int64_t p = 0; p < P; ++p) {
+          const T* g = gout + ((b * P + p) * C + c) * mm;
+          const int64_t* i4 = idx.data() + p * mm * 4;
+          const T* w4 = w.data() + p * mm * 4;
+          for (int64_t k = 0; k < mm; ++k) {
+            const T gk = g[k];
+            // outside corners have offset 0 and weight 0: adding 0 is exact
+            plane[i4[k * 4 + 0]] += w4[k * 4 + 0] * gk;
+            plane[i4[k * 4 + 1]] += w4[k * 4 + 1] * gk;
+            plane[i4[k * 4 + 2]] += w4[k * 4 + 2] * gk;
+            plane[i4[k * 4 + 3]] += w4[k * 4 + 3] * gk;
           }
+        }
       }
     }
   });
@@ -145,7 +173,7 @@ void featureGradKernel(const T* gout, const T* boxes, T* gfeat, int64_t B, int64
 at::Tensor adaptive_patch_forward_cpu(const at::Tensor& features, const at::Tensor& boxes, int64_t points) {
   const int64_t B = features.size(0), C = features.size(1), H = features.size(2), W = features.size(3);
   const int64_t P = boxes.size(1);
-  at::Tensor feat = features.contiguous(at::MemoryFormat::ChannelsLast);
+  at::Tensor feat = features.contiguous();
   at::Tensor bx = boxes.contiguous();
   at::Tensor out = at::empty({B, P, C, points, points}, features.options());
   if (out.numel() == 0) return out;
@@ -164,12 +192,12 @@ std::tuple<at::Tensor, at::Tensor> adaptive_patch_backward_cpu(const at::Tensor&
   at::Tensor g = grad_out.contiguous();
   at::Tensor bx = boxes.contiguous();
   at::Tensor gfeat, gboxes;
-  if (need_features) gfeat = at::zeros_like(features, features.options(), at::MemoryFormat::ChannelsLast);
+  if (need_features) gfeat = at::zeros({B, C, H, W}, features.options());
   if (need_boxes) gboxes = at::zeros_like(bx);
   if (g.numel() == 0) return {gfeat, gboxes};
   AT_DISPATCH_FLOATING_TYPES(features.scalar_type(), "adaptivePatchSample.backward", [&] {
     if (need_boxes) {
-      at::Tensor feat = features.contiguous(at::MemoryFormat::ChannelsLast);
+      at::Tensor feat = features.contiguous();
       boxGradKernel<scalar_t>(g.data_ptr<scalar_t>(), feat.data_ptr<scalar_t>(), bx.data_ptr<scalar_t>(),
                               gboxes.data_ptr<scalar_t>(), B, C, H, W, P, static_cast<int>(points));
     }

@@ -1,6 +1,6 @@
 // ATen glue of the adaptivePatchSample CUDA kernels (compiled only when LibTorch has CUDA).
 #ifdef RADKIT_WITH_CUDA
-#include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAStream.h>
 #include <c10/cuda/CUDAGuard.h>
 
 #include "adaptive_patch.h"
@@ -31,7 +31,7 @@ at::Tensor adaptive_patch_forward_cuda(const at::Tensor& features, const at::Ten
   const int64_t B = f.size(0), C = f.size(1), H = f.size(2), W = f.size(3), P = bx.size(1);
   at::Tensor out = at::empty({B, P, C, points, points}, f.options());
   check(apsample_cuda::forward(dtypeCode(f.scalar_type()), f.data_ptr(), bx.data_ptr(), out.data_ptr(), B, C, H, W, P,
-                               static_cast<int>(points), at::cuda::getCurrentCUDAStream().stream()),
+                               static_cast<int>(points), c10::cuda::getCurrentCUDAStream().stream()),
         "forward");
   return out;
 }
@@ -43,7 +43,7 @@ std::tuple<at::Tensor, at::Tensor> adaptive_patch_backward_cuda(const at::Tensor
   at::Tensor f = features.contiguous(), bx = boxes.contiguous(), g = grad_out.contiguous();
   const int64_t B = f.size(0), C = f.size(1), H = f.size(2), W = f.size(3), P = bx.size(1);
   const int code = dtypeCode(f.scalar_type());
-  void* stream = at::cuda::getCurrentCUDAStream().stream();
+  void* stream = c10::cuda::getCurrentCUDAStream().stream();
   at::Tensor gf, gb;
   if (need_boxes) {
     gb = at::empty_like(bx);

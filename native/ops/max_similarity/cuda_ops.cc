@@ -2,7 +2,7 @@
 // block of Ib images comes from cuBLAS; Ib is chosen so the block holds at most
 // max(N * Bt * K, Bi * Bt * (N + K)) elements: never the [Bi, Bt, N, K] tensor.
 #ifdef RADKIT_WITH_CUDA
-#include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAStream.h>
 #include <c10/cuda/CUDAGuard.h>
 
 #include "cuda_launch.h"
@@ -47,7 +47,7 @@ MaxSimilarityResult max_similarity_forward_cuda(const at::Tensor& image, const a
   const int64_t per = std::max<int64_t>(1, N * Bt * K);
   const int64_t budget = std::max<int64_t>(per, Bi * Bt * (N + K));
   const int64_t Ib = std::max<int64_t>(1, std::min<int64_t>(Bi, budget / per));
-  void* stream = at::cuda::getCurrentCUDAStream().stream();
+  void* stream = c10::cuda::getCurrentCUDAStream().stream();
   for (int64_t i0 = 0; i0 < Bi; i0 += Ib) {
     const int64_t nb = std::min(Ib, Bi - i0);
     at::Tensor A = image.narrow(0, i0, nb).to(ct);
@@ -57,10 +57,10 @@ MaxSimilarityResult max_similarity_forward_cuda(const at::Tensor& image, const a
     at::Tensor rowVal = at::empty({nb, Bt, N}, vopt), colVal = at::empty({nb, Bt, K}, vopt);
     at::Tensor rowIdx = at::empty({nb, Bt, N}, lopt), colIdx = at::empty({nb, Bt, K}, lopt);
     check(maxsim_cuda::rowMax(acc, S.data_ptr(), tm.data_ptr<bool>(), nb, N, Bt, K, rowVal.data_ptr(),
-                              rowIdx.data_ptr<int64_t>(), stream),
+                              reinterpret_cast<long long*>(rowIdx.data_ptr<int64_t>()), stream),
           "rowMax");
     check(maxsim_cuda::colMax(acc, S.data_ptr(), imb.data_ptr<bool>(), nb, N, Bt, K, colVal.data_ptr(),
-                              colIdx.data_ptr<int64_t>(), stream),
+                              reinterpret_cast<long long*>(colIdx.data_ptr<int64_t>()), stream),
           "colMax");
     S.reset();
     at::Tensor nib = ni.narrow(0, i0, nb).view({nb, 1});
@@ -91,9 +91,10 @@ std::tuple<at::Tensor, at::Tensor> max_similarity_backward_cuda(const at::Tensor
   if (need_image) gi = at::zeros({Bi, N, D}, img.options().dtype(ct));
   if (need_text) gt = at::zeros({Bt, K, D}, img.options().dtype(ct));
   check(maxsim_cuda::backward(ct == at::kDouble ? 1 : 0, inCode(img.scalar_type()), cc1.data_ptr(), cc2.data_ptr(),
-                              img.data_ptr(), txt.data_ptr(), a1.data_ptr<int64_t>(), a2.data_ptr<int64_t>(), Bi, N, Bt,
+                              img.data_ptr(), txt.data_ptr(), reinterpret_cast<const long long*>(a1.data_ptr<int64_t>()),
+                              reinterpret_cast<const long long*>(a2.data_ptr<int64_t>()), Bi, N, Bt,
                               K, D, need_image ? gi.data_ptr() : nullptr, need_text ? gt.data_ptr() : nullptr,
-                              at::cuda::getCurrentCUDAStream().stream()),
+                              c10::cuda::getCurrentCUDAStream().stream()),
         "backward");
   if (gi.defined()) gi = gi.to(image.scalar_type());
   if (gt.defined()) gt = gt.to(image.scalar_type());
