@@ -1,0 +1,96 @@
+// CUDA dispatch of memoryQuery (compiled only when LibTorch has CUDA).
+#ifdef RADKIT_WITH_CUDA
+#include <c10/cuda/CUDAStream.h>
+#include <c10/cuda/CUDAGuard.h>
+
+#include <cmath>
+
+#include "../../binding/errors.h"
+#include "kernels.h"
+#include "memory_query.h"
+
+namespace radkit {
+namespace ops {
+namespace detail {
+namespace {
+
+cuda::MemoryQueryDtype dtypeOf(const at::Tensor& t) {
+  switch (t.scalar_type()) {
+    case at::kFloat: return cuda::MemoryQueryDtype::F32;
+    case at::kDouble: return cuda::MemoryQueryDtype::F64;
+    case at::kHalf: return cuda::MemoryQueryDtype::F16;
+    default: return cuda::MemoryQueryDtype::BF16;
+  }
+}
+
+at::ScalarType accOf(const at::Tensor& t) { return t.scalar_type() == at::kDouble ? at::kDouble : at::kFloat; }
+
+// alpha [B*L*H], beta [S*H] in the accumulation type (see memory_query.h for the definitions).
+std::pair<at::Tensor, at::Tensor> scalesOf(const at::Tensor& q, const at::Tensor& k, const MemoryQueryOptions& o) {
+  const int64_t B = q.size(0), L = q.size(1), D = q.size(2), S = k.size(0), H = o.heads, dh = D / H;
+  const auto acc = accOf(q);
+  if (o.similarity == Similarity::Cosine) {
+    at::Tensor a = q.to(acc).reshape({B * L * H, dh}).norm(2, {1}).clamp_min(1e-12).reciprocal();
+    at::Tensor b = k.to(acc).reshape({S * H, dh}).norm(2, {1}).clamp_min(1e-12).reciprocal();
+    return {a.contiguous(), b.contiguous()};
+  }
+  const double s = o.similarity == Similarity::ScaledDot ? 1.0 / std::sqrt(static_cast<double>(dh)) : 1.0;
+  return {at::full({B * L * H}, s, q.options().dtype(acc)), at::ones({S * H}, q.options().dtype(acc))};
+}
+
+cuda::MemoryQueryDims dimsOf(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const MemoryQueryOptions& o) {
+  return {q.size(0), q.size(1), q.size(2), k.size(0), v.size(1), o.heads, o.k, o.weighting == Weighting::Normalized ? 1 : 0,
+          o.similarity == Similarity::Cosine ? 1 : 0};
+}
+
+}  // namespace
+
+MemoryQueryResult memoryQueryForwardCuda(const at::Tensor& query, const at::Tensor& keys, const at::Tensor& values, const at::Tensor& mask,
+                                         const MemoryQueryOptions& o) {
+  c10::cuda::CUDAGuard guard(query.device());
+  const at::Tensor q = query.contiguous(), k = keys.contiguous(), v = values.contiguous();
+  const at::Tensor m = mask.defined() ? mask.contiguous() : mask;
+  const cuda::MemoryQueryDims d = dimsOf(q, k, v, o);
+  auto [alpha, beta] = scalesOf(q, k, o);
+  const std::vector<int64_t> shape = o.heads == 1 ? std::vector<int64_t>{d.B, d.L, d.k} : std::vector<int64_t>{d.B, d.L, d.H, d.k};
+  at::Tensor response = at::empty({d.B, d.L, d.Dv}, q.options());
+  at::Tensor indices = at::empty(shape, q.options().dtype(at::kLong));
+  at::Tensor weights = at::empty(shape, q.options());
+  at::Tensor topv = at::empty({d.B * d.L * d.H * d.k}, q.options().dtype(accOf(q)));
+  at::Tensor flag = at::zeros({1}, q.options().dtype(at::kInt));
+  int rc = cuda::memoryQueryForwardLaunch(dtypeOf(q), q.data_ptr(), k.data_ptr(), v.data_ptr(), m.defined() ? m.data_ptr<bool>() : nullptr,
+                                          alpha.data_ptr(), beta.data_ptr(), topv.data_ptr(), indices.data_ptr<int64_t>(), weights.data_ptr(),
+                                          response.data_ptr(), flag.data_ptr<int>(), d, c10::cuda::getCurrentCUDAStream().stream());
+  if (rc != 0) fail(ErrorKind::Native, "ERR_CUDA", "memoryQuery CUDA kernel failed to launch (cudaError ", rc, ")");
+  if (flag.item<int>() != 0)
+    argError("ERR_NOT_FINITE", "query and keys must give finite similarity scores (found NaN or infinity in query or keys, or an overflow)");
+  return {response, indices, weights};
+}
+
+std::array<at::Tensor, 3> memoryQueryBackwardCuda(const at::Tensor& gResponse, const at::Tensor& gWeights, const at::Tensor& query,
+                                                  const at::Tensor& keys, const at::Tensor& values, const at::Tensor& indices,
+                                                  const at::Tensor& weights, const MemoryQueryOptions& o) {
+  c10::cuda::CUDAGuard guard(query.device());
+  const at::Tensor q = query.contiguous(), k = keys.contiguous(), v = values.contiguous();
+  const at::Tensor gR = gResponse.defined() ? gResponse.to(q.scalar_type()).contiguous() : gResponse;
+  const at::Tensor gW = gWeights.defined() ? gWeights.to(q.scalar_type()).contiguous() : gWeights;
+  const cuda::MemoryQueryDims d = dimsOf(q, k, v, o);
+  auto [alpha, beta] = scalesOf(q, k, o);
+  const auto acc = accOf(q);
+  at::Tensor gq = at::empty_like(q);
+  at::Tensor gk = at::zeros({d.S, d.D}, q.options().dtype(acc));
+  at::Tensor gv = at::zeros({d.S, d.Dv}, q.options().dtype(acc));
+  at::Tensor scratch = at::empty({2 * d.B * d.L * d.H * d.k}, q.options().dtype(acc));
+  const at::Tensor idx = indices.contiguous(), w = weights.contiguous();
+  int rc = cuda::memoryQueryBackwardLaunch(dtypeOf(q), gR.defined() ? gR.data_ptr() : nullptr, gW.defined() ? gW.data_ptr() : nullptr,
+                                           q.data_ptr(), k.data_ptr(), v.data_ptr(), idx.data_ptr<int64_t>(), w.data_ptr(), alpha.data_ptr(),
+                                           beta.data_ptr(), gq.data_ptr(), gk.data_ptr(), gv.data_ptr(), scratch.data_ptr(), d,
+                                           c10::cuda::getCurrentCUDAStream().stream());
+  if (rc != 0) fail(ErrorKind::Native, "ERR_CUDA", "memoryQuery backward CUDA kernel failed to launch (cudaError ", rc, ")");
+  return {gq, gk.to(q.scalar_type()), gv.to(q.scalar_type())};
+}
+
+}  // namespace detail
+}  // namespace ops
+}  // namespace radkit
+#endif

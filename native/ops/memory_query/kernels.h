@@ -1,0 +1,32 @@
+// Raw-pointer CUDA launchers for memoryQuery (no LibTorch headers: memory_query.cu compiles with
+// plain nvcc). All tensors contiguous: query [B*L, D], keys [S, D], values [S, Dv]; per (row, head)
+// outputs [B*L*H, k]. "acc" buffers are double for F64 and float otherwise. Return cudaError_t.
+#pragma once
+#include <cstdint>
+
+namespace radkit {
+namespace cuda {
+
+enum class MemoryQueryDtype : int { F32 = 0, F64 = 1, F16 = 2, BF16 = 3 };
+
+struct MemoryQueryDims {
+  int64_t B, L, D, S, Dv, H, k;
+  int weighting;  // 0 softmax, 1 normalized
+  int cosine;     // 1: cosine similarity (backward projects the normalisation)
+};
+
+// alpha [B*L*H], beta [S*H] (acc): score = alpha * beta * (q . k). mask: bool [B, S] or null.
+// topv: acc workspace [B*L*H*k]. nonFinite: device int set to 1 when a score is not finite.
+int memoryQueryForwardLaunch(MemoryQueryDtype dtype, const void* query, const void* keys, const void* values, const bool* mask,
+                             const void* alpha, const void* beta, void* topv, int64_t* indices, void* weights, void* response,
+                             int* nonFinite, const MemoryQueryDims& d, void* stream);
+
+// gResponse [B*L, Dv] and gWeights [B*L*H, k] in dtype (either may be null). gQuery in dtype;
+// gKeysAcc [S, D] and gValuesAcc [S, Dv] in acc, zero-filled by the caller (atomic accumulation).
+// scratch: acc [2 * B*L*H*k].
+int memoryQueryBackwardLaunch(MemoryQueryDtype dtype, const void* gResponse, const void* gWeights, const void* query, const void* keys,
+                              const void* values, const int64_t* indices, const void* weights, const void* alpha, const void* beta,
+                              void* gQuery, void* gKeysAcc, void* gValuesAcc, void* scratch, const MemoryQueryDims& d, void* stream);
+
+}  // namespace cuda
+}  // namespace radkit

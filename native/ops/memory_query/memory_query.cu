@@ -1,0 +1,367 @@
+// CUDA kernels of memoryQuery.
+// Forward: a block takes 32 query rows of one (sample, head) and streams the memory in tiles of
+// 64 keys: the 32 x 64 score tile is computed from shared-memory tiles of the query and key
+// slices (d in chunks of 32), scaled, masked, and merged into each row's running top-k (one warp
+// per 4 rows; candidates above the current k-th score found with a ballot and inserted in index
+// order, so ties go to the lower index as on the CPU). At the end each warp turns its rows' scores
+// into weights and sums the selected value rows directly (no gathered copy, no [B, L, S] scores).
+// Backward: one warp per (row, head) recomputes the selected scores, differentiates the weighting
+// and similarity, writes the query gradient, and scatters key/value gradients with atomicAdd into
+// fp32 (fp64 for double) accumulators; a last pass applies the cosine normalisation to keys.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <cmath>
+#include <cstdint>
+
+#include "kernels.h"
+
+namespace radkit {
+namespace cuda {
+namespace {
+
+constexpr int kRT = 32;   // query rows per block
+constexpr int kTS = 64;   // keys per tile
+constexpr int kDC = 32;   // d chunk
+constexpr int kThreads = 256;
+
+__device__ __forceinline__ float toAcc(float x) { return x; }
+__device__ __forceinline__ double toAcc(double x) { return x; }
+__device__ __forceinline__ float toAcc(__half x) { return __half2float(x); }
+__device__ __forceinline__ float toAcc(__nv_bfloat16 x) { return __bfloat162float(x); }
+template <typename T, typename A> __device__ __forceinline__ T store(A x);
+template <> __device__ __forceinline__ float store<float, float>(float x) { return x; }
+template <> __device__ __forceinline__ double store<double, double>(double x) { return x; }
+template <> __device__ __forceinline__ __half store<__half, float>(float x) { return __float2half(x); }
+template <> __device__ __forceinline__ __nv_bfloat16 store<__nv_bfloat16, float>(float x) { return __float2bfloat16(x); }
+
+__device__ __forceinline__ float dexp(float x) { return expf(x); }
+__device__ __forceinline__ double dexp(double x) { return exp(x); }
+
+template <typename A>
+__device__ __forceinline__ A warpSum(A v) {
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+
+template <typename T, typename A>
+__global__ void __launch_bounds__(kThreads) forwardKernel(const T* __restrict__ q, const T* __restrict__ keys, const T* __restrict__ values,
+                                                         const bool* __restrict__ mask, const A* __restrict__ alpha, const A* __restrict__ beta,
+                                                         A* __restrict__ topv, int64_t* __restrict__ topi, T* __restrict__ weights,
+                                                         T* __restrict__ response, int* __restrict__ nonFinite, MemoryQueryDims d) {
+  __shared__ A qs[kRT][kDC];
+  __shared__ A ks[kTS][kDC + 1];
+  __shared__ A sc[kRT][kTS];
+  __shared__ A thrS[kRT];
+  __shared__ int cntS[kRT];
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const int64_t b = blockIdx.z, h = blockIdx.y, l0 = (int64_t)blockIdx.x * kRT;
+  const int64_t dh = d.D / d.H, dvh = d.Dv / d.H, k = d.k;
+  if (tid < kRT) {
+    thrS[tid] = -INFINITY;
+    cntS[tid] = 0;
+  }
+  const int row = tid / 8, cg = tid % 8;
+  const int64_t myL = l0 + row;
+  const int64_t myO = ((b * d.L + myL) * d.H + h);
+  const A myAlpha = myL < d.L ? alpha[myO] : A(0);
+  int bad = 0;
+  for (int64_t s0 = 0; s0 < d.S; s0 += kTS) {
+    A acc[8];
+#pragma unroll
+    for (int u = 0; u < 8; ++u) acc[u] = 0;
+    for (int64_t d0 = 0; d0 < dh; d0 += kDC) {
+      for (int e = tid; e < kRT * kDC; e += kThreads) {
+        const int r = e / kDC, dd = e % kDC;
+        const int64_t l = l0 + r;
+        qs[r][dd] = (l < d.L && d0 + dd < dh) ? toAcc(q[(b * d.L + l) * d.D + h * dh + d0 + dd]) : A(0);
+      }
+      for (int e = tid; e < kTS * kDC; e += kThreads) {
+        const int c = e / kDC, dd = e % kDC;
+        const int64_t s = s0 + c;
+        ks[c][dd] = (s < d.S && d0 + dd < dh) ? toAcc(keys[s * d.D + h * dh + d0 + dd]) : A(0);
+      }
+      __syncthreads();
+#pragma unroll 4
+      for (int dd = 0; dd < kDC; ++dd) {
+        const A qv = qs[row][dd];
+#pragma unroll
+        for (int u = 0; u < 8; ++u) acc[u] += qv * ks[cg + 8 * u][dd];
+      }
+      __syncthreads();
+    }
+#pragma unroll
+    for (int u = 0; u < 8; ++u) {
+      const int c = cg + 8 * u;
+      const int64_t s = s0 + c;
+      A v = -INFINITY;
+      if (s < d.S && myL < d.L) {
+        v = acc[u] * myAlpha * beta[s * d.H + h];
+        if (!isfinite(v)) {
+          bad = 1;
+          v = -INFINITY;
+        }
+        if (mask && !mask[b * d.S + s]) v = -INFINITY;
+      }
+      sc[row][c] = v;
+    }
+    __syncthreads();
+    // Merge the tile into the running top-k of this warp's rows.
+    for (int rr = 0; rr < kRT / (kThreads / 32); ++rr) {
+      const int r = warp * (kRT / (kThreads / 32)) + rr;
+      const int64_t l = l0 + r;
+      if (l >= d.L) continue;  // warp-uniform
+      const int64_t o = (b * d.L + l) * d.H + h;
+      A* tv = topv + o * k;
+      int64_t* ti = topi + o * k;
+      A thr = thrS[r];
+      int cnt = cntS[r];
+      for (int c0 = 0; c0 < kTS; c0 += 32) {
+        const A v = sc[r][c0 + lane];
+        unsigned m = __ballot_sync(0xffffffffu, v > thr);
+        while (m) {
+          const int src = __ffs(m) - 1;
+          m &= m - 1;
+          const A vv = __shfl_sync(0xffffffffu, v, src);
+          if (vv > thr) {  // uniform
+            if (lane == 0) {
+              int64_t pos = cnt < k ? cnt : k - 1;
+              while (pos > 0 && tv[pos - 1] < vv) {
+                tv[pos] = tv[pos - 1];
+                ti[pos] = ti[pos - 1];
+                --pos;
+              }
+              tv[pos] = vv;
+              ti[pos] = s0 + c0 + src;
+              if (cnt < k) ++cnt;
+              if (cnt == k) thr = tv[k - 1];
+            }
+            thr = __shfl_sync(0xffffffffu, thr, 0);
+            cnt = __shfl_sync(0xffffffffu, cnt, 0);
+          }
+        }
+      }
+      if (lane == 0) {
+        thrS[r] = thr;
+        cntS[r] = cnt;
+      }
+    }
+    __syncthreads();
+  }
+  if (bad) atomicOr(nonFinite, 1);
+  // Weights and responses.
+  for (int rr = 0; rr < kRT / (kThreads / 32); ++rr) {
+    const int r = warp * (kRT / (kThreads / 32)) + rr;
+    const int64_t l = l0 + r;
+    if (l >= d.L) continue;
+    const int64_t o = (b * d.L + l) * d.H + h;
+    A* tv = topv + o * k;
+    int64_t* ti = topi + o * k;
+    const int c = cntS[r];
+    if (lane == 0 && c > 0) {
+      if (d.weighting == 0) {
+        A sum = 0;
+        for (int t = 0; t < c; ++t) sum += dexp(tv[t] - tv[0]);
+        const A top = tv[0];
+        for (int t = 0; t < c; ++t) tv[t] = dexp(tv[t] - top) / sum;
+      } else {
+        const A m = fmin(A(0), tv[c - 1]);
+        A sum = 0;
+        for (int t = 0; t < c; ++t) sum += tv[t] - m + A(1e-6);
+        for (int t = 0; t < c; ++t) tv[t] = (tv[t] - m + A(1e-6)) / sum;
+      }
+    }
+    __syncwarp();
+    for (int64_t t = lane; t < k; t += 32) {
+      if (t < c) {
+        weights[o * k + t] = store<T, A>(tv[t]);
+      } else {
+        weights[o * k + t] = store<T, A>(A(0));
+        ti[t] = -1;
+      }
+    }
+    T* out = response + (b * d.L + l) * d.Dv + h * dvh;
+    for (int64_t j = lane; j < dvh; j += 32) {
+      A acc = 0;
+      for (int t = 0; t < c; ++t) acc += tv[t] * toAcc(values[ti[t] * d.Dv + h * dvh + j]);
+      out[j] = store<T, A>(acc);
+    }
+  }
+}
+
+template <typename T, typename A>
+__global__ void __launch_bounds__(kThreads) backwardRowsKernel(const T* __restrict__ gR, const T* __restrict__ gW, const T* __restrict__ q,
+                                                              const T* __restrict__ keys, const T* __restrict__ values,
+                                                              const int64_t* __restrict__ idx, const T* __restrict__ weights,
+                                                              const A* __restrict__ alpha, const A* __restrict__ beta, T* __restrict__ gq,
+                                                              A* __restrict__ gk, A* __restrict__ gv, A* __restrict__ scratch,
+                                                              MemoryQueryDims d) {
+  const int lane = threadIdx.x & 31;
+  const int64_t o = ((int64_t)blockIdx.x * kThreads + threadIdx.x) / 32;
+  const int64_t RH = d.B * d.L * d.H;
+  if (o >= RH) return;  // warp-uniform
+  const int64_t k = d.k, dh = d.D / d.H, dvh = d.Dv / d.H, h = o % d.H, r = o / d.H;
+  const T* qrow = q + r * d.D + h * dh;
+  const int64_t* ti = idx + o * k;
+  const T* w = weights + o * k;
+  A* s = scratch + o * k;           // scores, then d scores
+  A* dw = scratch + RH * k + o * k; // d weights, then key coefficients
+  T* gqrow = gq + r * d.D + h * dh;
+  int c = 0;
+  while (c < k && ti[c] >= 0) ++c;
+  const A a = alpha[o];
+  for (int t = 0; t < c; ++t) {
+    const int64_t j = ti[t];
+    A dot = 0;
+    for (int64_t x = lane; x < dh; x += 32) dot += toAcc(qrow[x]) * toAcc(keys[j * d.D + h * dh + x]);
+    dot = warpSum(dot);
+    A g = 0;
+    if (gR)
+      for (int64_t x = lane; x < dvh; x += 32) g += toAcc(gR[r * d.Dv + h * dvh + x]) * toAcc(values[j * d.Dv + h * dvh + x]);
+    g = warpSum(g);
+    if (lane == 0) {
+      s[t] = dot * a * beta[j * d.H + h];
+      dw[t] = g + (gW ? toAcc(gW[o * k + t]) : A(0));
+    }
+  }
+  __syncwarp();
+  if (lane == 0 && c > 0) {
+    A wdw = 0;
+    for (int t = 0; t < c; ++t) wdw += toAcc(w[t]) * dw[t];
+    if (d.weighting == 0) {
+      for (int t = 0; t < c; ++t) s[t] = toAcc(w[t]) * (dw[t] - wdw);
+    } else {
+      const bool shifted = s[c - 1] < 0;
+      const A m = fmin(A(0), s[c - 1]);
+      A U = 0;
+      for (int t = 0; t < c; ++t) U += s[t] - m + A(1e-6);
+      A sumdu = 0;
+      for (int t = 0; t < c; ++t) {
+        s[t] = (dw[t] - wdw) / U;
+        sumdu += s[t];
+      }
+      if (shifted) s[c - 1] -= sumdu;
+    }
+    for (int t = 0; t < c; ++t) dw[t] = s[t] * a * beta[ti[t] * d.H + h];
+  }
+  __syncwarp();
+  // Query gradient: a * sum_t ds_t beta_t k_t, projected for cosine.
+  A proj = 0, qn = 0;
+  for (int64_t x = lane; x < dh; x += 32) {
+    A acc = 0;
+    for (int t = 0; t < c; ++t) acc += s[t] * beta[ti[t] * d.H + h] * toAcc(keys[ti[t] * d.D + h * dh + x]);
+    acc *= a;
+    const A qx = toAcc(qrow[x]);
+    proj += a * qx * acc;
+    qn += qx * qx;
+  }
+  proj = warpSum(proj);
+  qn = warpSum(qn);
+  const bool project = d.cosine && sqrt(qn) > A(1e-12);
+  for (int64_t x = lane; x < dh; x += 32) {
+    A acc = 0;
+    for (int t = 0; t < c; ++t) acc += s[t] * beta[ti[t] * d.H + h] * toAcc(keys[ti[t] * d.D + h * dh + x]);
+    acc *= a;
+    if (project) acc -= a * toAcc(qrow[x]) * proj;
+    gqrow[x] = store<T, A>(acc);
+  }
+  // Key and value gradients (atomic accumulation).
+  for (int t = 0; t < c; ++t) {
+    const int64_t j = ti[t];
+    const A ck = dw[t];
+    for (int64_t x = lane; x < dh; x += 32) atomicAdd(&gk[j * d.D + h * dh + x], ck * toAcc(qrow[x]));
+    if (gR) {
+      const A wt = toAcc(w[t]);
+      for (int64_t x = lane; x < dvh; x += 32) atomicAdd(&gv[j * d.Dv + h * dvh + x], wt * toAcc(gR[r * d.Dv + h * dvh + x]));
+    }
+  }
+}
+
+// Cosine: dk = dk_raw - khat (khat . dk_raw) where |k| > eps; one warp per (memory row, head).
+template <typename T, typename A>
+__global__ void __launch_bounds__(kThreads) cosineKeysKernel(const T* __restrict__ keys, const A* __restrict__ beta, A* __restrict__ gk,
+                                                            MemoryQueryDims d) {
+  const int lane = threadIdx.x & 31;
+  const int64_t p = ((int64_t)blockIdx.x * kThreads + threadIdx.x) / 32;
+  if (p >= d.S * d.H) return;
+  const int64_t dh = d.D / d.H, s = p / d.H, h = p % d.H;
+  const T* krow = keys + s * d.D + h * dh;
+  A* g = gk + s * d.D + h * dh;
+  const A bt = beta[p];
+  A kn = 0, proj = 0;
+  for (int64_t x = lane; x < dh; x += 32) {
+    const A kx = toAcc(krow[x]);
+    kn += kx * kx;
+    proj += bt * kx * g[x];
+  }
+  kn = warpSum(kn);
+  proj = warpSum(proj);
+  if (!(sqrt(kn) > A(1e-12))) return;
+  for (int64_t x = lane; x < dh; x += 32) g[x] -= bt * toAcc(krow[x]) * proj;
+}
+
+template <typename T, typename A>
+int forwardTyped(const void* query, const void* keys, const void* values, const bool* mask, const void* alpha, const void* beta, void* topv,
+                 int64_t* indices, void* weights, void* response, int* nonFinite, const MemoryQueryDims& d, cudaStream_t stream) {
+  if (d.B == 0 || d.L == 0) return 0;
+  dim3 grid((unsigned)((d.L + kRT - 1) / kRT), (unsigned)d.H, (unsigned)d.B);
+  forwardKernel<T, A><<<grid, kThreads, 0, stream>>>((const T*)query, (const T*)keys, (const T*)values, mask, (const A*)alpha, (const A*)beta,
+                                                     (A*)topv, indices, (T*)weights, (T*)response, nonFinite, d);
+  return (int)cudaGetLastError();
+}
+
+template <typename T, typename A>
+int backwardTyped(const void* gR, const void* gW, const void* query, const void* keys, const void* values, const int64_t* indices,
+                  const void* weights, const void* alpha, const void* beta, void* gQuery, void* gK, void* gV, void* scratch,
+                  const MemoryQueryDims& d, cudaStream_t stream) {
+  const int64_t RH = d.B * d.L * d.H;
+  if (RH > 0) {
+    const unsigned blocks = (unsigned)((RH * 32 + kThreads - 1) / kThreads);
+    backwardRowsKernel<T, A><<<blocks, kThreads, 0, stream>>>((const T*)gR, (const T*)gW, (const T*)query, (const T*)keys, (const T*)values,
+                                                              indices, (const T*)weights, (const A*)alpha, (const A*)beta, (T*)gQuery, (A*)gK,
+                                                              (A*)gV, (A*)scratch, d);
+  }
+  if (d.cosine) {
+    const unsigned blocks = (unsigned)((d.S * d.H * 32 + kThreads - 1) / kThreads);
+    cosineKeysKernel<T, A><<<blocks, kThreads, 0, stream>>>((const T*)keys, (const A*)beta, (A*)gK, d);
+  }
+  return (int)cudaGetLastError();
+}
+
+}  // namespace
+
+int memoryQueryForwardLaunch(MemoryQueryDtype dtype, const void* query, const void* keys, const void* values, const bool* mask,
+                             const void* alpha, const void* beta, void* topv, int64_t* indices, void* weights, void* response,
+                             int* nonFinite, const MemoryQueryDims& d, void* stream) {
+  cudaStream_t s = static_cast<cudaStream_t>(stream);
+  switch (dtype) {
+    case MemoryQueryDtype::F32: return forwardTyped<float, float>(query, keys, values, mask, alpha, beta, topv, indices, weights, response, nonFinite, d, s);
+    case MemoryQueryDtype::F64: return forwardTyped<double, double>(query, keys, values, mask, alpha, beta, topv, indices, weights, response, nonFinite, d, s);
+    case MemoryQueryDtype::F16: return forwardTyped<__half, float>(query, keys, values, mask, alpha, beta, topv, indices, weights, response, nonFinite, d, s);
+    case MemoryQueryDtype::BF16:
+      return forwardTyped<__nv_bfloat16, float>(query, keys, values, mask, alpha, beta, topv, indices, weights, response, nonFinite, d, s);
+  }
+  return (int)cudaErrorInvalidValue;
+}
+
+int memoryQueryBackwardLaunch(MemoryQueryDtype dtype, const void* gResponse, const void* gWeights, const void* query, const void* keys,
+                              const void* values, const int64_t* indices, const void* weights, const void* alpha, const void* beta,
+                              void* gQuery, void* gKeysAcc, void* gValuesAcc, void* scratch, const MemoryQueryDims& d, void* stream) {
+  cudaStream_t s = static_cast<cudaStream_t>(stream);
+  switch (dtype) {
+    case MemoryQueryDtype::F32:
+      return backwardTyped<float, float>(gResponse, gWeights, query, keys, values, indices, weights, alpha, beta, gQuery, gKeysAcc, gValuesAcc, scratch, d, s);
+    case MemoryQueryDtype::F64:
+      return backwardTyped<double, double>(gResponse, gWeights, query, keys, values, indices, weights, alpha, beta, gQuery, gKeysAcc, gValuesAcc, scratch, d, s);
+    case MemoryQueryDtype::F16:
+      return backwardTyped<__half, float>(gResponse, gWeights, query, keys, values, indices, weights, alpha, beta, gQuery, gKeysAcc, gValuesAcc, scratch, d, s);
+    case MemoryQueryDtype::BF16:
+      return backwardTyped<__nv_bfloat16, float>(gResponse, gWeights, query, keys, values, indices, weights, alpha, beta, gQuery, gKeysAcc, gValuesAcc,
+                                                 scratch, d, s);
+  }
+  return (int)cudaErrorInvalidValue;
+}
+
+}  // namespace cuda
+}  // namespace radkit

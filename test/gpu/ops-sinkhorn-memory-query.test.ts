@@ -1,0 +1,87 @@
+import { describe, expect, it } from 'vitest';
+import * as radkit from '../../lib/index.js';
+import { Tensor, ops } from '../../lib/index.js';
+
+// CUDA kernels of ops.sinkhorn and ops.memoryQuery against the CPU kernels (skipped without CUDA).
+const cuda = (() => {
+  try {
+    return radkit.info().cudaAvailable;
+  } catch {
+    return false;
+  }
+})();
+
+const num = (t: Tensor) => Array.from(t.to('cpu').to('float64').toArray() as Float64Array, Number);
+const ints = (t: Tensor) => Array.from(t.to('cpu').toArray() as BigInt64Array, Number);
+function close(a: number[], b: number[], rtol: number, atol: number) {
+  expect(a.length).toBe(b.length);
+  for (let i = 0; i < a.length; ++i)
+    if (!(Math.abs(a[i] - b[i]) <= atol + rtol * Math.abs(b[i]))) throw new Error(`index ${i}: ${a[i]} vs ${b[i]}`);
+}
+
+describe.skipIf(!cuda)('CUDA sinkhorn / memoryQuery vs CPU', () => {
+  it('sinkhorn: float64/float32 on CUDA match the CPU; float16/bfloat16 run with fp32 accumulation', () => {
+    radkit.manualSeed(1);
+    for (const [B, M, N] of [[4, 196, 56], [2, 7, 300], [1, 600, 500]]) {
+      const cost = Tensor.randn([B, M, N], { dtype: 'float64' });
+      const o = { epsilon: 0.1, maxIterations: 60, tolerance: 1e-9 };
+      const c = ops.sinkhorn(cost, o);
+      const g = ops.sinkhorn(cost.to('cuda'), o);
+      expect(g.plan.device).toBe('cuda:0');
+      close(num(g.plan), num(c.plan), 1e-9, 1e-14);
+      close(num(g.distance), num(c.distance), 1e-9, 1e-12);
+      expect(g.problemIterations).toEqual(c.problemIterations);
+      const g32 = ops.sinkhorn(cost.to('float32').to('cuda'), { epsilon: 0.1, maxIterations: 60 });
+      close(num(g32.plan), num(ops.sinkhorn(cost, { epsilon: 0.1, maxIterations: 60 }).plan), 1e-3, 1e-6);
+      for (const dt of ['float16', 'bfloat16'] as const) {
+        const h = ops.sinkhorn(cost.to(dt).to('cuda'), { epsilon: 0.1, maxIterations: 60 });
+        expect(h.plan.dtype).toBe(dt);
+        expect(num(h.distance).every(Number.isFinite)).toBe(true);
+      }
+    }
+    // gradient on CUDA is the plan
+    const cost = Tensor.randn([2, 5, 4], { dtype: 'float32', device: 'cuda' });
+    cost.requiresGrad = true;
+    const r = ops.sinkhorn(cost, { epsilon: 0.2, maxIterations: 50 });
+    radkit.sum(r.distance).backward();
+    close(num(cost.grad!), num(r.plan), 1e-6, 1e-7);
+  });
+
+  it('memoryQuery: CUDA forward and backward match the CPU (float64, float32), with masks, heads and large S', () => {
+    radkit.manualSeed(2);
+    for (const [B, L, D, S, Dv, k, heads] of [[2, 33, 64, 280, 48, 15, 8], [1, 5, 16, 5000, 8, 32, 1], [2, 3, 8, 11, 6, 11, 2]]) {
+      for (const similarity of ['dot', 'scaled-dot', 'cosine'] as const)
+        for (const weighting of ['softmax', 'normalized'] as const) {
+          const q = Tensor.randn([B, L, D], { dtype: 'float64' }), kk = Tensor.randn([S, D], { dtype: 'float64' }), v = Tensor.randn([S, Dv], { dtype: 'float64' });
+          const bits = new Uint8Array(B * S).map((_, i) => (i % 3 === 0 || i < S ? 1 : 0));
+          const mask = Tensor.from(bits, [B, S], { dtype: 'bool' });
+          const o = { k, similarity, weighting, heads, mask };
+          const leaves = (dev: 'cpu' | 'cuda') => [q, kk, v].map((t) => {
+            const x = t.to(dev);
+            x.requiresGrad = true;
+            return x;
+          });
+          const [qc, kc, vc] = leaves('cpu');
+          const [qg, kg, vg] = leaves('cuda');
+          const rc = ops.memoryQuery(qc, kc, vc, o);
+          const rg = ops.memoryQuery(qg, kg, vg, { ...o, mask: mask.to('cuda') });
+          expect(ints(rg.indices)).toEqual(ints(rc.indices));
+          close(num(rg.weights), num(rc.weights), 1e-10, 1e-13);
+          close(num(rg.response), num(rc.response), 1e-10, 1e-13);
+          const w = Tensor.randn(rc.response.shape, { dtype: 'float64' });
+          radkit.sum(radkit.mul(rc.response, w)).backward();
+          radkit.sum(radkit.mul(rg.response, w.to('cuda'))).backward();
+          close(num(qg.grad!), num(qc.grad!), 1e-9, 1e-12);
+          close(num(kg.grad!), num(kc.grad!), 1e-9, 1e-12);
+          close(num(vg.grad!), num(vc.grad!), 1e-9, 1e-12);
+          const r32 = ops.memoryQuery(q.to('float32').to('cuda'), kk.to('float32').to('cuda'), v.to('float32').to('cuda'), { ...o, mask: mask.to('cuda') });
+          close(num(r32.response), num(rc.response), 1e-3, 1e-4);
+          for (const dt of ['float16', 'bfloat16'] as const) {
+            const rh = ops.memoryQuery(q.to(dt).to('cuda'), kk.to(dt).to('cuda'), v.to(dt).to('cuda'), { ...o, mask: mask.to('cuda') });
+            expect(rh.response.dtype).toBe(dt);
+            expect(num(rh.response).every(Number.isFinite)).toBe(true);
+          }
+        }
+    }
+  });
+});
