@@ -28,3 +28,4 @@ export * as data from './data/index.js';
 export * as models from './models/index.js';
 export { train, loadCheckpoint, evaluateSplit, generateSplit } from './train/index.js';
 export { xpronet, Model, TensorBatch } from './models/index.js';
+export { readSafetensors, writeSafetensors } from './io/safetensors.js';

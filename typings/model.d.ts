@@ -33,6 +33,7 @@ export declare class NativeModel {
   generate(batch: NativeBatch, options?: NativeConfig): Promise<NativeGenerated>;
   save(weightsPath: string, optimizerPath?: string): Promise<void>;
   load(weightsPath: string, optimizerPath?: string): Promise<void>;
+  loadNamedTensors(prefix: string, tensors: Record<string, NativeTensor>): { loaded: number; missing: string[]; unexpected: string[] };
   dispose(): void;
   isDisposed(): boolean;
 }

@@ -2,6 +2,7 @@ import { loadNative } from '../native.js';
 import { Tensor } from '../tensor.js';
 import { ArgumentError } from '../errors.js';
 import type { Batch } from '../data/loader.js';
+import { readSafetensors } from '../io/safetensors.js';
 import type { NativeBatch, NativeConfig, NativeModel, NativeModelModule } from '../../typings/model.js';
 
 /** Options of `Model.generate` (beam search by default, as XProNet decodes with beam 3). */
@@ -167,6 +168,21 @@ export class Model {
 
   async loadWeights(weightsPath: string, optimizerPath?: string): Promise<void> {
     return this.#h.load(weightsPath, optimizerPath);
+  }
+
+  /**
+   * Loads user-supplied weights (e.g. ImageNet ResNet weights from a .safetensors file) into the
+   * parameters and buffers named `prefix + name`. Nothing is written when a shape does not fit.
+   * Returns which model tensors got no weights (`missing`) and which file tensors had no slot.
+   */
+  loadPretrained(file: string, prefix = ''): { loaded: number; missing: string[]; unexpected: string[] } {
+    const { tensors } = readSafetensors(file);
+    try {
+      const handles = Object.fromEntries(Object.entries(tensors).map(([k, t]) => [k, Tensor.handle(t)]));
+      return this.#h.loadNamedTensors(prefix, handles);
+    } finally {
+      Object.values(tensors).forEach((t) => t.dispose());
+    }
   }
 
   dispose(): void {

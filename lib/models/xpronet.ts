@@ -27,6 +27,8 @@ export interface XProNetOptions {
   dropout?: number;
   labelSource?: 'oracle' | 'predicted' | 'none';
   seed?: number;
+  /** ImageNet-style ResNet weights (.safetensors, torchvision names: conv1.weight, layer1.0.bn1.weight, ...) for the visual extractor. */
+  visualWeights?: string;
 }
 
 const PRESETS = {
@@ -39,7 +41,7 @@ export function xpronetConfig(o: XProNetOptions): Record<string, number | string
   if (!o || !o.tokenizer) throw new ArgumentError('xpronet: options.tokenizer is required', 'ERR_INVALID_ARG', 'xpronet');
   const preset = PRESETS[o.preset ?? 'small'];
   if (!preset) throw new ArgumentError(`xpronet: preset must be 'small' or 'paper', got '${String(o.preset)}'`, 'ERR_INVALID_ARG', 'xpronet');
-  const { tokenizer, preset: _p, ...rest } = o;
+  const { tokenizer, preset: _p, visualWeights: _w, ...rest } = o;
   const cfg: Record<string, number | string | number[]> = {
     ...preset,
     resnetWidths: [...preset.resnetWidths],
@@ -63,5 +65,15 @@ export function xpronetConfig(o: XProNetOptions): Record<string, number | string
 
 /** Creates an XProNet model in native memory (dispose it when done). */
 export function xpronet(options: XProNetOptions): Model {
-  return Model.create('xpronet', xpronetConfig(options));
+  const model = Model.create('xpronet', xpronetConfig(options));
+  if (options.visualWeights) {
+    try {
+      const r = model.loadPretrained(options.visualWeights, 'visual.');
+      if (r.loaded === 0) throw new ArgumentError(`xpronet: ${options.visualWeights} has no tensor named like the ResNet's (conv1.weight, layer1.0.conv1.weight, ...)`, 'ERR_INVALID_ARG', 'xpronet');
+    } catch (err) {
+      model.dispose();
+      throw err;
+    }
+  }
+  return model;
 }

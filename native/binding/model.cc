@@ -6,6 +6,7 @@
 #include <torch/serialize/archive.h>
 
 #include <atomic>
+#include <set>
 #include <cmath>
 
 #include "../models/system.h"
@@ -104,6 +105,7 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
                                         InstanceMethod("generate", &NativeModel::Generate),
                                         InstanceMethod("save", &NativeModel::Save),
                                         InstanceMethod("load", &NativeModel::Load),
+                                        InstanceMethod("loadNamedTensors", &NativeModel::LoadNamedTensors),
                                         InstanceMethod("dispose", &NativeModel::Dispose),
                                         InstanceMethod("isDisposed", &NativeModel::IsDisposed),
                                     });
@@ -400,6 +402,59 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
             return true;
           },
           [](Napi::Env env, bool&) -> Napi::Value { return env.Undefined(); });
+    });
+  }
+
+  // loadNamedTensors(prefix, { name: Tensor }) copies tensors into the parameters and buffers named
+  // prefix + name (user-supplied weights, e.g. ImageNet ResNet from safetensors). A 3-channel first
+  // convolution loaded into a 1-channel (grey) one is summed over its input channels.
+  // Returns { loaded, missing (model names without a tensor), unexpected (tensors without a slot) }.
+  Napi::Value LoadNamedTensors(const Napi::CallbackInfo& info) {
+    const char* fn = "Model.loadNamedTensors";
+    return guarded(info, fn, [&]() -> Napi::Value {
+      System& sys = system(fn);
+      if (busy_) fail(ErrorKind::Argument, "ERR_BUSY", "the model is busy; await its running call first");
+      if (!info[0].IsString()) argError("ERR_INVALID_ARG", "prefix must be a string, got ", describeJs(info[0]));
+      if (!info[1].IsObject() || info[1].IsArray()) argError("ERR_INVALID_ARG", "tensors must be an object { name: Tensor }, got ", describeJs(info[1]));
+      std::string prefix = info[0].As<Napi::String>().Utf8Value();
+      Napi::Object given = info[1].As<Napi::Object>();
+      std::map<std::string, at::Tensor> slots;
+      for (auto& kv : sys.named_parameters()) slots[kv.key()] = kv.value();
+      for (auto& kv : sys.named_buffers()) slots[kv.key()] = kv.value();
+      // Validate everything first: nothing is written when one tensor does not fit.
+      std::vector<std::pair<at::Tensor, at::Tensor>> plan;
+      Napi::Array names = given.GetPropertyNames();
+      Napi::Array unexpected = Napi::Array::New(info.Env());
+      std::set<std::string> used;
+      for (uint32_t i = 0; i < names.Length(); ++i) {
+        std::string name = names.Get(i).As<Napi::String>().Utf8Value();
+        Napi::Value v = given.Get(name);
+        if (!NativeTensor::IsInstance(v)) argError("ERR_INVALID_ARG", "tensors['", name, "'] must be a Tensor, got ", describeJs(v));
+        at::Tensor src = Napi::ObjectWrap<NativeTensor>::Unwrap(v.As<Napi::Object>())->tensor(fn);
+        auto it = slots.find(prefix + name);
+        if (it == slots.end()) {
+          unexpected.Set(unexpected.Length(), name);
+          continue;
+        }
+        at::Tensor dst = it->second;
+        if (src.dim() == 4 && dst.dim() == 4 && src.size(1) == 3 && dst.size(1) == 1 && src.size(0) == dst.size(0)) src = src.sum(1, true);
+        if (src.sizes() != dst.sizes())
+          argError("ERR_SHAPE", "tensor '", name, "' has shape ", shapeString(src.sizes()), " but ", prefix + name, " is ", shapeString(dst.sizes()));
+        plan.emplace_back(dst, src);
+        used.insert(prefix + name);
+      }
+      {
+        at::NoGradGuard ng;
+        for (auto& [dst, src] : plan) dst.copy_(src.to(dst.device(), dst.scalar_type()));
+      }
+      Napi::Array missing = Napi::Array::New(info.Env());
+      for (auto& [name, t] : slots)
+        if (name.rfind(prefix, 0) == 0 && !used.count(name)) missing.Set(missing.Length(), name.substr(prefix.size()));
+      Napi::Object r = Napi::Object::New(info.Env());
+      r.Set("loaded", Napi::Number::New(info.Env(), static_cast<double>(plan.size())));
+      r.Set("missing", missing);
+      r.Set("unexpected", unexpected);
+      return r;
     });
   }
 
