@@ -3,9 +3,10 @@
  * references (grid_sample; einsum-then-max) in the same process, at the paper's sizes (seed 000):
  *   AdaPatch       B=32, C=128, H=W=32, P=256, m=3
  *   maxSimilarity  Bi=Bt=112, N=256, K=100, D=256, and Bi=Bt=32
- * Reports median wall times (forward, forward+backward), ratios, and the peak extra CPU memory of one
- * call as counted by a tracking LibTorch CPU allocator (every tensor allocation, inputs excluded).
- * Usage: node dist/bench/kernels1.js [--quick] [--threads N] [--json out.json]
+ * Reports median wall times (forward, forward+backward), ratios, and the peak extra CPU memory of a
+ * call as counted by a tracking LibTorch CPU allocator installed for the run (every tensor allocation
+ * made during the call, inputs excluded; the tracker is on for every timed call, op and reference alike).
+ * Usage: node dist/bench/kernels1.js [--quick] [--only aps|ms32|ms112] [--threads N] [--json out.json]
  */
 import * as fs from 'node:fs';
 import { Tensor, ops, getNumThreads, setNumThreads, manualSeed } from '../lib/index.js';
@@ -20,21 +21,19 @@ function median(xs: number[]): number {
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 }
 
-function timeMs(fn: () => void, reps: number, warmup: number): number {
+/** Median wall time (ms) of `reps` calls after `warmup` calls, and the largest peak extra memory of a timed call. */
+function measure(fn: () => void, reps: number, warmup: number): { ms: number; peak: number } {
   for (let i = 0; i < warmup; i++) fn();
   const ts: number[] = [];
+  let peak = 0;
   for (let i = 0; i < reps; i++) {
+    const base = T.allocTrackerReset().current;
     const t0 = process.hrtime.bigint();
     fn();
     ts.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    peak = Math.max(peak, T.allocTrackerRead().peak - base);
   }
-  return median(ts);
-}
-
-function peakBytes(fn: () => void): number {
-  const base = T.allocTrackerReset().current;
-  fn();
-  return T.allocTrackerRead().peak - base;
+  return { ms: median(ts), peak };
 }
 
 const args = process.argv.slice(2);
@@ -42,6 +41,8 @@ const quick = args.includes('--quick');
 const ti = args.indexOf('--threads');
 if (ti >= 0) setNumThreads(Number(args[ti + 1]));
 const ji = args.indexOf('--json');
+const oi = args.indexOf('--only');
+const only = oi >= 0 ? args[oi + 1] : null;
 manualSeed(1);
 
 interface Row {
@@ -58,17 +59,16 @@ const rows: Row[] = [];
 const MB = (b: number) => b / (1 << 20);
 
 function record(name: string, pass: string, op: () => void, ref: () => void, reps: number, refReps: number) {
-  const opMs = timeMs(op, reps, 1);
-  const referenceMs = timeMs(ref, refReps, refReps > 1 ? 1 : 0);
-  const opPeak = peakBytes(op);
-  const refPeak = peakBytes(ref);
+  const a = measure(op, reps, 1);
+  const b = measure(ref, refReps, refReps > 1 ? 1 : 0);
+  const [opMs, referenceMs, opPeak, refPeak] = [a.ms, b.ms, a.peak, b.peak];
   const row = { case: name, pass, opMs, referenceMs, speedup: referenceMs / opMs, opPeakMB: MB(opPeak), referencePeakMB: MB(refPeak), memoryRatio: refPeak / Math.max(1, opPeak) };
   rows.push(row);
   console.log(`${name.padEnd(44)} ${pass.padEnd(8)} op ${opMs.toFixed(1).padStart(9)} ms  ref ${referenceMs.toFixed(1).padStart(9)} ms  x${row.speedup.toFixed(2).padStart(6)}  peak op ${row.opPeakMB.toFixed(1)} MB ref ${row.referencePeakMB.toFixed(1)} MB (x${row.memoryRatio.toFixed(1)})`);
 }
 
 // ---------------------------------------------------------------- adaptivePatchSample
-{
+if (!only || only === 'aps') {
   const [B, C, H, W, m] = [32, 128, 32, 32, 3];
   const grid = 16, P = grid * grid; // fixed 2x2 patches of a 32x32 map
   const feats = Tensor.randn([B, C, H, W], { requiresGrad: true });
@@ -96,14 +96,15 @@ function record(name: string, pass: string, op: () => void, ref: () => void, rep
 }
 
 // ---------------------------------------------------------------- maxSimilarity
-for (const [Bi, N, K, D] of quick ? [[32, 256, 100, 256]] : [[32, 256, 100, 256], [112, 256, 100, 256]]) {
+const msCases = (quick ? [[32, 256, 100, 256]] : [[32, 256, 100, 256], [112, 256, 100, 256]]).filter(([bi]) => !only || only === `ms${bi}`);
+for (const [Bi, N, K, D] of msCases) {
   const Bt = Bi;
   const image = Tensor.randn([Bi, N, D], { requiresGrad: true });
   const text = Tensor.randn([Bt, K, D], { requiresGrad: true });
   const g = Tensor.randn([Bi, Bt]);
   const name = `maxSimilarity Bi=Bt=${Bi} N=${N} K=${K} D=${D}`;
   const big = Bi > 64;
-  const reps = big ? 3 : 5;
+  const reps = big ? 2 : 5;
   const refReps = big ? 1 : 3;
   record(name, 'forward', () => {
     const r = ops.maxSimilarity(image, text);

@@ -80,6 +80,16 @@ describe('ops.adaptivePatchSample', () => {
     expect(arr(a.gf).every((x) => x === 0)).toBe(true);
   });
 
+  it('returns zeros for an empty feature map (H = 0) and gives zero box gradients', () => {
+    const f = f64(new Float64Array(0), [1, 2, 0, 5], true);
+    const b = f64(new Float64Array([0.5, 0.5, 1, 1]), [1, 1, 4], true);
+    const o = ops.adaptivePatchSample(f, b, { points: 2 });
+    expect(o.shape).toEqual([1, 1, 2, 2, 2]);
+    expect(arr(o).every((x) => x === 0)).toBe(true);
+    o.backward(f64(new Float64Array(8).fill(1), o.shape));
+    expect(arr(b.grad!)).toEqual([0, 0, 0, 0]);
+  });
+
   it('reads a pixel exactly with a zero-size box or a one-pixel box at its centre', () => {
     const fd = randArray(1 * C * H * W, rng(4));
     const f = f64(fd, [1, C, H, W]);

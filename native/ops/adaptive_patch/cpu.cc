@@ -177,6 +177,7 @@ at::Tensor adaptive_patch_forward_cpu(const at::Tensor& features, const at::Tens
   at::Tensor bx = boxes.contiguous();
   at::Tensor out = at::empty({B, P, C, points, points}, features.options());
   if (out.numel() == 0) return out;
+  if (H == 0 || W == 0) return out.zero_();  // an empty map: every sample is padding
   AT_DISPATCH_FLOATING_TYPES(features.scalar_type(), "adaptivePatchSample", [&] {
     forwardKernel<scalar_t>(feat.data_ptr<scalar_t>(), bx.data_ptr<scalar_t>(), out.data_ptr<scalar_t>(), B, C, H, W, P,
                             static_cast<int>(points));
@@ -194,7 +195,7 @@ std::tuple<at::Tensor, at::Tensor> adaptive_patch_backward_cpu(const at::Tensor&
   at::Tensor gfeat, gboxes;
   if (need_features) gfeat = at::zeros({B, C, H, W}, features.options());
   if (need_boxes) gboxes = at::zeros_like(bx);
-  if (g.numel() == 0) return {gfeat, gboxes};
+  if (g.numel() == 0 || H == 0 || W == 0) return {gfeat, gboxes};
   AT_DISPATCH_FLOATING_TYPES(features.scalar_type(), "adaptivePatchSample.backward", [&] {
     if (need_boxes) {
       at::Tensor feat = features.contiguous();
