@@ -1,0 +1,77 @@
+/**
+ * Shared harness for the op benchmarks (bench/sinkhorn.ts, bench/memoryQuery.ts): medians of
+ * repeated timings in one process, and peak extra memory of one call measured in a fresh child
+ * process per variant (Linux: VmHWM is reset through /proc/self/clear_refs after the inputs are
+ * built, so the figure is the call's own peak resident growth, LibTorch's native allocations
+ * included).
+ */
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
+
+/** Median wall time in ms of `reps` calls after `warmup` calls. */
+export function timeMs(fn: () => void, reps: number, warmup = 1): number {
+  for (let i = 0; i < warmup; i++) fn();
+  const ts: number[] = [];
+  for (let i = 0; i < reps; i++) {
+    const t0 = process.hrtime.bigint();
+    fn();
+    ts.push(Number(process.hrtime.bigint() - t0) / 1e6);
+  }
+  return median(ts);
+}
+
+function statusKb(field: string): number {
+  const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(fs.readFileSync('/proc/self/status', 'utf8'));
+  return m ? Number(m[1]) : NaN;
+}
+
+/** In a child: builds inputs with `setup`, resets the peak, runs `run` once, prints the peak growth (bytes). */
+export function childMeasure(setup: () => unknown, run: (inputs: unknown) => void): void {
+  const inputs = setup();
+  if (global.gc) global.gc();
+  const base = statusKb('VmRSS');
+  fs.writeFileSync('/proc/self/clear_refs', '5');
+  run(inputs);
+  const peak = statusKb('VmHWM');
+  process.stdout.write(JSON.stringify({ peakExtraBytes: Math.max(0, peak - base) * 1024 }) + '\n');
+}
+
+/** Runs `script --child <variant>` in a fresh process and returns its peak extra bytes. */
+export function peakExtraBytes(script: string, variant: string): number {
+  const out = execFileSync(process.execPath, ['--expose-gc', script, '--child', variant], { env: process.env, encoding: 'utf8', maxBuffer: 1 << 20 });
+  const line = out.trim().split('\n').pop() ?? '{}';
+  return (JSON.parse(line) as { peakExtraBytes: number }).peakExtraBytes;
+}
+
+export const MiB = (b: number) => Math.round((b / 1048576) * 10) / 10;
+
+/** Writes bench/out/<name>.json (from the package root). */
+export function writeJson(root: string, name: string, data: unknown): string {
+  const dir = path.join(root, 'bench', 'out');
+  fs.mkdirSync(dir, { recursive: true });
+  const p = path.join(dir, `${name}.json`);
+  fs.writeFileSync(p, JSON.stringify(data, null, 2) + '\n');
+  return p;
+}
+
+/** Medians of `reps` alternating calls of a and b (both see the same machine load), after one warm-up each. */
+export function timePair(a: () => void, b: () => void, reps: number): [number, number] {
+  a();
+  b();
+  const ta: number[] = [], tb: number[] = [];
+  for (let i = 0; i < reps; i++) {
+    let t0 = process.hrtime.bigint();
+    a();
+    ta.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    t0 = process.hrtime.bigint();
+    b();
+    tb.push(Number(process.hrtime.bigint() - t0) / 1e6);
+  }
+  return [median(ta), median(tb)];
+}
