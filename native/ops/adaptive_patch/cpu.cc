@@ -11,7 +11,12 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <vector>
+
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
 
 #include "adaptive_patch.h"
 #include "geometry.h"
@@ -22,6 +27,22 @@ namespace detail {
 namespace {
 
 using apsample::Point;
+
+// Large outputs (the [B, P, C, m, m] samples, the feature gradient) are written once, right after
+// allocation, so their cost can be dominated by first-touch page faults. On Linux, ask for
+// transparent huge pages on fresh buffers of 4 MB or more before the first write (the same policy
+// recent LibTorch versions apply to large CPU allocations). Only a hint: results do not change.
+void hugePageHint(const at::Tensor& t) {
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+  const size_t bytes = t.nbytes();
+  if (bytes < (size_t(4) << 20)) return;
+  const uintptr_t p = reinterpret_cast<uintptr_t>(t.data_ptr()), page = 4096;
+  const uintptr_t s = (p + page - 1) & ~(page - 1), e = (p + bytes) & ~(page - 1);
+  if (e > s) (void)madvise(reinterpret_cast<void*>(s), e - s, MADV_HUGEPAGE);
+#else
+  (void)t;
+#endif
+}
 
 template <typename T>
 Point<T> pointOf(const T* box, int u, int v, int m, int64_t H, int64_t W) {
@@ -178,6 +199,7 @@ at::Tensor adaptive_patch_forward_cpu(const at::Tensor& features, const at::Tens
   at::Tensor out = at::empty({B, P, C, points, points}, features.options());
   if (out.numel() == 0) return out;
   if (H == 0 || W == 0) return out.zero_();  // an empty map: every sample is padding
+  hugePageHint(out);
   AT_DISPATCH_FLOATING_TYPES(features.scalar_type(), "adaptivePatchSample", [&] {
     forwardKernel<scalar_t>(feat.data_ptr<scalar_t>(), bx.data_ptr<scalar_t>(), out.data_ptr<scalar_t>(), B, C, H, W, P,
                             static_cast<int>(points));
@@ -193,7 +215,11 @@ std::tuple<at::Tensor, at::Tensor> adaptive_patch_backward_cpu(const at::Tensor&
   at::Tensor g = grad_out.contiguous();
   at::Tensor bx = boxes.contiguous();
   at::Tensor gfeat, gboxes;
-  if (need_features) gfeat = at::zeros({B, C, H, W}, features.options());
+  if (need_features) {
+    gfeat = at::empty({B, C, H, W}, features.options());
+    hugePageHint(gfeat);
+    gfeat.zero_();
+  }
   if (need_boxes) gboxes = at::zeros_like(bx);
   if (g.numel() == 0 || H == 0 || W == 0) return {gfeat, gboxes};
   AT_DISPATCH_FLOATING_TYPES(features.scalar_type(), "adaptivePatchSample.backward", [&] {
