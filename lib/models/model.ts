@@ -1,6 +1,5 @@
 import { loadNative } from '../native.js';
 import { Tensor } from '../tensor.js';
-import { ArgumentError } from '../errors.js';
 import type { Batch } from '../data/loader.js';
 import { readSafetensors } from '../io/safetensors.js';
 import type { NativeBatch, NativeConfig, NativeModel, NativeModelModule } from '../../typings/model.js';
@@ -192,9 +191,4 @@ export class Model {
   [Symbol.dispose](): void {
     this.dispose();
   }
-}
-
-export function checkPositive(name: string, v: unknown, fn: string): number {
-  if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) throw new ArgumentError(`${fn}: ${name} must be a positive number, got ${String(v)}`, 'ERR_INVALID_ARG', fn);
-  return v;
 }
