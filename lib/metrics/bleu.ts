@@ -13,7 +13,7 @@
  *   (matches + 1e-15) / (count + 1e-9) and the length ratio is (c + 1e-15) / (r + 1e-9), so a
  *   precision with no match is ~1e-15 / count instead of zero and an empty corpus scores ~0.
  */
-import { checkCorpus, checkPositiveInt, splitWhitespace } from './inputs.js';
+import { checkCorpus, checkPositiveInt, ngramCounts, splitWhitespace } from './inputs.js';
 
 const TINY = 1e-15;
 const SMALL = 1e-9;
@@ -38,19 +38,6 @@ export interface BleuResult {
   correct: number[];
   /** Summed hypothesis n-gram counts per order. */
   guess: number[];
-}
-
-function ngramCounts(words: string[], n: number): Map<string, number>[] {
-  const out: Map<string, number>[] = [];
-  for (let k = 1; k <= n; k++) {
-    const m = new Map<string, number>();
-    for (let i = 0; i + k <= words.length; i++) {
-      const g = k === 1 ? words[i] : words.slice(i, i + k).join(' ');
-      m.set(g, (m.get(g) ?? 0) + 1);
-    }
-    out.push(m);
-  }
-  return out;
 }
 
 /** Full BLEU statistics; `bleu()` returns only the scores. */

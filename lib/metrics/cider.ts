@@ -14,7 +14,7 @@
  * - item score: mean over the 4 orders, summed over references and divided by their number,
  *   times 10; corpus score: mean over items.
  */
-import { checkCorpus, checkPositiveInt, splitWhitespace } from './inputs.js';
+import { checkCorpus, checkPositiveInt, ngramCounts, splitWhitespace } from './inputs.js';
 
 export interface CiderOptions {
   /** Highest n-gram order (default 4). */
@@ -31,17 +31,7 @@ export interface CiderResult {
 type Counts = Map<string, number>[]; // one map per order
 
 function precook(s: string, n: number): Counts {
-  const words = splitWhitespace(s);
-  const out: Counts = [];
-  for (let k = 1; k <= n; k++) {
-    const m = new Map<string, number>();
-    for (let i = 0; i + k <= words.length; i++) {
-      const g = k === 1 ? words[i] : words.slice(i, i + k).join(' ');
-      m.set(g, (m.get(g) ?? 0) + 1);
-    }
-    out.push(m);
-  }
-  return out;
+  return ngramCounts(splitWhitespace(s), n);
 }
 
 interface Vec {

@@ -65,3 +65,17 @@ export function checkPositiveInt(metric: string, name: string, v: unknown): numb
   }
   return v;
 }
+
+/** Counts of the 1..n-grams of `words`, one map per order (n-grams joined with single spaces). */
+export function ngramCounts(words: string[], n: number): Map<string, number>[] {
+  const out: Map<string, number>[] = [];
+  for (let k = 1; k <= n; k++) {
+    const m = new Map<string, number>();
+    for (let i = 0; i + k <= words.length; i++) {
+      const g = k === 1 ? words[i] : words.slice(i, i + k).join(' ');
+      m.set(g, (m.get(g) ?? 0) + 1);
+    }
+    out.push(m);
+  }
+  return out;
+}
