@@ -6,7 +6,7 @@ import { Tokenizer } from './text/tokenizer.js';
 import { xpronet } from './models/xpronet.js';
 import { setNumThreads, getNumThreads } from './runtime.js';
 import { train } from './train/trainer.js';
-import { loadCheckpoint } from './train/checkpoint.js';
+import { generationTokenizer, loadCheckpoint } from './train/checkpoint.js';
 import { generateSplit, headline, scoreReports, type GeneratedReport } from './train/evaluate.js';
 import { writeHtmlReport } from './report/html.js';
 
@@ -78,8 +78,8 @@ export async function runDemo(o: DemoOptions = {}) {
   log('4/5 generating test reports (beam 3) and scoring');
   const ck = await loadCheckpoint(runDir);
   const generate = { beams: 3, maxLength: 60, noRepeatNgram: 3 };
-  const predicted = await generateSplit(ck.model, ck.tokenizer, ds, { split: 'test', preprocessing: ck.meta.preprocessing, generate: { ...generate, labelSource: 'predicted' } });
-  const oracle = await generateSplit(ck.model, ck.tokenizer, ds, { split: 'test', preprocessing: ck.meta.preprocessing, generate: { ...generate, labelSource: 'oracle' } });
+  const predicted = await generateSplit(ck.model, generationTokenizer(ck, 'demo'), ds, { split: 'test', preprocessing: ck.meta.preprocessing, generate: { ...generate, labelSource: 'predicted' } });
+  const oracle = await generateSplit(ck.model, generationTokenizer(ck, 'demo'), ds, { split: 'test', preprocessing: ck.meta.preprocessing, generate: { ...generate, labelSource: 'oracle' } });
   ck.model.dispose();
   const baselineText = mostCommonReport(ds, tokenizer);
   const baseline: GeneratedReport[] = predicted.map((r) => ({ ...r, hypothesis: baselineText, extras: {} }));

@@ -31,6 +31,7 @@ export declare class NativeModel {
   evalLoss(batch: NativeBatch): Promise<{ loss: number; parts: Record<string, number> }>;
   initializeFromData(batches: NativeBatch[]): Promise<void>;
   generate(batch: NativeBatch, options?: NativeConfig): Promise<NativeGenerated>;
+  encode(batch: NativeBatch): Promise<Record<string, NativeTensor>>;
   save(weightsPath: string, optimizerPath?: string): Promise<void>;
   load(weightsPath: string, optimizerPath?: string): Promise<void>;
   loadNamedTensors(prefix: string, tensors: Record<string, NativeTensor>): { loaded: number; missing: string[]; unexpected: string[] };

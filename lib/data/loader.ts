@@ -25,7 +25,7 @@ import { availableParallelism } from 'node:os';
 import { readFile } from 'node:fs/promises';
 import { Worker } from 'node:worker_threads';
 import { CHEXPERT_OBSERVATIONS, type ReportLabels } from '../text/chexpert.js';
-import type { Tokenizer } from '../text/tokenizer.js';
+import type { ReportTokenizer } from '../text/report-tokenizer.js';
 import { checkImageOptions, decodeResize, imageLibPaths, imageLibs, type FitMode, type ImageOptions } from './image.js';
 import { DataError, type DataIssue, type OnError, type R2GenDataset, type R2GenEntry, type SplitName } from './r2gen.js';
 import { Rng, hashSeed } from './synth/rng.js';
@@ -56,7 +56,7 @@ export interface LoaderOptions {
   seed?: number;
   epoch?: number;
   dropLast?: boolean;
-  tokenizer?: Tokenizer;
+  tokenizer?: ReportTokenizer;
   maxLength?: number;
   /** Batches decoded ahead (default 2). */
   prefetch?: number;

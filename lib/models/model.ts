@@ -48,25 +48,25 @@ function labelTensor(m: { data: Float32Array; shape: [number, 14] }): Tensor {
   return Tensor.from(out, m.shape);
 }
 
-/** Tensors of a loader batch; dispose() frees them. */
+/** Tensors of a loader batch (images, tokens or both); dispose() frees them. */
 export class TensorBatch {
-  readonly images: Tensor;
+  readonly images?: Tensor;
   readonly tokens?: Tensor;
   readonly labels?: Tensor;
-  constructor(batch: Pick<Batch, 'images' | 'tokens' | 'labelMatrix'>) {
-    this.images = Tensor.from(batch.images.data, batch.images.shape);
+  constructor(batch: Partial<Pick<Batch, 'images' | 'tokens' | 'labelMatrix'>>) {
+    if (batch.images) this.images = Tensor.from(batch.images.data, batch.images.shape);
     if (batch.tokens) this.tokens = Tensor.from(batch.tokens.data, batch.tokens.shape, { dtype: 'int64' });
     if (batch.labelMatrix) this.labels = labelTensor(batch.labelMatrix);
   }
   toNative(): NativeBatch {
     return {
-      images: Tensor.handle(this.images),
+      images: this.images && Tensor.handle(this.images),
       tokens: this.tokens && Tensor.handle(this.tokens),
       labels: this.labels && Tensor.handle(this.labels),
     };
   }
   dispose(): void {
-    this.images.dispose();
+    this.images?.dispose();
     this.tokens?.dispose();
     this.labels?.dispose();
   }
@@ -110,7 +110,7 @@ export class Model {
     return this.#h.isDisposed();
   }
 
-  setupOptimizer(options: { kind?: 'adam' | 'adamw'; lr: number; visualLr?: number; weightDecay?: number; beta1?: number; beta2?: number; eps?: number }) {
+  setupOptimizer(options: { kind?: 'adam' | 'adamw' | 'lamb'; lr: number; visualLr?: number; weightDecay?: number; beta1?: number; beta2?: number; eps?: number }) {
     return this.#h.setupOptimizer(options);
   }
 
@@ -160,6 +160,17 @@ export class Model {
     }
   }
 
+  /**
+   * Embeddings and explanations of a batch (no gradients), for alignment models (AdaMatch: `image`
+   * [B, N, d] patch embeddings, `boxes` [B, N, 4] adaptive patches (cx, cy, w, h) in input pixels,
+   * `fixedBoxes` [N, 4], `grid` [2], `text` [B, K, d], `textMask` [B, K], `temperature` []).
+   * The caller owns (and disposes) the returned tensors. Generation-only models reject it.
+   */
+  async encode(batch: TensorBatch): Promise<Record<string, Tensor>> {
+    const raw = await this.#h.encode(batch.toNative());
+    return Object.fromEntries(Object.entries(raw).map(([k, h]) => [k, Tensor.wrap(h)]));
+  }
+
   /** Writes LibTorch archives of the weights (and optimizer state when a path is given). */
   async saveWeights(weightsPath: string, optimizerPath?: string): Promise<void> {
     return this.#h.save(weightsPath, optimizerPath);
@@ -177,11 +188,16 @@ export class Model {
   loadPretrained(file: string, prefix = ''): { loaded: number; missing: string[]; unexpected: string[] } {
     const { tensors } = readSafetensors(file);
     try {
-      const handles = Object.fromEntries(Object.entries(tensors).map(([k, t]) => [k, Tensor.handle(t)]));
-      return this.#h.loadNamedTensors(prefix, handles);
+      return this.loadTensors(prefix, tensors);
     } finally {
       Object.values(tensors).forEach((t) => t.dispose());
     }
+  }
+
+  /** Copies in-memory tensors into the parameters and buffers named `prefix + name` (see loadPretrained). */
+  loadTensors(prefix: string, tensors: Record<string, Tensor>): { loaded: number; missing: string[]; unexpected: string[] } {
+    const handles = Object.fromEntries(Object.entries(tensors).map(([k, t]) => [k, Tensor.handle(t)]));
+    return this.#h.loadNamedTensors(prefix, handles);
   }
 
   dispose(): void {

@@ -11,3 +11,6 @@ export {
   type EncodedBatch,
   type R2GenDataset,
 } from './tokenizer.js';
+export { extractEntities, buildTextualCodebook, ENTITY_GROUPS, type EntityGroup, type Entity, type TextualCodebook } from './entities.js';
+export { WordPieceTokenizer, bertBasicTokenize, type WordPieceOptions, type WordPieceJSON } from './wordpiece.js';
+export { tokenizerFromJSON, loadTokenizer, type ReportTokenizer, type ReportTokenizerJSON } from './report-tokenizer.js';

@@ -3,7 +3,8 @@ import * as path from 'node:path';
 import { RadkitError } from '../errors.js';
 import { Model } from '../models/model.js';
 import { Tokenizer } from '../text/tokenizer.js';
-import type { TokenizerJSON } from '../text/tokenizer.js';
+import { tokenizerFromJSON, type ReportTokenizerJSON } from '../text/report-tokenizer.js';
+import type { WordPieceTokenizer } from '../text/wordpiece.js';
 
 /** How images were prepared for the model (a checkpoint generates on new images with these). */
 export interface Preprocessing {
@@ -19,7 +20,7 @@ export interface CheckpointMeta {
   version: 1;
   kind: string;
   config: Record<string, unknown>;
-  tokenizer: TokenizerJSON;
+  tokenizer: ReportTokenizerJSON;
   preprocessing: Preprocessing;
   /** Epochs completed. */
   epoch: number;
@@ -87,7 +88,8 @@ export async function restoreInto(model: Model, dir: string, withOptimizer: bool
 
 export interface LoadedCheckpoint {
   model: Model;
-  tokenizer: Tokenizer;
+  /** radkit's Tokenizer for report generators; alignment models may carry a WordPieceTokenizer. */
+  tokenizer: Tokenizer | WordPieceTokenizer;
   meta: CheckpointMeta;
 }
 
@@ -107,5 +109,11 @@ export async function loadCheckpoint(dir: string): Promise<LoadedCheckpoint> {
     model.dispose();
     throw err;
   }
-  return { model, tokenizer: Tokenizer.fromJSON(meta.tokenizer), meta };
+  return { model, tokenizer: tokenizerFromJSON(meta.tokenizer), meta };
+}
+
+/** The checkpoint's tokenizer as a report generator needs it (radkit's Tokenizer, BOS = EOS = PAD = 0). */
+export function generationTokenizer(ck: LoadedCheckpoint, fn: string): Tokenizer {
+  if (ck.tokenizer instanceof Tokenizer) return ck.tokenizer;
+  throw new RadkitError(`${fn}: this ${ck.meta.kind} checkpoint has a ${ck.tokenizer.constructor.name}; report generation needs radkit's Tokenizer`, 'ERR_CHECKPOINT', fn);
 }

@@ -5,21 +5,27 @@ import type { R2GenDataset, SplitName } from '../data/r2gen.js';
 import { ArgumentError, RadkitError } from '../errors.js';
 import { TensorBatch, type GenerateOptions, type Model } from '../models/model.js';
 import { manualSeed } from '../runtime.js';
-import type { Tokenizer } from '../text/tokenizer.js';
+import { Tokenizer } from '../text/tokenizer.js';
+import type { ReportTokenizer } from '../text/report-tokenizer.js';
 import { readCheckpointMeta, restoreInto, writeCheckpoint, type CheckpointMeta, type Preprocessing } from './checkpoint.js';
 import { evaluateSplit } from './evaluate.js';
+import { evaluateRetrieval } from '../align/evaluate.js';
+import { modelTask } from '../models/tasks.js';
 import { progressPrinter, type ProgressEvent } from './progress.js';
 import { lrFactor, type Schedule } from './schedule.js';
 
 export interface TrainOptions {
-  tokenizer: Tokenizer;
+  /** Report generators need radkit's Tokenizer; alignment models also take a WordPieceTokenizer. */
+  tokenizer: ReportTokenizer;
   /** Run folder: checkpoints/last, checkpoints/best, train-log.jsonl, metrics.json. */
   outDir: string;
   epochs: number;
   batchSize?: number;
   imageSize?: number;
   views?: number;
-  optimizer?: 'adam' | 'adamw';
+  optimizer?: 'adam' | 'adamw' | 'lamb';
+  /** Adam/AdamW/LAMB moments and epsilon (defaults 0.9, 0.999, 1e-8). */
+  optimizerOptions?: { beta1?: number; beta2?: number; eps?: number };
   /** Learning rate of everything but the visual extractor, and of the visual extractor. */
   lr?: number;
   visualLr?: number;
@@ -28,7 +34,11 @@ export interface TrainOptions {
   /** Global gradient-norm clipping (0 = off). */
   clipNorm?: number;
   seed?: number;
-  /** Evaluation after each epoch (false: none; the last epoch is then "best"). */
+  /**
+   * Evaluation after each epoch (false: none; the last epoch is then "best"). Report generators are
+   * scored on generated reports (default metric bleu4), alignment models (AdaMatch) by retrieval
+   * (default metric meanRecall of R@1/5/10 both ways).
+   */
   evaluate?: false | { split?: SplitName; metric?: string; every?: number; generate?: GenerateOptions; maxItems?: number; test?: boolean };
   /** 'auto' (default): continue from checkpoints/last when it exists; false: start over. */
   resume?: 'auto' | false;
@@ -71,13 +81,17 @@ function check(o: TrainOptions): void {
 export async function train(model: Model, dataset: R2GenDataset, options: TrainOptions): Promise<TrainResult> {
   check(options);
   const o = options;
-  const pre: Preprocessing = { imageSize: o.imageSize ?? 128, views: o.views ?? (dataset.style === 'iu' ? 2 : 1) };
+  const task = modelTask(model.kind);
+  if (task === 'generation' && !(o.tokenizer instanceof Tokenizer))
+    throw new ArgumentError(`${FN}: ${model.kind} generates reports and needs radkit's Tokenizer (BOS = EOS = PAD = 0), not ${o.tokenizer.constructor.name}`, 'ERR_INVALID_ARG', FN);
+  // Alignment models match one (frontal) image to its report; report generators read every view.
+  const pre: Preprocessing = { imageSize: o.imageSize ?? 128, views: o.views ?? (dataset.style === 'iu' && task === 'generation' ? 2 : 1) };
   const batchSize = o.batchSize ?? 16;
   const lr = o.lr ?? 1e-3;
   const visualLr = o.visualLr ?? lr / 2;
   const schedule = o.schedule ?? { kind: 'step', gamma: 0.8 };
   const seed = o.seed ?? 0;
-  const evalCfg = o.evaluate === false ? null : { split: 'val' as SplitName, metric: 'bleu4', every: 1, ...(o.evaluate ?? {}) };
+  const evalCfg = o.evaluate === false ? null : { split: 'val' as SplitName, metric: task === 'retrieval' ? 'meanRecall' : 'bleu4', every: 1, ...(o.evaluate ?? {}) };
   fs.mkdirSync(o.outDir, { recursive: true });
   const ckptDir = path.join(o.outDir, 'checkpoints');
   const logPath = path.join(o.outDir, 'train-log.jsonl');
@@ -86,10 +100,10 @@ export async function train(model: Model, dataset: R2GenDataset, options: TrainO
     fs.appendFileSync(logPath, `${JSON.stringify({ time: new Date().toISOString(), ...e })}\n`);
     print(e);
   };
-  const trainOptions = { batchSize, lr, visualLr, schedule, seed, clipNorm: o.clipNorm ?? 1, optimizer: o.optimizer ?? 'adam', weightDecay: o.weightDecay, epochs: o.epochs, evaluate: evalCfg, preprocessing: pre };
+  const trainOptions = { batchSize, lr, visualLr, schedule, seed, clipNorm: o.clipNorm ?? 1, optimizer: o.optimizer ?? 'adam', optimizerOptions: o.optimizerOptions, weightDecay: o.weightDecay, epochs: o.epochs, evaluate: evalCfg, preprocessing: pre };
 
   manualSeed(seed);
-  model.setupOptimizer({ kind: o.optimizer ?? 'adam', lr, visualLr, weightDecay: o.weightDecay });
+  model.setupOptimizer({ kind: o.optimizer ?? 'adam', lr, visualLr, weightDecay: o.weightDecay, ...o.optimizerOptions });
   const trainSet = dataset.splits.train;
   if (!trainSet.length) throw new ArgumentError(`${FN}: the dataset has no training studies`, 'ERR_INVALID_ARG', FN);
   const loaderFor = (epoch: number) =>
@@ -164,7 +178,8 @@ export async function train(model: Model, dataset: R2GenDataset, options: TrainO
     const entry: TrainResult['history'][number] = { epoch, trainLoss: lossSum / Math.max(1, seen), seconds, imagesPerSecond: seen / seconds };
     let isBest = !evalCfg;
     if (evalCfg && ((epoch + 1) % evalCfg.every === 0 || epoch + 1 === o.epochs)) {
-      const ev = await evaluateSplit(model, o.tokenizer, dataset, { split: evalCfg.split, preprocessing: pre, generate: evalCfg.generate, maxItems: evalCfg.maxItems, signal: o.signal, workers: o.workers });
+      const split = { split: evalCfg.split, preprocessing: pre, maxItems: evalCfg.maxItems, signal: o.signal, workers: o.workers };
+      const ev = task === 'retrieval' ? await evaluateRetrieval(model, o.tokenizer, dataset, split) : await evaluateSplit(model, o.tokenizer as Tokenizer, dataset, { ...split, generate: evalCfg.generate });
       entry.metrics = ev.headline;
       const score = ev.headline[evalCfg.metric];
       if (score === undefined) throw new ArgumentError(`${FN}: evaluate.metric '${evalCfg.metric}' is not one of ${Object.keys(ev.headline).join(', ')}`, 'ERR_INVALID_ARG', FN);

@@ -10,6 +10,7 @@
 #include <cmath>
 
 #include "../models/system.h"
+#include "../nn/lamb.h"
 #include "async.h"
 #include "bindings.h"
 #include "registry.h"
@@ -103,6 +104,7 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
                                         InstanceMethod("evalLoss", &NativeModel::EvalLoss),
                                         InstanceMethod("initializeFromData", &NativeModel::InitializeFromData),
                                         InstanceMethod("generate", &NativeModel::Generate),
+                                        InstanceMethod("encode", &NativeModel::Encode),
                                         InstanceMethod("save", &NativeModel::Save),
                                         InstanceMethod("load", &NativeModel::Load),
                                         InstanceMethod("loadNamedTensors", &NativeModel::LoadNamedTensors),
@@ -168,7 +170,7 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     });
   }
 
-  // setupOptimizer({ kind: 'adam'|'adamw', lr, visualLr?, weightDecay?, beta1?, beta2?, eps? })
+  // setupOptimizer({ kind: 'adam'|'adamw'|'lamb', lr, visualLr?, weightDecay?, beta1?, beta2?, eps? })
   Napi::Value SetupOptimizer(const Napi::CallbackInfo& info) {
     const char* fn = "Model.setupOptimizer";
     return guarded(info, fn, [&]() -> Napi::Value {
@@ -176,7 +178,8 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
       if (busy_) fail(ErrorKind::Argument, "ERR_BUSY", "the model is busy; await its running call first");
       Config c = configArg(info[0], fn);
       std::string kind = c.str("kind", "adam");
-      if (kind != "adam" && kind != "adamw") argError("ERR_INVALID_ARG", "optimizer kind must be 'adam' or 'adamw', got '", kind, "'");
+      if (kind != "adam" && kind != "adamw" && kind != "lamb")
+        argError("ERR_INVALID_ARG", "optimizer kind must be 'adam', 'adamw' or 'lamb', got '", kind, "'");
       double lr = c.num("lr", 1e-4), visualLr = c.num("visualLr", lr);
       if (!(lr > 0) || !(visualLr > 0)) argError("ERR_INVALID_ARG", "learning rates must be > 0, got lr ", lr, " and visualLr ", visualLr);
       double wd = c.num("weightDecay", kind == "adamw" ? 0.01 : 0.0);
@@ -189,11 +192,12 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
         (!prefix.empty() && kv.key().rfind(prefix, 0) == 0 ? visual : rest).push_back(kv.value());
       }
       std::vector<torch::optim::OptimizerParamGroup> groups;
-      if (kind == "adam") {
+      if (kind == "adam" || kind == "lamb") {  // LAMB shares Adam's options and state (nn/lamb.h)
         auto mk = [&](double l) { return std::make_unique<torch::optim::AdamOptions>(torch::optim::AdamOptions(l).betas({b1, b2}).eps(eps).weight_decay(wd)); };
         groups.emplace_back(visual, mk(visualLr));
         groups.emplace_back(rest, mk(lr));
-        optimizer_ = std::make_unique<torch::optim::Adam>(groups, torch::optim::AdamOptions(lr));
+        if (kind == "lamb") optimizer_ = std::make_unique<nn::Lamb>(groups, torch::optim::AdamOptions(lr));
+        else optimizer_ = std::make_unique<torch::optim::Adam>(groups, torch::optim::AdamOptions(lr));
       } else {
         auto mk = [&](double l) { return std::make_unique<torch::optim::AdamWOptions>(torch::optim::AdamWOptions(l).betas({b1, b2}).eps(eps).weight_decay(wd)); };
         groups.emplace_back(visual, mk(visualLr));
@@ -357,6 +361,29 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
             Napi::Object extras = Napi::Object::New(env);
             for (auto& [k, t] : g.extras) extras.Set(k, NativeTensor::Wrap(env, t));
             r.Set("extras", extras);
+            return r;
+          });
+    });
+  }
+
+  // encode(batch) -> Promise<{ name: Tensor }>: the system's embeddings and explanations (no gradients).
+  Napi::Value Encode(const Napi::CallbackInfo& info) {
+    const char* fn = "Model.encode";
+    return guarded(info, fn, [&]() -> Napi::Value {
+      Batch batch = batchArg(info[0], fn);
+      auto hold = claim(fn);
+      auto sys = system_;
+      using Out = std::map<std::string, at::Tensor>;
+      return PromiseWorker<Out>::Start(
+          info.Env(), fn,
+          [sys, batch, hold]() {
+            c10::AutoGradMode grad(false);
+            sys->train(false);
+            return sys->encode(batch);
+          },
+          [](Napi::Env env, Out& o) -> Napi::Value {
+            Napi::Object r = Napi::Object::New(env);
+            for (auto& [k, t] : o) r.Set(k, NativeTensor::Wrap(env, t));
             return r;
           });
     });

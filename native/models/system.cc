@@ -1,10 +1,16 @@
 #include "system.h"
 
+#include "../binding/errors.h"
+
 namespace radkit {
 
 std::map<std::string, SystemFactory>& systemRegistry() {
   static std::map<std::string, SystemFactory> registry;
   return registry;
+}
+
+std::map<std::string, at::Tensor> System::encode(const Batch&) {
+  argError("ERR_UNSUPPORTED", kind(), " has no embedding space to encode into (encode() serves alignment models such as AdaMatch)");
 }
 
 double Config::num(const std::string& key, double fallback) const {

@@ -63,6 +63,9 @@ class System : public torch::nn::Module {
   virtual std::string visualPrefix() const { return ""; }
   // Data-driven initialisation before training (XProNet: k-means prototypes); may be a no-op.
   virtual void initializeFromData(const std::vector<Batch>& batches) {}
+  // Embeddings and explanations of a batch (AdaMatch: patch and word embeddings, patch boxes) for
+  // retrieval, keywords and pictures; systems without an embedding space refuse.
+  virtual std::map<std::string, at::Tensor> encode(const Batch& batch);
 };
 
 using SystemFactory = std::function<std::shared_ptr<System>(const Config&)>;

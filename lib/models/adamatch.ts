@@ -1,0 +1,151 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { ArgumentError } from '../errors.js';
+import { readSafetensors } from '../io/safetensors.js';
+import type { Tensor } from '../tensor.js';
+import type { ReportTokenizer } from '../text/report-tokenizer.js';
+import { WordPieceTokenizer } from '../text/wordpiece.js';
+import { Model } from './model.js';
+
+/** AdaMatch configuration (seed 000 section 3.1 and supplementary section 8). */
+export interface AdaMatchOptions {
+  /** The report tokenizer (radkit's, or a WordPieceTokenizer with `textWeights`); its vocabulary sizes the text encoder. */
+  tokenizer: ReportTokenizer;
+  /** 'small' trains on a CPU; 'paper' is PVT-medium + a BERT-base-sized text encoder at 256 px. */
+  preset?: 'small' | 'paper';
+  /** Input side in pixels (position embeddings are sized for it; other sizes are resampled). */
+  imageSize?: number;
+  /** Per-stage channels, transformer blocks, heads and spatial-reduction ratios (4 entries each). */
+  dims?: number[];
+  depths?: number[];
+  heads?: number[];
+  reductions?: number[];
+  /** AdaPatch in stages 2-4 (true) or fixed patch embedding (false: the paper's Table 5 ablation). */
+  adaptive?: boolean;
+  /** m: sampled points per side of an adaptive patch. */
+  points?: number;
+  /** Which stage's patches are aligned with words (1-4). */
+  featureStage?: number;
+  /** Joint embedding width d. */
+  embedDim?: number;
+  textHidden?: number;
+  textLayers?: number;
+  textHeads?: number;
+  textIntermediate?: number;
+  textMaxPositions?: number;
+  /** Contrastive temperature tau (initial value when learned). */
+  temperature?: number;
+  learnTemperature?: boolean;
+  dropout?: number;
+  textDropout?: number;
+  seed?: number;
+  /** Hugging Face BERT weights (.safetensors) for the text encoder; use the matching WordPieceTokenizer and text sizes. */
+  textWeights?: string;
+}
+
+const PRESETS = {
+  small: { imageSize: 128, dims: [32, 64, 128, 256], depths: [1, 1, 2, 1], heads: [1, 2, 4, 8], reductions: [8, 4, 2, 1], textHidden: 128, textLayers: 2, textHeads: 4, textIntermediate: 512 },
+  paper: { imageSize: 256, dims: [64, 128, 320, 512], depths: [3, 4, 18, 3], heads: [1, 2, 5, 8], reductions: [8, 4, 2, 1], textHidden: 768, textLayers: 12, textHeads: 12, textIntermediate: 3072 },
+} as const;
+
+/** The native configuration for AdaMatch options (recorded in checkpoints). */
+export function adamatchConfig(o: AdaMatchOptions): Record<string, number | string | number[]> {
+  if (!o || !o.tokenizer) throw new ArgumentError('adamatch: options.tokenizer is required', 'ERR_INVALID_ARG', 'adamatch');
+  const preset = PRESETS[o.preset ?? 'small'];
+  if (!preset) throw new ArgumentError(`adamatch: preset must be 'small' or 'paper', got '${String(o.preset)}'`, 'ERR_INVALID_ARG', 'adamatch');
+  const { tokenizer, preset: _p, textWeights: _w, adaptive, learnTemperature, ...rest } = o;
+  const cfg: Record<string, number | string | number[]> = {
+    ...preset,
+    dims: [...preset.dims],
+    depths: [...preset.depths],
+    heads: [...preset.heads],
+    reductions: [...preset.reductions],
+    featureStage: 3,
+    points: 3,
+    embedDim: 256,
+    temperature: 0.07,
+    adaptive: adaptive === false ? 0 : 1,
+    learnTemperature: learnTemperature === false ? 0 : 1,
+    seed: 0,
+  };
+  for (const [k, v] of Object.entries(rest)) if (v !== undefined) cfg[k] = v as number | string | number[];
+  // radkit's Tokenizer leaves id 0 (BOS/EOS/PAD) out of vocabSize; a WordPiece vocabulary counts every row.
+  cfg.vocabSize = tokenizer instanceof WordPieceTokenizer ? tokenizer.vocabSize : tokenizer.vocabSize + 1;
+  cfg.textMaxPositions = o.textMaxPositions ?? Math.max(512, tokenizer.maxLength + 2);
+  cfg.padId = tokenizer instanceof WordPieceTokenizer ? tokenizer.padId : 0;
+  return cfg;
+}
+
+/**
+ * Loads Hugging Face BERT weights (e.g. BioClinicalBERT exported to safetensors) into the text
+ * encoder: `bert.` prefixes are dropped, old `gamma`/`beta` LayerNorm names are mapped, and heads
+ * the encoder does not have (pooler, MLM/NSP) are reported as unexpected. Nothing is written when a
+ * shape does not fit. Throws when no tensor matches.
+ */
+export function loadTextWeights(model: Model, file: string): { loaded: number; missing: string[]; unexpected: string[] } {
+  const { tensors } = readSafetensors(file);
+  const renamed: Record<string, Tensor> = {};
+  for (const [name, t] of Object.entries(tensors)) {
+    const n = name.replace(/^bert\./, '').replace(/\.gamma$/, '.weight').replace(/\.beta$/, '.bias');
+    renamed[n] = t;
+  }
+  try {
+    const r = model.loadTensors('text.', renamed);
+    if (r.loaded === 0) throw new ArgumentError(`adamatch: ${file} has no BERT tensor (embeddings.word_embeddings.weight, encoder.layer.0...)`, 'ERR_INVALID_ARG', 'adamatch');
+    return r;
+  } finally {
+    Object.values(tensors).forEach((t) => t.dispose());
+  }
+}
+
+/** Creates an AdaMatch model in native memory (dispose it when done). */
+export function adamatch(options: AdaMatchOptions): Model {
+  const model = Model.create('adamatch', adamatchConfig(options));
+  if (options.textWeights) {
+    try {
+      loadTextWeights(model, options.textWeights);
+    } catch (err) {
+      model.dispose();
+      throw err;
+    }
+  }
+  return model;
+}
+
+/**
+ * AdaMatch's published optimisation (supplementary section 8): LAMB (beta 0.9/0.999, eps 1e-4), a
+ * cosine schedule warming up linearly over the first quarter of training to
+ * lr_b * sqrt(batch / 512), lr_b = 6e-3. Spread into `train()` options.
+ */
+export function adamatchTraining(batchSize: number, baseLr = 6e-3) {
+  const lr = baseLr * Math.sqrt(batchSize / 512);
+  return {
+    optimizer: 'lamb' as const,
+    lr,
+    visualLr: lr,
+    optimizerOptions: { beta1: 0.9, beta2: 0.999, eps: 1e-4 },
+    schedule: { kind: 'cosine' as const, warmupFraction: 0.25 },
+    batchSize,
+  };
+}
+
+/**
+ * AdaMatch options for a Hugging Face BERT folder (model.safetensors, vocab.txt, config.json), e.g.
+ * BioClinicalBERT as the paper uses: the WordPiece tokenizer, the weights file and the encoder sizes.
+ */
+export function bertTextOptions(dir: string, maxLength = 128): Pick<AdaMatchOptions, 'tokenizer' | 'textWeights' | 'textHidden' | 'textLayers' | 'textHeads' | 'textIntermediate' | 'textMaxPositions'> {
+  const file = (n: string) => path.join(dir, n);
+  for (const n of ['model.safetensors', 'vocab.txt'])
+    if (!fs.existsSync(file(n))) throw new ArgumentError(`adamatch: ${dir} has no ${n} (a BERT folder needs model.safetensors, vocab.txt and config.json)`, 'ERR_INVALID_ARG', 'adamatch');
+  const cfg = fs.existsSync(file('config.json')) ? JSON.parse(fs.readFileSync(file('config.json'), 'utf8')) : {};
+  const tokenizer = WordPieceTokenizer.fromVocabFile(file('vocab.txt'), { lowercase: cfg.do_lower_case ?? true, maxLength });
+  return {
+    tokenizer,
+    textWeights: file('model.safetensors'),
+    textHidden: cfg.hidden_size ?? 768,
+    textLayers: cfg.num_hidden_layers ?? 12,
+    textHeads: cfg.num_attention_heads ?? 12,
+    textIntermediate: cfg.intermediate_size ?? 3072,
+    textMaxPositions: cfg.max_position_embeddings ?? 512,
+  };
+}

@@ -1,0 +1,62 @@
+/**
+ * What data loading, training, evaluation and checkpoints need from a report tokenizer, so the
+ * R2Gen-style `Tokenizer` and the BERT `WordPieceTokenizer` can be used interchangeably.
+ *
+ * Id conventions differ: `Tokenizer` uses 0 for BOS = EOS = PAD and `vocabSize` excludes id 0
+ * (models use `vocabSize + 1` logits); `WordPieceTokenizer` uses `[CLS] ... [SEP]`, pads with the
+ * `[PAD]` id and `vocabSize` counts every vocabulary entry.
+ */
+import { readFileSync } from 'node:fs';
+import { Tokenizer, type EncodedBatch, type TokenizerJSON } from './tokenizer.js';
+import { WordPieceTokenizer, type WordPieceJSON } from './wordpiece.js';
+
+export type ReportTokenizerJSON = TokenizerJSON | WordPieceJSON;
+
+export interface ReportTokenizer {
+  /** Default truncation length of `encode` (special tokens included). */
+  readonly maxLength: number;
+  readonly vocabSize: number;
+  /** The report text as the tokenizer sees it (reference text for metrics). */
+  clean(report: string): string;
+  encode(report: string, maxLength?: number): number[];
+  encodeBatch(reports: string[], opts?: { maxLength?: number; padTo?: number }): EncodedBatch;
+  decode(ids: ArrayLike<number>): string;
+  decodeBatch(batch: ArrayLike<number>[]): string[];
+  toJSON(): ReportTokenizerJSON;
+}
+
+// Compile-time check that both tokenizers satisfy the interface.
+type Satisfies<T extends U, U> = T;
+export type _TokenizerIsReportTokenizer = Satisfies<Tokenizer, ReportTokenizer>;
+export type _WordPieceIsReportTokenizer = Satisfies<WordPieceTokenizer, ReportTokenizer>;
+
+/** Rebuilds a tokenizer from `toJSON()` output: `kind: 'wordpiece'` -> WordPiece, no `kind` -> `Tokenizer`. */
+export function tokenizerFromJSON(json: unknown): Tokenizer | WordPieceTokenizer {
+  if (json && typeof json === 'object' && 'kind' in json) {
+    const kind = (json as { kind: unknown }).kind;
+    if (kind === 'wordpiece') return WordPieceTokenizer.fromJSON(json);
+    throw new Error(`tokenizer: unknown tokenizer kind '${String(kind)}'`);
+  }
+  return Tokenizer.fromJSON(json);
+}
+
+/** Loads a tokenizer saved as JSON (`Tokenizer.save` or `WordPieceTokenizer.save`). */
+export function loadTokenizer(path: string): Tokenizer | WordPieceTokenizer {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new Error(`tokenizer: cannot read ${path}: ${(e as Error).message}`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    throw new Error(`tokenizer: ${path} is not valid JSON: ${(e as Error).message}`);
+  }
+  try {
+    return tokenizerFromJSON(json);
+  } catch (e) {
+    throw new Error(`${(e as Error).message} (in ${path})`);
+  }
+}

@@ -1,0 +1,186 @@
+// AdaMatch (seed 000 section 3.1 and supplementary section 8): adaptive patch-word matching.
+//   image encoder: PVT-like, AdaPatch in stages 2-4, features of `featureStage` (default 3)
+//   text encoder:  BERT-style (Hugging Face parameter names, so BERT weights load by name)
+//   projections:   Linear -> LayerNorm -> ReLU -> Linear to d = 256 for both modalities (the paper
+//                  uses two 1x1 convolutions with batch norm and ReLU; LayerNorm keeps padded words
+//                  out of the statistics), then L2-normalised so similarities are cosines
+//   loss:          eqs. 5-9 through ops::max_similarity (padding excluded):
+//                  L = 1/2 (mean_i CE(s^I_i,: / tau, i) + mean_i CE(s^T_:,i / tau, i))
+//   tau:           fixed, or learned as log tau (CLIP-style), clamped to [0.01, 1].
+#include <ATen/ATen.h>
+#include <torch/nn/functional/loss.h>
+#include <torch/nn/functional/normalization.h>
+#include <torch/nn/modules/linear.h>
+#include <torch/nn/modules/normalization.h>
+
+#include <cmath>
+
+#include "../binding/errors.h"
+#include "../nn/bert.h"
+#include "../nn/pvt.h"
+#include "../ops/max_similarity/max_similarity.h"
+#include "system.h"
+
+namespace radkit {
+namespace {
+
+struct ProjectionImpl : torch::nn::Module {
+  ProjectionImpl(int64_t in, int64_t out) {
+    fc1 = register_module("fc1", torch::nn::Linear(in, out));
+    norm = register_module("norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({out})));
+    fc2 = register_module("fc2", torch::nn::Linear(out, out));
+  }
+  at::Tensor forward(const at::Tensor& x) { return fc2->forward(at::relu(norm->forward(fc1->forward(x)))); }
+  torch::nn::Linear fc1{nullptr}, fc2{nullptr};
+  torch::nn::LayerNorm norm{nullptr};
+};
+TORCH_MODULE(Projection);
+
+at::Tensor unitRows(const at::Tensor& x) {
+  return torch::nn::functional::normalize(x, torch::nn::functional::NormalizeFuncOptions().dim(-1));
+}
+
+void checkStageList(const Config& c, const char* key) {
+  auto it = c.arrays.find(key);
+  if (it != c.arrays.end() && it->second.size() != 4) argError("ERR_INVALID_ARG", "config.", key, " needs 4 entries (one per stage), got ", it->second.size());
+  if (it != c.arrays.end())
+    for (double v : it->second)
+      if (!(v >= 1)) argError("ERR_INVALID_ARG", "config.", key, " entries must be >= 1, got ", v);
+}
+
+class AdaMatch : public System {
+ public:
+  explicit AdaMatch(const Config& c)
+      : stage_(c.integer("featureStage", 3)),
+        embedDim_(c.integer("embedDim", 256)),
+        padId_(c.integer("padId", 0)),
+        normalize_(c.flag("normalize", true)),
+        learnTemperature_(c.flag("learnTemperature", true)) {
+    for (const char* k : {"dims", "depths", "heads", "reductions"}) checkStageList(c, k);
+    if (stage_ < 1 || stage_ > 4) argError("ERR_INVALID_ARG", "config.featureStage must be 1..4, got ", stage_);
+    double tau = c.num("temperature", 0.07);
+    if (!(tau > 0 && tau <= 1)) argError("ERR_INVALID_ARG", "config.temperature must be in (0, 1], got ", tau);
+    nn::PvtConfig p;
+    p.imageSize = c.integer("imageSize", 128);
+    p.dims = c.ints("dims", p.dims);
+    p.depths = c.ints("depths", p.depths);
+    p.heads = c.ints("heads", p.heads);
+    p.reductions = c.ints("reductions", p.reductions);
+    p.firstPatch = c.integer("firstPatch", 4);
+    p.patch = c.integer("patch", 2);
+    p.points = c.integer("points", 3);
+    p.adaptive = c.flag("adaptive", true);
+    p.dropout = c.num("dropout", 0.0);
+    const int64_t minSide = p.firstPatch * p.patch * p.patch * p.patch;
+    if (p.imageSize < minSide) argError("ERR_INVALID_ARG", "config.imageSize must be at least ", minSide, " for 4 stages, got ", p.imageSize);
+    nn::BertConfig t;
+    t.vocabSize = c.integer("vocabSize", 0);
+    if (t.vocabSize < 2) argError("ERR_INVALID_ARG", "config.vocabSize must be >= 2 (the text tokenizer's vocabulary size), got ", t.vocabSize);
+    t.hidden = c.integer("textHidden", 128);
+    t.layers = c.integer("textLayers", 2);
+    t.heads = c.integer("textHeads", 4);
+    t.intermediate = c.integer("textIntermediate", 4 * t.hidden);
+    t.maxPositions = c.integer("textMaxPositions", 512);
+    t.dropout = c.num("textDropout", 0.1);
+    if (t.hidden % t.heads != 0) argError("ERR_INVALID_ARG", "config.textHidden (", t.hidden, ") must be divisible by config.textHeads (", t.heads, ")");
+    for (int64_t i = 0; i < 4; ++i)
+      if (p.dims[i] % p.heads[i] != 0) argError("ERR_INVALID_ARG", "config.dims[", i, "] (", p.dims[i], ") must be divisible by config.heads[", i, "] (", p.heads[i], ")");
+    at::manual_seed(static_cast<uint64_t>(c.integer("seed", 0)));
+    image = register_module("image", nn::PvtEncoder(p));
+    text = register_module("text", nn::BertModel(t));
+    imageProj = register_module("imageProj", Projection(p.dims[stage_ - 1], embedDim_));
+    textProj = register_module("textProj", Projection(t.hidden, embedDim_));
+    at::Tensor logTau = at::full({}, std::log(tau));
+    logTemperature = learnTemperature_ ? register_parameter("logTemperature", logTau) : register_buffer("logTemperature", logTau);
+  }
+
+  std::string kind() const override { return "adamatch"; }
+  std::string visualPrefix() const override { return "image."; }
+
+  at::Tensor temperature() const { return logTemperature.clamp(std::log(0.01), 0.0).exp(); }
+
+  struct Encoded {
+    at::Tensor image, text, textMask, textHidden, boxes, fixedBoxes;
+    int64_t gridH = 0, gridW = 0;
+  };
+
+  Encoded run(const Batch& b) {
+    Encoded e;
+    if (b.images.defined()) {
+      at::Tensor x = b.images.select(1, 0);  // the first (frontal) view: AdaMatch matches one image to its report
+      if (x.size(1) != image->config.inChannels)
+        argError("ERR_SHAPE", "batch.images must have ", image->config.inChannels, " channel(s), got ", x.size(1));
+      nn::PvtOutput o = image->forward(x.contiguous(), stage_);
+      e.image = imageProj->forward(o.tokens);
+      if (normalize_) e.image = unitRows(e.image);
+      e.boxes = o.boxes;
+      e.fixedBoxes = o.fixedBoxes;
+      e.gridH = o.gridH;
+      e.gridW = o.gridW;
+    }
+    if (b.tokens.defined()) {
+      e.textMask = b.tokens.ne(padId_);
+      // Attention needs one key per row: an empty report attends to its first slot (its words stay masked).
+      at::Tensor attend = e.textMask.clone();
+      if (attend.size(1) > 0) attend.select(1, 0).fill_(true);
+      e.textHidden = text->forward(b.tokens, attend);
+      e.text = textProj->forward(e.textHidden);
+      if (normalize_) e.text = unitRows(e.text);
+    }
+    return e;
+  }
+
+  at::Tensor loss(const Batch& b, LossParts& parts) override {
+    if (!b.images.defined() || !b.tokens.defined()) argError("ERR_INVALID_ARG", "AdaMatch training needs batch.images and batch.tokens");
+    if (b.images.size(0) < 2) argError("ERR_INVALID_ARG", "the contrastive loss needs at least 2 image-report pairs per batch, got ", b.images.size(0));
+    Encoded e = run(b);
+    ops::MaxSimilarityResult s = ops::max_similarity(e.image, e.text, at::Tensor(), e.textMask);
+    at::Tensor tau = temperature();
+    at::Tensor target = at::arange(e.image.size(0), b.tokens.options());
+    at::Tensor i2t = torch::nn::functional::cross_entropy(s.imageToText / tau, target);          // eq. 7: row i over reports j
+    at::Tensor t2i = torch::nn::functional::cross_entropy(s.textToImage.t() / tau, target);      // eq. 8: report i over images j
+    at::Tensor total = 0.5 * (i2t + t2i);                                          // eq. 9 (1/b inside each term)
+    parts["imageToText"] = i2t.item<double>();
+    parts["textToImage"] = t2i.item<double>();
+    parts["temperature"] = tau.item<double>();
+    parts["batchAccuracy"] = s.imageToText.argmax(1).eq(target).to(at::kDouble).mean().item<double>();
+    return total;
+  }
+
+  std::map<std::string, at::Tensor> encode(const Batch& b) override {
+    if (!b.images.defined() && !b.tokens.defined()) argError("ERR_INVALID_ARG", "encode needs batch.images, batch.tokens or both");
+    Encoded e = run(b);
+    std::map<std::string, at::Tensor> out;
+    if (e.image.defined()) {
+      out["image"] = e.image;
+      out["boxes"] = e.boxes.contiguous();
+      out["fixedBoxes"] = e.fixedBoxes;
+      out["grid"] = at::tensor(std::vector<int64_t>{e.gridH, e.gridW});
+    }
+    if (e.text.defined()) {
+      out["text"] = e.text;
+      out["textMask"] = e.textMask;
+      out["textHidden"] = e.textHidden;  // the text encoder's own output (before projection)
+    }
+    out["temperature"] = temperature().detach();
+    return out;
+  }
+
+  Generated generate(const GenerateRequest&) override {
+    argError("ERR_UNSUPPORTED", "AdaMatch aligns images and reports; it does not generate reports (use encode, retrieval, keywords or keypatches)");
+  }
+
+  nn::PvtEncoder image{nullptr};
+  nn::BertModel text{nullptr};
+  Projection imageProj{nullptr}, textProj{nullptr};
+  at::Tensor logTemperature;
+
+ private:
+  int64_t stage_, embedDim_, padId_;
+  bool normalize_, learnTemperature_;
+};
+
+SystemRegistrar reg("adamatch", [](const Config& c) { return std::make_shared<AdaMatch>(c); });
+
+}  // namespace
+}  // namespace radkit
