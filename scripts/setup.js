@@ -54,6 +54,27 @@ function ensureLibTorch() {
   process.exit(1);
 }
 
+// 1b. Debian's LibTorch links the generic libblas.so.3, which is the reference (netlib) BLAS unless an
+// optimised one is installed: every matmul then runs about 10x slower. OpenBLAS takes over the same
+// soname through Debian's alternatives, so installing it is enough (no rebuild).
+function ensureFastBlas() {
+  const alt = '/etc/alternatives/libblas.so.3-x86_64-linux-gnu';
+  let target = '';
+  try {
+    target = fs.realpathSync(alt);
+  } catch {
+    return; // not a Debian multiarch BLAS setup (Python torch, a LibTorch zip): nothing to do
+  }
+  if (!/\/blas\/libblas/.test(target)) return; // already OpenBLAS, BLIS, MKL...
+  const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+  if (isRoot) {
+    log('the system BLAS is the reference implementation: installing OpenBLAS (libopenblas0-pthread) for fast matmuls');
+    run('DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libopenblas0-pthread > /tmp/radkit-apt-blas.log 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libopenblas0-pthread > /tmp/radkit-apt-blas.log 2>&1) || (tail -30 /tmp/radkit-apt-blas.log; exit 1)');
+  } else {
+    console.error('[radkit setup] note: the system BLAS is the slow reference one; for ~10x faster matmuls run: sudo apt-get install -y libopenblas0-pthread');
+  }
+}
+
 // 2. npm dependencies
 function ensureNodeModules() {
   const marker = 'node_modules/.package-lock.json';
@@ -83,6 +104,7 @@ function ensureDist() {
 
 const t0 = Date.now();
 ensureLibTorch();
+ensureFastBlas();
 ensureNodeModules();
 ensureNative();
 ensureDist();

@@ -20,6 +20,12 @@ export interface AdaMatchOptions {
   depths?: number[];
   heads?: number[];
   reductions?: number[];
+  /**
+   * Stage-1 patch embedding: 'linear' (the paper's FC over 4 x 4 patches; the 'paper' preset) or
+   * 'conv' (two stride-2 conv + batch-norm + ReLU layers, the 'small' preset): without pretrained
+   * weights a linear embedding followed by LayerNorm cannot see a flat region's brightness.
+   */
+  stem?: 'linear' | 'conv';
   /** AdaPatch in stages 2-4 (true) or fixed patch embedding (false: the paper's Table 5 ablation). */
   adaptive?: boolean;
   /** m: sampled points per side of an adaptive patch. */
@@ -33,6 +39,13 @@ export interface AdaMatchOptions {
   textHeads?: number;
   textIntermediate?: number;
   textMaxPositions?: number;
+  /**
+   * Weight of a disease-classification head on the pooled patch features (multi-label BCE on the
+   * CheXpert labels), trained alongside the alignment loss. The paper pre-trains its image encoder
+   * on this task; without such weights it is what lets a small encoder find the findings. Needs
+   * labels in the batches. 'small' preset: 1; 'paper' preset: 0 (bring pretrained weights).
+   */
+  classWeight?: number;
   /** Contrastive temperature tau (initial value when learned). */
   temperature?: number;
   learnTemperature?: boolean;
@@ -44,8 +57,8 @@ export interface AdaMatchOptions {
 }
 
 const PRESETS = {
-  small: { imageSize: 128, dims: [32, 64, 128, 256], depths: [1, 1, 2, 1], heads: [1, 2, 4, 8], reductions: [8, 4, 2, 1], textHidden: 128, textLayers: 2, textHeads: 4, textIntermediate: 512 },
-  paper: { imageSize: 256, dims: [64, 128, 320, 512], depths: [3, 4, 18, 3], heads: [1, 2, 5, 8], reductions: [8, 4, 2, 1], textHidden: 768, textLayers: 12, textHeads: 12, textIntermediate: 3072 },
+  small: { stem: 'conv', classWeight: 1, imageSize: 128, dims: [32, 64, 128, 256], depths: [1, 1, 2, 1], heads: [1, 2, 4, 8], reductions: [8, 4, 2, 1], textHidden: 128, textLayers: 2, textHeads: 4, textIntermediate: 512 },
+  paper: { stem: 'linear', classWeight: 0, imageSize: 256, dims: [64, 128, 320, 512], depths: [3, 4, 18, 3], heads: [1, 2, 5, 8], reductions: [8, 4, 2, 1], textHidden: 768, textLayers: 12, textHeads: 12, textIntermediate: 3072 },
 } as const;
 
 /** The native configuration for AdaMatch options (recorded in checkpoints). */

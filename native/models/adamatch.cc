@@ -28,7 +28,9 @@ struct ProjectionImpl : torch::nn::Module {
   ProjectionImpl(int64_t in, int64_t out) {
     fc1 = register_module("fc1", torch::nn::Linear(in, out));
     norm = register_module("norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({out})));
-    fc2 = register_module("fc2", torch::nn::Linear(out, out));
+    // No bias on the output: a shared offset would let every embedding drift to one direction (a
+    // collapse to uniform similarities that the contrastive loss cannot leave once reached).
+    fc2 = register_module("fc2", torch::nn::Linear(torch::nn::LinearOptions(out, out).bias(false)));
   }
   at::Tensor forward(const at::Tensor& x) { return fc2->forward(at::relu(norm->forward(fc1->forward(x)))); }
   torch::nn::Linear fc1{nullptr}, fc2{nullptr};
@@ -71,6 +73,8 @@ class AdaMatch : public System {
     p.points = c.integer("points", 3);
     p.adaptive = c.flag("adaptive", true);
     p.dropout = c.num("dropout", 0.0);
+    p.stem = c.str("stem", "linear");
+    if (p.stem != "linear" && p.stem != "conv") argError("ERR_INVALID_ARG", "config.stem must be 'linear' or 'conv', got '", p.stem, "'");
     const int64_t minSide = p.firstPatch * p.patch * p.patch * p.patch;
     if (p.imageSize < minSide) argError("ERR_INVALID_ARG", "config.imageSize must be at least ", minSide, " for 4 stages, got ", p.imageSize);
     nn::BertConfig t;
@@ -92,6 +96,11 @@ class AdaMatch : public System {
     textProj = register_module("textProj", Projection(t.hidden, embedDim_));
     at::Tensor logTau = at::full({}, std::log(tau));
     logTemperature = learnTemperature_ ? register_parameter("logTemperature", logTau) : register_buffer("logTemperature", logTau);
+    classWeight_ = c.num("classWeight", 0.0);
+    if (classWeight_ < 0) argError("ERR_INVALID_ARG", "config.classWeight must be >= 0, got ", classWeight_);
+    // The paper pre-trains its image encoder on disease classification; without pretrained weights a
+    // classification head on the pooled patch features trained alongside (classWeight > 0) does that job.
+    classifier = register_module("classifier", torch::nn::Linear(p.dims[stage_ - 1], 14));
   }
 
   std::string kind() const override { return "adamatch"; }
@@ -100,7 +109,7 @@ class AdaMatch : public System {
   at::Tensor temperature() const { return logTemperature.clamp(std::log(0.01), 0.0).exp(); }
 
   struct Encoded {
-    at::Tensor image, text, textMask, textHidden, boxes, fixedBoxes;
+    at::Tensor image, imageTokens, text, textMask, textHidden, boxes, fixedBoxes;
     int64_t gridH = 0, gridW = 0;
   };
 
@@ -111,6 +120,7 @@ class AdaMatch : public System {
       if (x.size(1) != image->config.inChannels)
         argError("ERR_SHAPE", "batch.images must have ", image->config.inChannels, " channel(s), got ", x.size(1));
       nn::PvtOutput o = image->forward(x.contiguous(), stage_);
+      e.imageTokens = o.tokens;
       e.image = imageProj->forward(o.tokens);
       if (normalize_) e.image = unitRows(e.image);
       e.boxes = o.boxes;
@@ -144,6 +154,13 @@ class AdaMatch : public System {
     parts["textToImage"] = t2i.item<double>();
     parts["temperature"] = tau.item<double>();
     parts["batchAccuracy"] = s.imageToText.argmax(1).eq(target).to(at::kDouble).mean().item<double>();
+    if (classWeight_ > 0) {
+      if (!b.labels.defined()) argError("ERR_INVALID_ARG", "config.classWeight > 0 needs batch.labels (CheXpert labels of the reports)");
+      at::Tensor y = b.labels.eq(1).to(e.imageTokens.scalar_type());
+      at::Tensor lc = at::binary_cross_entropy_with_logits(classifier->forward(e.imageTokens.mean(1)), y);
+      total = total + classWeight_ * lc;
+      parts["classification"] = lc.item<double>();
+    }
     return total;
   }
 
@@ -173,10 +190,12 @@ class AdaMatch : public System {
   nn::PvtEncoder image{nullptr};
   nn::BertModel text{nullptr};
   Projection imageProj{nullptr}, textProj{nullptr};
+  torch::nn::Linear classifier{nullptr};
   at::Tensor logTemperature;
 
  private:
   int64_t stage_, embedDim_, padId_;
+  double classWeight_ = 0;
   bool normalize_, learnTemperature_;
 };
 

@@ -2,6 +2,7 @@
 
 #include <torch/nn/functional/upsampling.h>
 #include <torch/nn/init.h>
+#include <torch/nn/modules/activation.h>
 
 #include <string>
 
@@ -29,7 +30,7 @@ at::Tensor SpatialReductionAttentionImpl::forward(const at::Tensor& x, int64_t h
   // Maps smaller than the reduction (odd image sizes) attend to the full map instead.
   if (reduction > 1 && h >= reduction && w >= reduction) {
     at::Tensor map = x.transpose(1, 2).reshape({B, dim, h, w});
-    source = norm->forward(sr->forward(map).flatten(2).transpose(1, 2));
+    source = norm->forward(sr->forward(map).flatten(2).transpose(1, 2).contiguous());
   }
   at::Tensor kvs = kv->forward(source).view({B, source.size(1), 2, heads, dh}).permute({2, 0, 3, 1, 4});
   at::Tensor o = attention(queries, kvs[0], kvs[1], at::Tensor(), 0.0, is_training());
@@ -54,7 +55,17 @@ at::Tensor PvtBlockImpl::forward(const at::Tensor& x, int64_t h, int64_t w) {
 PvtEncoderImpl::PvtEncoderImpl(const PvtConfig& c) : config(c) {
   TORCH_CHECK(c.dims.size() == 4 && c.depths.size() == 4 && c.heads.size() == 4 && c.reductions.size() == 4,
               "PVT encoder: dims, depths, heads and reductions need 4 entries each (one per stage)");
-  stem = register_module("stem", torch::nn::Conv2d(torch::nn::Conv2dOptions(c.inChannels, c.dims[0], c.firstPatch).stride(c.firstPatch)));
+  TORCH_CHECK(c.stem == "linear" || c.stem == "conv", "PVT encoder: stem must be 'linear' or 'conv', got '", c.stem, "'");
+  if (c.stem == "conv") {
+    TORCH_CHECK(c.firstPatch == 4, "PVT encoder: the conv stem has stride 4, so firstPatch must be 4, got ", c.firstPatch);
+    const int64_t mid = std::max<int64_t>(8, c.dims[0] / 2);
+    convStem = register_module("convStem", torch::nn::Sequential(
+        torch::nn::Conv2d(torch::nn::Conv2dOptions(c.inChannels, mid, 3).stride(2).padding(1).bias(false)), torch::nn::BatchNorm2d(mid), torch::nn::ReLU(),
+        torch::nn::Conv2d(torch::nn::Conv2dOptions(mid, c.dims[0], 3).stride(2).padding(1).bias(false)), torch::nn::BatchNorm2d(c.dims[0]), torch::nn::ReLU()));
+    stem = register_module("stem", torch::nn::Conv2d(torch::nn::Conv2dOptions(c.dims[0], c.dims[0], 1)));
+  } else {
+    stem = register_module("stem", torch::nn::Conv2d(torch::nn::Conv2dOptions(c.inChannels, c.dims[0], c.firstPatch).stride(c.firstPatch)));
+  }
   int64_t side = c.imageSize / c.firstPatch;
   for (int64_t s = 0; s < 4; ++s) {
     const std::string n = std::to_string(s + 1);
@@ -81,10 +92,10 @@ PvtOutput PvtEncoderImpl::forward(const at::Tensor& images, int64_t stage) {
   TORCH_CHECK(images.dim() == 4 && images.size(1) == config.inChannels, "PVT encoder: images must be [B, ", config.inChannels,
               ", H, W], got ", images.sizes());
   const int64_t B = images.size(0);
-  at::Tensor map = stem->forward(images);  // [B, C1, h, w]
+  at::Tensor map = stem->forward(convStem ? convStem->forward(images) : images);  // [B, C1, h, w]
   int64_t h = map.size(2), w = map.size(3);
   double scale = static_cast<double>(config.firstPatch);  // input pixels per map pixel
-  at::Tensor tokens = map.flatten(2).transpose(1, 2);
+  at::Tensor tokens = map.flatten(2).transpose(1, 2).contiguous();  // channels innermost for the norms
   PvtOutput out;
   auto fixedGrid = [&](int64_t gh, int64_t gw, double side) {
     at::TensorOptions o = images.options();
@@ -109,7 +120,7 @@ PvtOutput PvtEncoderImpl::forward(const at::Tensor& images, int64_t stage) {
         at::Tensor m = fixedEmbeds[s - 1]->forward(prev);
         h = m.size(2);
         w = m.size(3);
-        tokens = m.flatten(2).transpose(1, 2);
+        tokens = m.flatten(2).transpose(1, 2).contiguous();
       }
       scale *= static_cast<double>(config.patch);
       out.fixedBoxes = fixedGrid(h, w, scale);

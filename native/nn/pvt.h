@@ -10,10 +10,13 @@
 #pragma once
 #include <torch/nn/module.h>
 #include <torch/nn/modules/container/modulelist.h>
+#include <torch/nn/modules/batchnorm.h>
+#include <torch/nn/modules/container/sequential.h>
 #include <torch/nn/modules/conv.h>
 #include <torch/nn/modules/linear.h>
 #include <torch/nn/modules/normalization.h>
 
+#include <string>
 #include <vector>
 
 #include "adapatch.h"
@@ -34,6 +37,12 @@ struct PvtConfig {
   int64_t points = 3;      // AdaPatch m
   bool adaptive = true;
   double dropout = 0.0;
+  // "linear": the paper's stage-1 patch embedding (one FC over each s1 x s1 patch = a stride-s1 conv).
+  // "conv": two stride-2 3x3 convolutions with batch norm and ReLU, then a 1x1 projection (needs
+  // s1 = 4). A linear embedding followed by LayerNorm cannot see a flat patch's brightness (LayerNorm
+  // of I*u is u/|u| for every intensity I), and effusions, consolidation and cardiomegaly are mostly
+  // brightness; without pretrained weights the small model only learns them through the conv stem.
+  std::string stem = "linear";
 };
 
 // Spatial-reduction multi-head attention over a token map [B, H*W, C].
@@ -75,6 +84,7 @@ class PvtEncoderImpl : public torch::nn::Module {
 
   PvtConfig config;
   torch::nn::Conv2d stem{nullptr};
+  torch::nn::Sequential convStem{nullptr};  // stem == "conv": runs before `stem` (then a 1x1 conv)
   std::vector<AdaPatch> adaPatches;          // stages 2-4 when adaptive
   std::vector<torch::nn::Conv2d> fixedEmbeds;  // stages 2-4 when not adaptive
   std::vector<torch::nn::LayerNorm> embedNorms, outNorms;

@@ -14,6 +14,7 @@
 #include <chrono>
 #include <mutex>
 
+#include "../binding/allocator_compat.h"
 #include "../binding/registry.h"
 #include "../binding/tensor.h"
 #include "../nn/adapatch.h"
@@ -81,7 +82,7 @@ void trackedDelete(void* p) {
 
 struct TrackingAllocator final : public c10::Allocator {
   c10::Allocator* base = nullptr;
-  c10::DataPtr allocate(size_t n) const override {
+  c10::DataPtr allocate(size_t n) RADKIT_ALLOCATE_CONST override {
     c10::DataPtr inner = base->allocate(n);
     void* data = inner.get();
     auto* ctx = new TrackedCtx{std::move(inner), static_cast<int64_t>(n)};
@@ -92,6 +93,7 @@ struct TrackingAllocator final : public c10::Allocator {
     return c10::DataPtr(data, ctx, &trackedDelete, c10::Device(c10::DeviceType::CPU));
   }
   c10::DeleterFnPtr raw_deleter() const override { return nullptr; }
+  RADKIT_ALLOCATOR_COPY_DATA
 };
 
 TrackingAllocator* tracker() {

@@ -80,7 +80,10 @@ export const trainCommand: Command = {
     let model: Model;
     let extra: Record<string, unknown> = {};
     if (kind === 'adamatch') {
-      model = adamatch({ tokenizer, preset, seed, adaptive: !flags['fixed-patches'], imageSize: num(flags, 'image-size'), ...(text ?? {}) });
+      // The classification head (stand-in for the paper's classification pre-training) needs labels.
+      const labelled = ds.splits.train.every((e) => e.labels);
+      if (!labelled) console.error('radkit train: the dataset has no CheXpert labels; training AdaMatch without its classification head');
+      model = adamatch({ tokenizer, preset, seed, adaptive: !flags['fixed-patches'], imageSize: num(flags, 'image-size'), classWeight: labelled ? undefined : 0, ...(text ?? {}) });
       extra = adamatchTraining(num(flags, 'batch-size', 32)!);
     } else {
       if (bert) throw new Error('--bert is for --model adamatch (XProNet decodes with radkit\'s tokenizer)');
