@@ -3,7 +3,7 @@ import * as path from 'node:path';
 
 export interface ReportItem {
   id: string;
-  /** Image files shown as thumbnails (embedded, so the page stands alone). */
+  /** Image files (or `data:` URIs, e.g. adaptive-patch pictures) shown as thumbnails, embedded so the page stands alone. */
   images: string[];
   reference: string;
   generated: Record<string, string>;
@@ -22,6 +22,7 @@ export interface HtmlReport {
 const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 
 function dataUri(file: string): string {
+  if (file.startsWith('data:')) return file;
   try {
     const ext = path.extname(file).toLowerCase();
     const mime = ext === '.png' ? 'image/png' : 'image/jpeg';
@@ -40,7 +41,7 @@ export function writeHtmlReport(file: string, r: HtmlReport): void {
     .join('')}</table>`;
   const items = r.items
     .map(
-      (it) => `<div class="item"><div class="imgs">${it.images.map((p) => `<img src="${dataUri(p)}" alt="${esc(path.basename(p))}">`).join('')}<div class="id">${esc(it.id)}</div></div>
+      (it) => `<div class="item"><div class="imgs">${it.images.map((p) => `<img src="${dataUri(p)}" alt="${esc(p.startsWith('data:') ? 'picture' : path.basename(p))}">`).join('')}<div class="id">${esc(it.id)}</div></div>
 <div class="texts"><p><b>Ground truth:</b> ${esc(it.reference)}</p>${Object.entries(it.generated)
         .map(([k, v]) => `<p><b>${esc(k)}:</b> ${esc(v)}</p>`)
         .join('')}${(it.notes ?? []).map((n) => `<p class="note">${esc(n)}</p>`).join('')}</div></div>`,
@@ -48,7 +49,7 @@ export function writeHtmlReport(file: string, r: HtmlReport): void {
     .join('\n');
   const html = `<!doctype html><html><head><meta charset="utf-8"><title>${esc(r.title)}</title><style>
 body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px}table.scores{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 10px;text-align:right}
-th:first-child,td:first-child{text-align:left}.item{display:flex;gap:1em;border-top:1px solid #ddd;padding:1em 0}.imgs img{width:128px;height:128px;margin-right:4px;image-rendering:pixelated}
+th:first-child,td:first-child{text-align:left}.item{display:flex;gap:1em;border-top:1px solid #ddd;padding:1em 0}.imgs img{width:192px;height:192px;margin-right:4px;image-rendering:pixelated}
 .id{font-size:12px;color:#666}.texts{flex:1}.note{font-size:12px;color:#555;font-family:monospace}pre{background:#f6f6f6;padding:1em;overflow:auto}
 </style></head><body><h1>${esc(r.title)}</h1><h2>Scores</h2>${table}<h2>Settings</h2><pre>${esc(JSON.stringify(r.settings, null, 2))}</pre><h2>Studies</h2>${items}</body></html>`;
   fs.mkdirSync(path.dirname(file), { recursive: true });

@@ -71,6 +71,9 @@ describe('AdaMatch training', () => {
     expect(matches).toHaveLength(64);
     expect(matches[0].reports).toHaveLength(3);
     expect(matches[0].images[0].score).toBeGreaterThanOrEqual(matches[0].images[2].score);
+    const page = fs.readFileSync(path.join(run, 'retrieval-test', 'report.html'), 'utf8');
+    expect(page.match(/data:image\/png;base64/g)?.length).toBe(40);
+    expect(page).toMatch(/retrieved #1/);
 
     const img = path.join(data, 'images', 'test-0', '0.png');
     const noBooks = cli('explain', '--checkpoint', run, img, '--json');

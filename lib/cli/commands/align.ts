@@ -11,6 +11,7 @@ import { explainImages, explainReport } from '../../align/explain.js';
 import { modelTask } from '../../models/tasks.js';
 import { loadCheckpoint, type LoadedCheckpoint } from '../../train/checkpoint.js';
 import { dataset, num, str, writeMetrics } from './models.js';
+import { writeHtmlReport } from '../../report/html.js';
 
 async function alignmentCheckpoint(dir: string, fn: string): Promise<LoadedCheckpoint> {
   const ck = await loadCheckpoint(dir);
@@ -24,8 +25,9 @@ async function alignmentCheckpoint(dir: string, fn: string): Promise<LoadedCheck
 export const retrieveCommand: Command = {
   name: 'retrieve',
   summary: 'image-report retrieval with an AdaMatch checkpoint: R@1/5/10 both ways on a split',
-  usage: `usage: radkit retrieve --checkpoint RUN --data DIR [--split test] [--out DIR] [--top 5] [--max-items N]
-Writes metrics.json / metrics.md and matches.json (each image's best reports and each report's best images).`,
+  usage: `usage: radkit retrieve --checkpoint RUN --data DIR [--split test] [--out DIR] [--top 5] [--max-items N] [--html-items 40]
+Writes metrics.json / metrics.md, matches.json (each image's best reports and each report's best
+images) and report.html (adaptive-patch pictures, keywords when RUN/codebooks exists, best reports).`,
   async run(argv) {
     const { flags } = parseFlags(argv);
     const ckDir = str(flags, 'checkpoint', true)!;
@@ -46,6 +48,27 @@ Writes metrics.json / metrics.md and matches.json (each image's best reports and
       const out = str(flags, 'out') ?? path.join(ckDir, `retrieval-${split}`);
       writeMetrics(out, `${ck.meta.kind} retrieval on ${split} (${m.n} pairs)`, { split, checkpoint: { kind: ck.meta.kind, epoch: ck.meta.epoch }, headline: m }, { ...m });
       fs.writeFileSync(path.join(out, 'matches.json'), JSON.stringify(matches, null, 1));
+      const shown = Math.min(e.n, num(flags, 'html-items', 40)!);
+      if (shown > 0) {
+        const books = hasCodebooks(path.join(ckDir, 'codebooks')) ? loadCodebooks(path.join(ckDir, 'codebooks')) : undefined;
+        const entries = new Map(ds.splits[split].map((x) => [x.id, x]));
+        const files = e.ids.slice(0, shown).map((id) => entries.get(id)!.imagePaths[0]);
+        const pictures = await explainImages(ck.model, ck.meta.preprocessing, files, books);
+        const page = path.join(out, 'report.html');
+        writeHtmlReport(page, {
+          title: `radkit: ${ck.meta.kind} retrieval on ${split}`,
+          scores: { [ck.meta.kind]: { ...m } },
+          settings: { checkpoint: { kind: ck.meta.kind, epoch: ck.meta.epoch }, config: ck.meta.config, codebooks: books?.settings ?? 'none (run radkit codebooks)' },
+          items: matches.slice(0, shown).map((x, i) => ({
+            id: x.id,
+            images: [`data:image/png;base64,${pictures[i].png.toString('base64')}`],
+            reference: e.reports[i],
+            generated: Object.fromEntries(x.reports.slice(0, 3).map((r, k) => [`retrieved #${k + 1} (${r.score.toFixed(3)}${r.id === x.id ? ', the pair' : ''})`, e.reports[e.ids.indexOf(r.id)]])),
+            notes: pictures[i].keywords ? [`keywords: ${pictures[i].keywords!.map((k) => `${k.keyword} (${k.score.toFixed(2)})`).join(', ')}`] : undefined,
+          })),
+        });
+        console.log(`wrote ${page}`);
+      }
     } finally {
       ck.model.dispose();
     }
