@@ -9,6 +9,8 @@ export {
   manualSeed,
   setNumThreads,
   getNumThreads,
+  cpuCache,
+  emptyCpuCache,
   info,
   matmul,
   matmulAsync,
@@ -17,6 +19,7 @@ export {
   mul,
   type MemoryInfo,
   type RadkitInfo,
+  type CpuCacheInfo,
 } from './runtime.js';
 export { RadkitError, ArgumentError, DisposedError, OutOfMemoryError, NativeError, LoadError } from './errors.js';
 export { loadReport, type LoadReport } from './native.js';

@@ -45,6 +45,26 @@ export function getNumThreads(): number {
   return loadNative().getNumThreads();
 }
 
+/** The caching CPU allocator (native/binding/allocator.cc): idle buffers kept for reuse. */
+export interface CpuCacheInfo {
+  enabled: boolean;
+  idleBytes?: number;
+  idleBuffers?: number;
+  /** Allocations served from the cache / from malloc since the addon loaded. */
+  hits?: number;
+  misses?: number;
+  limitBytes?: number;
+}
+
+export function cpuCache(): CpuCacheInfo {
+  return loadNative().cpuCache();
+}
+
+/** Returns the cache's idle buffers to the system (live tensors are untouched). */
+export function emptyCpuCache(): void {
+  loadNative().emptyCpuCache();
+}
+
 export interface RadkitInfo extends NativeInfo {
   /** Which binary loaded and from where. */
   binary: LoadReport;

@@ -131,6 +131,8 @@ export interface NativeModule {
   memory(): NativeMemory;
   manualSeed(seed: number): void;
   setNumThreads(n: number): void;
+  cpuCache(): { enabled: boolean; idleBytes?: number; idleBuffers?: number; hits?: number; misses?: number; limitBytes?: number };
+  emptyCpuCache(): void;
   getNumThreads(): number;
   setGradEnabled(enabled: boolean): boolean;
   isGradEnabled(): boolean;
