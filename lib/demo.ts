@@ -40,7 +40,7 @@ export async function runDemo(o: DemoOptions = {}) {
   const out = path.resolve(o.outDir ?? 'runs/demo');
   const dataDir = path.join(out, 'data');
   const seed = o.seed ?? 0;
-  const counts = { train: o.train ?? 2000, val: o.val ?? 40, test: o.test ?? 100 };
+  const counts = { train: o.train ?? 3000, val: o.val ?? 40, test: o.test ?? 100 };
   setNumThreads(Math.max(getNumThreads(), 2));
   if (!fs.existsSync(path.join(dataDir, 'annotation.json'))) {
     log(`1/5 SynthCXR: ${counts.train}/${counts.val}/${counts.test} studies at 128 px -> ${dataDir}`);
@@ -60,7 +60,7 @@ export async function runDemo(o: DemoOptions = {}) {
   const result = await train(model, ds, {
     tokenizer,
     outDir: runDir,
-    epochs: o.epochs ?? 4,
+    epochs: o.epochs ?? 8,
     batchSize: 16,
     imageSize: 128,
     lr: 2e-3, // XProNet's IU X-Ray learning rates: 2e-3, and 1e-3 for the visual extractor
