@@ -13,7 +13,7 @@ import { rng } from './kernels1-helpers.js';
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'radkit-adamatch-'));
 const reports = ['the heart is normal.', 'small left pleural effusion.', 'no pneumothorax.', 'right lower lobe consolidation.', 'mild cardiomegaly.', 'clear lungs.'];
 const tokenizer = radkit.text.Tokenizer.build(reports, { threshold: 1 });
-const TINY = { tokenizer, imageSize: 32, dims: [8, 16, 16, 16], depths: [1, 1, 1, 1], heads: [1, 2, 2, 2], reductions: [2, 1, 1, 1], textHidden: 16, textLayers: 1, textHeads: 2, textIntermediate: 32, embedDim: 12, seed: 3 };
+const TINY = { tokenizer, imageSize: 32, dims: [8, 16, 16, 16], depths: [1, 1, 1, 1], heads: [1, 2, 2, 2], reductions: [2, 1, 1, 1], textHidden: 16, textLayers: 1, textHeads: 2, textIntermediate: 32, embedDim: 12, classWeight: 0, seed: 3 };
 
 function batch(n: number, seed = 1): TensorBatch {
   const r = rng(seed);
@@ -154,6 +154,27 @@ describe('AdaMatch model', () => {
     a.dispose();
     c.dispose();
     b.dispose();
+  });
+
+  it('adds the disease-classification head when classWeight > 0 (labels required)', async () => {
+    const m = radkit.adamatch({ ...TINY, classWeight: 2 });
+    const b = batch(4);
+    await expect(m.evalLoss(b)).rejects.toThrow(/needs batch.labels/);
+    const labels = new Float32Array(4 * 14).map((_, i) => (i % 5 === 0 ? 1 : 0));
+    const enc = tokenizer.encodeBatch(reports.slice(0, 4));
+    const lb = new TensorBatch({ images: { data: b.images!.toArray() as Float32Array, shape: [4, 1, 1, 32, 32] }, tokens: { data: enc.data, mask: enc.mask, shape: enc.shape }, labelMatrix: { data: labels, shape: [4, 14] } });
+    const r = await m.evalLoss(lb);
+    expect(r.parts.classification).toBeGreaterThan(0);
+    expect(r.loss).toBeCloseTo(0.5 * (r.parts.imageToText + r.parts.textToImage) + 2 * r.parts.classification, 5);
+    m.setupOptimizer({ kind: 'lamb', lr: 0.01 });
+    const first = (await m.trainStep(lb)).parts.classification;
+    for (let i = 0; i < 15; i++) await m.trainStep(lb);
+    expect((await m.evalLoss(lb)).parts.classification).toBeLessThan(first);
+    expect(() => radkit.adamatch({ ...TINY, classWeight: -1 })).toThrow(/classWeight/);
+    expect(() => radkit.adamatch({ ...TINY, stem: 'conv', imageSize: 64, firstPatch: 8 } as never)).toThrow(/firstPatch must be 4/);
+    lb.dispose();
+    b.dispose();
+    m.dispose();
   });
 
   it('refuses what it cannot do with typed errors', async () => {
