@@ -1,5 +1,6 @@
 // CPU kernel of sinkhorn: one problem per task of at::parallel_for, everything in a per-thread
-// workspace (the cost scaled by -1/epsilon and its transpose), loops vectorised for AVX2+FMA when
+// workspace (the cost scaled by -1/epsilon, its transpose, the absorbed kernel and its transpose;
+// the iterations are stabilised scaling, see cpu_loops.inc), loops vectorised for AVX2+FMA when
 // the CPU has them (runtime check), else for the x86-64 baseline. Deterministic: a problem's
 // arithmetic never depends on the thread count or on the other problems.
 #include <ATen/Parallel.h>
@@ -57,15 +58,20 @@ SinkhornResult sinkhornCpu(const at::Tensor& cost, const at::Tensor& a, const at
     int64_t* ip = iters.data_ptr<int64_t>();
     const int64_t MN = std::max(M, N);
     at::parallel_for(0, B, 1, [&](int64_t p0, int64_t p1) {
-      std::vector<T> ws(static_cast<size_t>(M * N + 2 * M + N + 2 * MN));
+      std::vector<T> ws(static_cast<size_t>(3 * M * N + 3 * M + 2 * N + 3 * MN));
       T* cst = ws.data();
-      T* F = cst + M * N;
+      T* Kk = cst + M * N;
+      T* KT = Kk + M * N;
+      T* u = KT + M * N;
+      T* v = u + M;
+      T* acc = v + N;
+      T* F = acc + MN;
       T* Fn = F + M;
       T* G = Fn + M;
       T* cmax = G + N;
       T* csum = cmax + MN;
       for (int64_t p = p0; p < p1; ++p) {
-        auto args = std::make_tuple(P + p * M * N, cst, Cp + p * M * N, lap + p * M, lbp + p * N, ap + p * M, bp + p * N, M, N,
+        auto args = std::make_tuple(P + p * M * N, cst, Kk, KT, u, v, acc, Cp + p * M * N, lap + p * M, lbp + p * N, ap + p * M, bp + p * N, M, N,
                                     o.maxIterations, o.tolerance, F, G, Fn, cmax, csum, dp + p, ip + p, ep + p);
 #if defined(__x86_64__) && defined(__GNUC__)
         if (sinkhorn_cpu::haveAvx2()) {
