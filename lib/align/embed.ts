@@ -1,8 +1,8 @@
-import { DataLoader } from '../data/loader.js';
 import type { R2GenDataset, SplitName } from '../data/r2gen.js';
 import { TensorBatch, type Model } from '../models/model.js';
 import type { Tensor } from '../tensor.js';
 import type { Preprocessing } from '../train/checkpoint.js';
+import { splitLoader } from '../train/evaluate.js';
 import type { ReportTokenizer } from '../text/report-tokenizer.js';
 
 /**
@@ -99,19 +99,7 @@ function concatEmbedded(parts: EmbeddedSplit[], imageSize: number): EmbeddedSpli
 
 /** Encodes a split batch by batch on native worker threads. */
 export async function embedSplit(model: Model, dataset: R2GenDataset, o: EmbedOptions): Promise<EmbeddedSplit> {
-  const entries = o.maxItems ? dataset.splits[o.split].slice(0, o.maxItems) : dataset.splits[o.split];
-  const limited: R2GenDataset = { ...dataset, splits: { ...dataset.splits, [o.split]: entries } };
-  const loader = new DataLoader(limited, {
-    split: o.split,
-    batchSize: o.batchSize ?? 32,
-    imageSize: o.preprocessing.imageSize,
-    views: o.preprocessing.views,
-    mean: o.preprocessing.mean,
-    std: o.preprocessing.std,
-    tokenizer: o.tokenizer,
-    shuffle: false,
-    workers: o.workers,
-  });
+  const loader = splitLoader(dataset, o, o.tokenizer, 32);
   const parts: EmbeddedSplit[] = [];
   for await (const batch of loader) {
     if (o.signal?.aborted) throw o.signal.reason ?? new Error('aborted');

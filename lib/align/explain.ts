@@ -42,9 +42,12 @@ export function mostShifted(p: PatchDrawing[], count: number): number[] {
 export async function explainImages(model: Model, preprocessing: Preprocessing, files: string[], codebooks?: Codebooks, top = 10): Promise<ImageExplanation[]> {
   const S = preprocessing.imageSize;
   const data = new Float32Array(files.length * S * S);
+  // Decode each file once: the picture shows the [0, 1] pixels, the model reads them normalised.
+  const mean = preprocessing.mean ?? 0, std = preprocessing.std ?? 1;
   const raw = files.map((f, i) => {
-    data.set(loadImage(f, { height: S, width: S, mean: preprocessing.mean, std: preprocessing.std }).data, i * S * S);
-    return loadImage(f, { height: S, width: S }).data;
+    const px = loadImage(f, { height: S, width: S }).data;
+    data.set(mean === 0 && std === 1 ? px : px.map((x) => (x - mean) / std), i * S * S);
+    return px;
   });
   const tb = new TensorBatch({ images: { data, shape: [files.length, 1, 1, S, S] } });
   let enc: Record<string, Tensor> = {};

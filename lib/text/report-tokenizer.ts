@@ -6,8 +6,7 @@
  * (models use `vocabSize + 1` logits); `WordPieceTokenizer` uses `[CLS] ... [SEP]`, pads with the
  * `[PAD]` id and `vocabSize` counts every vocabulary entry.
  */
-import { readFileSync } from 'node:fs';
-import { Tokenizer, type EncodedBatch, type TokenizerJSON } from './tokenizer.js';
+import { Tokenizer, readTokenizerJSON, type EncodedBatch, type TokenizerJSON } from './tokenizer.js';
 import { WordPieceTokenizer, type WordPieceJSON } from './wordpiece.js';
 
 export type ReportTokenizerJSON = TokenizerJSON | WordPieceJSON;
@@ -42,18 +41,7 @@ export function tokenizerFromJSON(json: unknown): Tokenizer | WordPieceTokenizer
 
 /** Loads a tokenizer saved as JSON (`Tokenizer.save` or `WordPieceTokenizer.save`). */
 export function loadTokenizer(path: string): Tokenizer | WordPieceTokenizer {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (e) {
-    throw new Error(`tokenizer: cannot read ${path}: ${(e as Error).message}`);
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (e) {
-    throw new Error(`tokenizer: ${path} is not valid JSON: ${(e as Error).message}`);
-  }
+  const json = readTokenizerJSON(path);
   try {
     return tokenizerFromJSON(json);
   } catch (e) {

@@ -291,22 +291,26 @@ export class Tokenizer {
   }
 
   static load(path: string): Tokenizer {
-    let text: string;
-    try {
-      text = readFileSync(path, 'utf8');
-    } catch (e) {
-      throw new Error(`tokenizer: cannot read ${path}: ${(e as Error).message}`);
-    }
-    let json: unknown;
-    try {
-      json = JSON.parse(text);
-    } catch (e) {
-      throw new Error(`tokenizer: ${path} is not valid JSON: ${(e as Error).message}`);
-    }
+    const json = readTokenizerJSON(path);
     try {
       return Tokenizer.fromJSON(json);
     } catch (e) {
       throw new Error(`${(e as Error).message} (in ${path})`);
     }
+  }
+}
+
+/** The JSON of a saved tokenizer file, with errors naming the file (shared by every tokenizer kind). */
+export function readTokenizerJSON(path: string): unknown {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new Error(`tokenizer: cannot read ${path}: ${(e as Error).message}`);
+  }
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new Error(`tokenizer: ${path} is not valid JSON: ${(e as Error).message}`);
   }
 }

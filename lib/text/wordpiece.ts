@@ -19,7 +19,7 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import type { ReportTokenizer } from './report-tokenizer.js';
-import { pySplit, type EncodedBatch } from './tokenizer.js';
+import { pySplit, readTokenizerJSON, type EncodedBatch } from './tokenizer.js';
 
 export interface WordPieceOptions {
   /** Lower-case and strip accents (uncased BERT models). Default true. */
@@ -350,12 +350,7 @@ export class WordPieceTokenizer implements ReportTokenizer {
   }
 
   static load(path: string): WordPieceTokenizer {
-    let json: unknown;
-    try {
-      json = JSON.parse(readFileSync(path, 'utf8'));
-    } catch (e) {
-      throw new Error(`wordpiece: cannot load ${path}: ${(e as Error).message}`);
-    }
+    const json = readTokenizerJSON(path);
     try {
       return WordPieceTokenizer.fromJSON(json);
     } catch (e) {

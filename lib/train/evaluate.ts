@@ -3,6 +3,7 @@ import type { R2GenDataset, SplitName } from '../data/r2gen.js';
 import { evaluate, type EvaluateResult, type MetricName } from '../metrics/evaluate.js';
 import type { ReportLabels } from '../text/chexpert.js';
 import type { Tokenizer } from '../text/tokenizer.js';
+import type { ReportTokenizer } from '../text/report-tokenizer.js';
 import { TensorBatch, type GenerateOptions, type Model } from '../models/model.js';
 import type { Preprocessing } from './checkpoint.js';
 
@@ -28,12 +29,15 @@ export interface SplitOptions {
   signal?: AbortSignal;
 }
 
-/** Generates reports for a split (off the event loop, batch by batch). */
-export async function generateSplit(model: Model, tokenizer: Tokenizer, dataset: R2GenDataset, o: SplitOptions): Promise<GeneratedReport[]> {
+/**
+ * A loader over one split in dataset order (no shuffling), at most `maxItems` studies, prepared as
+ * the checkpoint was: what every evaluation pass (generation, retrieval embeddings) reads.
+ */
+export function splitLoader(dataset: R2GenDataset, o: Pick<SplitOptions, 'split' | 'preprocessing' | 'batchSize' | 'maxItems' | 'workers'>, tokenizer: ReportTokenizer, defaultBatch: number): DataLoader {
   const limited: R2GenDataset = o.maxItems ? { ...dataset, splits: { ...dataset.splits, [o.split]: dataset.splits[o.split].slice(0, o.maxItems) } } : dataset;
-  const loader = new DataLoader(limited, {
+  return new DataLoader(limited, {
     split: o.split,
-    batchSize: o.batchSize ?? 16,
+    batchSize: o.batchSize ?? defaultBatch,
     imageSize: o.preprocessing.imageSize,
     views: o.preprocessing.views,
     mean: o.preprocessing.mean,
@@ -42,6 +46,11 @@ export async function generateSplit(model: Model, tokenizer: Tokenizer, dataset:
     shuffle: false,
     workers: o.workers,
   });
+}
+
+/** Generates reports for a split (off the event loop, batch by batch). */
+export async function generateSplit(model: Model, tokenizer: Tokenizer, dataset: R2GenDataset, o: SplitOptions): Promise<GeneratedReport[]> {
+  const loader = splitLoader(dataset, o, tokenizer, 16);
   const out: GeneratedReport[] = [];
   for await (const batch of loader) {
     if (o.signal?.aborted) throw o.signal.reason ?? new Error('aborted');

@@ -54,10 +54,10 @@ class AdaMatch : public System {
  public:
   explicit AdaMatch(const Config& c)
       : stage_(c.integer("featureStage", 3)),
-        embedDim_(c.integer("embedDim", 256)),
         padId_(c.integer("padId", 0)),
-        normalize_(c.flag("normalize", true)),
-        learnTemperature_(c.flag("learnTemperature", true)) {
+        normalize_(c.flag("normalize", true)) {
+    const int64_t embedDim = c.integer("embedDim", 256);
+    const bool learnTemperature = c.flag("learnTemperature", true);
     for (const char* k : {"dims", "depths", "heads", "reductions"}) checkStageList(c, k);
     if (stage_ < 1 || stage_ > 4) argError("ERR_INVALID_ARG", "config.featureStage must be 1..4, got ", stage_);
     double tau = c.num("temperature", 0.07);
@@ -92,10 +92,10 @@ class AdaMatch : public System {
     at::manual_seed(static_cast<uint64_t>(c.integer("seed", 0)));
     image = register_module("image", nn::PvtEncoder(p));
     text = register_module("text", nn::BertModel(t));
-    imageProj = register_module("imageProj", Projection(p.dims[stage_ - 1], embedDim_));
-    textProj = register_module("textProj", Projection(t.hidden, embedDim_));
+    imageProj = register_module("imageProj", Projection(p.dims[stage_ - 1], embedDim));
+    textProj = register_module("textProj", Projection(t.hidden, embedDim));
     at::Tensor logTau = at::full({}, std::log(tau));
-    logTemperature = learnTemperature_ ? register_parameter("logTemperature", logTau) : register_buffer("logTemperature", logTau);
+    logTemperature = learnTemperature ? register_parameter("logTemperature", logTau) : register_buffer("logTemperature", logTau);
     classWeight_ = c.num("classWeight", 0.0);
     if (classWeight_ < 0) argError("ERR_INVALID_ARG", "config.classWeight must be >= 0, got ", classWeight_);
     // The paper pre-trains its image encoder on disease classification; without pretrained weights a
@@ -194,9 +194,9 @@ class AdaMatch : public System {
   at::Tensor logTemperature;
 
  private:
-  int64_t stage_, embedDim_, padId_;
+  int64_t stage_, padId_;
   double classWeight_ = 0;
-  bool normalize_, learnTemperature_;
+  bool normalize_;
 };
 
 SystemRegistrar reg("adamatch", [](const Config& c) { return std::make_shared<AdaMatch>(c); });

@@ -40,14 +40,17 @@ void AdaPatchImpl::reset_parameters() {
   f4->bias.fill_(sizeBias);
 }
 
-at::Tensor AdaPatchImpl::fixedBoxes(int64_t gridH, int64_t gridW, const at::TensorOptions& opts) const {
-  const double s = static_cast<double>(options.stride());
-  at::Tensor r = at::arange(gridH, opts).mul(s).add(s / 2);  // centre y of each grid row
-  at::Tensor c = at::arange(gridW, opts).mul(s).add(s / 2);  // centre x of each grid column
+at::Tensor gridBoxes(int64_t gridH, int64_t gridW, double side, const at::TensorOptions& opts) {
+  at::Tensor r = at::arange(gridH, opts).mul(side).add(side / 2);  // centre y of each grid row
+  at::Tensor c = at::arange(gridW, opts).mul(side).add(side / 2);  // centre x of each grid column
   at::Tensor cy = r.view({gridH, 1}).expand({gridH, gridW}).reshape({-1});
   at::Tensor cx = c.view({1, gridW}).expand({gridH, gridW}).reshape({-1});
-  at::Tensor side = at::full({gridH * gridW}, s, opts);
-  return at::stack({cx, cy, side, side}, 1);
+  at::Tensor s = at::full({gridH * gridW}, side, opts);
+  return at::stack({cx, cy, s, s}, 1);
+}
+
+at::Tensor AdaPatchImpl::fixedBoxes(int64_t gridH, int64_t gridW, const at::TensorOptions& opts) const {
+  return gridBoxes(gridH, gridW, static_cast<double>(options.stride()), opts);
 }
 
 AdaPatchOutput AdaPatchImpl::forward(const at::Tensor& features) {

@@ -19,6 +19,9 @@
 namespace radkit {
 namespace nn {
 
+// The boxes (cx, cy, w, h) [gridH * gridW, 4] of a row-major grid of side x side patches.
+at::Tensor gridBoxes(int64_t gridH, int64_t gridW, double side, const at::TensorOptions& options);
+
 struct AdaPatchOptions {
   AdaPatchOptions(int64_t inChannels, int64_t outDim) : inChannels_(inChannels), outDim_(outDim) {}
   TORCH_ARG(int64_t, inChannels);

@@ -97,14 +97,7 @@ PvtOutput PvtEncoderImpl::forward(const at::Tensor& images, int64_t stage) {
   double scale = static_cast<double>(config.firstPatch);  // input pixels per map pixel
   at::Tensor tokens = map.flatten(2).transpose(1, 2).contiguous();  // channels innermost for the norms
   PvtOutput out;
-  auto fixedGrid = [&](int64_t gh, int64_t gw, double side) {
-    at::TensorOptions o = images.options();
-    at::Tensor cy = at::arange(gh, o).mul(side).add(side / 2).view({gh, 1}).expand({gh, gw}).reshape({-1});
-    at::Tensor cx = at::arange(gw, o).mul(side).add(side / 2).view({1, gw}).expand({gh, gw}).reshape({-1});
-    at::Tensor s = at::full({gh * gw}, side, o);
-    return at::stack({cx, cy, s, s}, 1);
-  };
-  out.fixedBoxes = fixedGrid(h, w, scale);
+  out.fixedBoxes = gridBoxes(h, w, scale, images.options());
   out.boxes = out.fixedBoxes.unsqueeze(0).expand({B, h * w, 4});
   for (int64_t s = 0; s < stage; ++s) {
     if (s > 0) {
@@ -123,7 +116,7 @@ PvtOutput PvtEncoderImpl::forward(const at::Tensor& images, int64_t stage) {
         tokens = m.flatten(2).transpose(1, 2).contiguous();
       }
       scale *= static_cast<double>(config.patch);
-      out.fixedBoxes = fixedGrid(h, w, scale);
+      out.fixedBoxes = gridBoxes(h, w, scale, images.options());
       if (!config.adaptive) out.boxes = out.fixedBoxes.unsqueeze(0).expand({B, h * w, 4});
     }
     tokens = embedNorms[s]->forward(tokens);

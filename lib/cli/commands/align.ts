@@ -52,6 +52,7 @@ images) and report.html (adaptive-patch pictures, keywords when RUN/codebooks ex
       if (shown > 0) {
         const books = hasCodebooks(path.join(ckDir, 'codebooks')) ? loadCodebooks(path.join(ckDir, 'codebooks')) : undefined;
         const entries = new Map(ds.splits[split].map((x) => [x.id, x]));
+        const row = new Map(e.ids.map((id, i) => [id, i]));
         const files = e.ids.slice(0, shown).map((id) => entries.get(id)!.imagePaths[0]);
         const pictures = await explainImages(ck.model, ck.meta.preprocessing, files, books);
         const page = path.join(out, 'report.html');
@@ -63,7 +64,7 @@ images) and report.html (adaptive-patch pictures, keywords when RUN/codebooks ex
             id: x.id,
             images: [`data:image/png;base64,${pictures[i].png.toString('base64')}`],
             reference: e.reports[i],
-            generated: Object.fromEntries(x.reports.slice(0, 3).map((r, k) => [`retrieved #${k + 1} (${r.score.toFixed(3)}${r.id === x.id ? ', the pair' : ''})`, e.reports[e.ids.indexOf(r.id)]])),
+            generated: Object.fromEntries(x.reports.slice(0, 3).map((r, k) => [`retrieved #${k + 1} (${r.score.toFixed(3)}${r.id === x.id ? ', the pair' : ''})`, e.reports[row.get(r.id)!]])),
             notes: pictures[i].keywords ? [`keywords: ${pictures[i].keywords!.map((k) => `${k.keyword} (${k.score.toFixed(2)})`).join(', ')}`] : undefined,
           })),
         });
@@ -76,12 +77,15 @@ images) and report.html (adaptive-patch pictures, keywords when RUN/codebooks ex
   },
 };
 
+/** --kappa0 / --kappa2 / --kappa3 / --max-items as buildCodebooks options. */
+const codebookFlags = (flags: Record<string, string | true>) => ({ kappa0: num(flags, 'kappa0'), kappa2: num(flags, 'kappa2'), kappa3: num(flags, 'kappa3'), maxItems: num(flags, 'max-items') });
+
 async function codebooksFor(ck: LoadedCheckpoint, ckDir: string, flags: Record<string, string | true>): Promise<Codebooks | undefined> {
   const dir = str(flags, 'codebooks') ?? path.join(ckDir, 'codebooks');
   if (hasCodebooks(dir)) return loadCodebooks(dir);
   if (!flags.data) return undefined;
   console.error(`building codebooks from the training split (saved to ${dir})`);
-  const c = await buildCodebooks(ck.model, ck.tokenizer, dataset(flags), ck.meta.preprocessing, { kappa0: num(flags, 'kappa0'), kappa2: num(flags, 'kappa2'), kappa3: num(flags, 'kappa3'), maxItems: num(flags, 'max-items') });
+  const c = await buildCodebooks(ck.model, ck.tokenizer, dataset(flags), ck.meta.preprocessing, codebookFlags(flags));
   saveCodebooks(dir, c);
   return c;
 }
@@ -97,7 +101,7 @@ export const codebooksCommand: Command = {
     const ck = await alignmentCheckpoint(ckDir, 'radkit codebooks');
     try {
       const dir = str(flags, 'out') ?? path.join(ckDir, 'codebooks');
-      const c = await buildCodebooks(ck.model, ck.tokenizer, dataset(flags), ck.meta.preprocessing, { kappa0: num(flags, 'kappa0'), kappa2: num(flags, 'kappa2'), kappa3: num(flags, 'kappa3'), maxItems: num(flags, 'max-items') });
+      const c = await buildCodebooks(ck.model, ck.tokenizer, dataset(flags), ck.meta.preprocessing, codebookFlags(flags));
       saveCodebooks(dir, c);
       console.log(`wrote ${dir}: ${c.keywords.keywords.length} keywords, ${c.visual.keypatches.length} keypatches from ${c.settings.trainStudies} training studies`);
     } finally {
