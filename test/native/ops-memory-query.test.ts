@@ -125,6 +125,25 @@ describe('ops.memoryQuery (CPU)', () => {
     expectClose(w, sc.map((x) => x / z), 1e-14, 0);
   });
 
+  it('long rows with many ties and a mask: highest eligible scores, ties to the lowest index', () => {
+    // Integer keys and queries give exact, heavily tied scores; S >= 4k exercises the kernel's
+    // group-maximum bound. Expected order computed here by a full sort.
+    const b = 2, l = 3, d = 4, s = 300, k = 5, heads = 2, dh = d / heads;
+    const qi = Float64Array.from(rand(b * l * d, 21), (x) => Math.round(x * 2));
+    const ki = Float64Array.from(rand(s * d, 22), (x) => Math.round(x));
+    for (let j = 0; j < d; ++j) ki[(s - 1) * d + j] = 9; // the last row is the best for positive queries
+    const bits = Array.from(rand(b * s, 23), (x) => (x > -0.4 ? 1 : 0));
+    const r = ops.memoryQuery(t64(qi, [b, l, d]), t64(ki, [s, d]), t64(rand(s * 2, 24), [s, 2]), { k, similarity: 'dot', weighting: 'softmax', heads, mask: boolMask(bits, [b, s]) });
+    const got = ints(r.indices);
+    for (let row = 0; row < b * l; ++row)
+      for (let h = 0; h < heads; ++h) {
+        const score = (j: number) => qi[row * d + h * dh] * ki[j * d + h * dh] + qi[row * d + h * dh + 1] * ki[j * d + h * dh + 1];
+        const eligible = [...Array(s).keys()].filter((j) => bits[Math.floor(row / l) * s + j] === 1);
+        const want = eligible.sort((x, y) => score(y) - score(x) || x - y).slice(0, k);
+        expect(got.slice((row * heads + h) * k, (row * heads + h + 1) * k)).toEqual(want);
+      }
+  });
+
   it('streams over several memory tiles (S = 5000) and matches the reference', () => {
     const s = 5000;
     compare({ k: 7, similarity: 'scaled-dot', weighting: 'softmax', heads: 2 }, { B: 1, L: 2, D, S: s, Dv }, { qd: qd.slice(0, 2 * D), kd: rand(s * D, 9), vd: rand(s * Dv, 10) });

@@ -30,6 +30,7 @@
 #define RADKIT_X86_SIMD 1
 #endif
 
+#include "../cpu_simd.h"
 #include "max_similarity.h"
 
 namespace radkit {
@@ -116,10 +117,6 @@ __attribute__((target("avx2,fma"))) void tileAvx2(const double* const* a, const 
     }
 }
 
-bool cpuHasAvx2() {
-  static const bool has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  return has;
-}
 #endif
 
 template <typename T>
@@ -152,7 +149,7 @@ void forwardKernel(const T* img, const T* txt, int64_t Bi, int64_t N, int64_t Bt
   const T ninf = -std::numeric_limits<T>::infinity();
   bool simd = false;
 #ifdef RADKIT_X86_SIMD
-  simd = cpuHasAvx2();
+  simd = cpuHasAvx2Fma();
 #endif
   // Columns: the real words of all texts, text-major. Texts are grouped so that each group holds
   // about kGroupCols columns; a task is (image, group).

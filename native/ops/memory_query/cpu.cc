@@ -1,31 +1,50 @@
 // CPU kernels of memoryQuery.
 // Forward: per head, rows are processed in chunks and memory in tiles; each [rows, tile] score
 // block is one BLAS GEMM into a fixed-size buffer, then every row merges the tile into its running
-// top-k (kept sorted inside the output buffers; a candidate is only inserted when it beats the
-// current k-th score). Finally the weights and the weighted sum of value rows are computed per
-// row, reading values in place (no gathered copy).
-// Backward: per row, scores of the selected entries are recomputed, the weighting and similarity
-// are differentiated, and the query gradient is written; key and value gradients are then
-// accumulated per memory row over a CSR index of the (row, slot) pairs that selected it, in a
-// fixed order, so results are bit-identical across runs and thread counts (no atomics).
+// top-k (kept sorted inside the output buffers; see mergeTile for the branchless candidate
+// filter). Finally the weights and the weighted sum of value rows are computed per row, reading
+// values in place (no gathered copy).
+// Backward: per row, the weighting and similarity are differentiated over the k selected entries
+// only and the query gradient is written; key and value gradients are then accumulated per memory
+// row over a CSR index of the (row, slot) pairs that selected it, in a fixed order, so results are
+// bit-identical across runs and thread counts (no atomics). The per-row loops live in
+// cpu_loops.inc, compiled for the x86-64 baseline and for AVX2+FMA (picked at run time).
 #include <ATen/Parallel.h>
 
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <cstdint>
 #include <limits>
 #include <vector>
 
 #include "../../binding/errors.h"
+#include "../cpu_simd.h"
 #include "memory_query.h"
 
 namespace radkit {
 namespace ops {
+namespace memory_query_cpu {
+namespace base {
+#include "cpu_loops.inc"
+}  // namespace base
+#if defined(__x86_64__) && defined(__GNUC__)
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
+namespace avx2 {
+#include "cpu_loops.inc"
+}  // namespace avx2
+#pragma GCC pop_options
+#define RADKIT_MQ_SIMD(call) (cpuHasAvx2Fma() ? memory_query_cpu::avx2::call : memory_query_cpu::base::call)
+#else
+#define RADKIT_MQ_SIMD(call) (memory_query_cpu::base::call)
+#endif
+}  // namespace memory_query_cpu
+
 namespace detail {
 namespace {
 
 constexpr double kNormEps = 1e-12;
-constexpr double kShift = 1e-6;
 
 struct Dims {
   int64_t B, L, D, S, Dv, H, dh, dvh, k, R;
@@ -46,51 +65,39 @@ Dims dimsOf(const at::Tensor& q, const at::Tensor& keys, const at::Tensor& v, co
   return d;
 }
 
-// alpha [R*H] (query scale) and beta [S*H] (key scale): score = alpha * beta * (q . k).
+// Per-vector scales (score = alpha * beta * (q . k)), head-major so a tile's betas are contiguous:
+// alpha [H][R] for the queries, beta [H][S] for the keys. Dot: both 1; scaled-dot: alpha =
+// 1/sqrt(D/H); cosine: inverse norms (at least 1e-12).
 template <typename T>
-void scales(const T* q, const T* keys, const Dims& d, Similarity sim, T* alpha, T* beta) {
-  const T a0 = sim == Similarity::ScaledDot ? static_cast<T>(1.0 / std::sqrt(static_cast<double>(d.dh))) : T(1);
-  const bool cos = sim == Similarity::Cosine;
-  at::parallel_for(0, d.R * d.H, 256, [&](int64_t o0, int64_t o1) {
+struct Scales {
+  std::vector<T> alpha, beta;
+  bool perKey = false;  // beta differs from 1 (cosine)
+};
+
+template <typename T>
+void inverseNorms(const T* x, int64_t n, const Dims& d, T* out) {
+  at::parallel_for(0, n * d.H, 256, [&](int64_t o0, int64_t o1) {
     for (int64_t o = o0; o < o1; ++o) {
-      if (!cos) {
-        alpha[o] = a0;
-        continue;
-      }
-      const T* x = q + (o / d.H) * d.D + (o % d.H) * d.dh;
+      const int64_t h = o / n, i = o % n;
+      const T* v = x + i * d.D + h * d.dh;
       double s = 0;
-      for (int64_t i = 0; i < d.dh; ++i) s += static_cast<double>(x[i]) * x[i];
-      alpha[o] = static_cast<T>(1.0 / std::max(std::sqrt(s), kNormEps));
-    }
-  });
-  at::parallel_for(0, d.S * d.H, 256, [&](int64_t o0, int64_t o1) {
-    for (int64_t o = o0; o < o1; ++o) {
-      if (!cos) {
-        beta[o] = T(1);
-        continue;
-      }
-      const T* x = keys + (o / d.H) * d.D + (o % d.H) * d.dh;
-      double s = 0;
-      for (int64_t i = 0; i < d.dh; ++i) s += static_cast<double>(x[i]) * x[i];
-      beta[o] = static_cast<T>(1.0 / std::max(std::sqrt(s), kNormEps));
+      for (int64_t j = 0; j < d.dh; ++j) s += static_cast<double>(v[j]) * v[j];
+      out[o] = static_cast<T>(1.0 / std::max(std::sqrt(s), kNormEps));
     }
   });
 }
 
-// Weights from the sorted selected scores s[0..c) (descending), into w[0..c).
 template <typename T>
-void weightsOf(const T* s, int64_t c, Weighting wt, T* w) {
-  if (c == 0) return;
-  if (wt == Weighting::Softmax) {
-    double sum = 0;
-    for (int64_t t = 0; t < c; ++t) sum += std::exp(static_cast<double>(s[t]) - static_cast<double>(s[0]));
-    for (int64_t t = 0; t < c; ++t) w[t] = static_cast<T>(std::exp(static_cast<double>(s[t]) - static_cast<double>(s[0])) / sum);
-  } else {
-    const double m = std::min(0.0, static_cast<double>(s[c - 1]));
-    double sum = 0;
-    for (int64_t t = 0; t < c; ++t) sum += static_cast<double>(s[t]) - m + kShift;
-    for (int64_t t = 0; t < c; ++t) w[t] = static_cast<T>((static_cast<double>(s[t]) - m + kShift) / sum);
+Scales<T> scalesOf(const T* q, const T* keys, const Dims& d, Similarity sim) {
+  Scales<T> sc;
+  sc.alpha.assign(static_cast<size_t>(d.H * d.R), sim == Similarity::ScaledDot ? static_cast<T>(1.0 / std::sqrt(static_cast<double>(d.dh))) : T(1));
+  sc.beta.assign(static_cast<size_t>(d.H * d.S), T(1));
+  if (sim == Similarity::Cosine) {
+    inverseNorms(q, d.R, d, sc.alpha.data());
+    inverseNorms(keys, d.S, d, sc.beta.data());
+    sc.perKey = true;
   }
+  return sc;
 }
 
 template <typename T>
@@ -100,19 +107,17 @@ void forwardImpl(const at::Tensor& q, const at::Tensor& keys, const at::Tensor& 
   const T* kp = keys.data_ptr<T>();
   const T* vp = values.data_ptr<T>();
   const bool* mp = mask.defined() ? mask.data_ptr<bool>() : nullptr;
-  T* top = weights.data_ptr<T>();          // running top-k scores, turned into weights at the end
+  T* top = weights.data_ptr<T>();  // running top-k scores, turned into weights at the end
   int64_t* idx = indices.data_ptr<int64_t>();
   T* out = response.data_ptr<T>();
-  std::vector<T> alpha(static_cast<size_t>(d.R * d.H)), beta(static_cast<size_t>(d.S * d.H));
-  scales(qp, kp, d, o.similarity, alpha.data(), beta.data());
+  const Scales<T> sc = scalesOf(qp, kp, d, o.similarity);
   std::vector<int32_t> count(static_cast<size_t>(d.R * d.H), 0);
-  const bool scaled = o.similarity != Similarity::Dot;
-  const T limit = std::numeric_limits<T>::max();
-  bool nonFinite = false;
+  int64_t nonFinite = 0;
 
   const at::Tensor q2 = q.view({d.R, d.D});
   const int64_t Ts = std::min<int64_t>(d.S, 2048);
   const int64_t Rc = std::min<int64_t>(d.R, std::max<int64_t>(64, (int64_t{1} << 20) / Ts));  // <= 2^20 + 64*2048 scores per block
+  at::Tensor blockBuf = at::empty({Rc * Ts}, q.options());
   for (int64_t h = 0; h < d.H; ++h) {
     const at::Tensor qh = q2.narrow(1, h * d.dh, d.dh);
     const at::Tensor kh = keys.narrow(1, h * d.dh, d.dh);
@@ -121,41 +126,23 @@ void forwardImpl(const at::Tensor& q, const at::Tensor& keys, const at::Tensor& 
       const at::Tensor qc = qh.narrow(0, r0, rc);
       for (int64_t s0 = 0; s0 < d.S; s0 += Ts) {
         const int64_t ts = std::min(Ts, d.S - s0);
-        const at::Tensor block = at::mm(qc, kh.narrow(0, s0, ts).t()).contiguous();  // [rc, ts]
-        const T* bp = block.data_ptr<T>();
-        std::vector<uint8_t> bad(static_cast<size_t>(rc), 0);
+        at::Tensor block = blockBuf.narrow(0, 0, rc * ts).view({rc, ts});
+        at::mm_out(block, qc, kh.narrow(0, s0, ts).t());
+        T* bp = block.data_ptr<T>();
+        std::vector<int64_t> bad(static_cast<size_t>(rc), 0);
         at::parallel_for(0, rc, 16, [&](int64_t i0, int64_t i1) {
+          std::vector<int32_t> cand(static_cast<size_t>(ts));
+          std::vector<T> groupMax(static_cast<size_t>(2 * d.k));
           for (int64_t i = i0; i < i1; ++i) {
             const int64_t r = r0 + i, oi = r * d.H + h;
-            const T* row = bp + i * ts;
+            T* row = bp + i * ts;  // scaled in place
+            bad[i] = RADKIT_MQ_SIMD(scaleScores(row, ts, sc.alpha[h * d.R + r], sc.perKey ? sc.beta.data() + h * d.S + s0 : nullptr, row));
             const bool* mrow = mp ? mp + (r / d.L) * d.S + s0 : nullptr;
-            const T a = alpha[oi];
-            const T* bt = beta.data() + s0 * d.H + h;
-            T* tv = top + oi * d.k;
-            int64_t* ti = idx + oi * d.k;
-            int64_t c = count[oi];
-            T thr = c < d.k ? -std::numeric_limits<T>::infinity() : tv[d.k - 1];
-            uint8_t flag = 0;
-            for (int64_t t = 0; t < ts; ++t) {
-              const T v = scaled ? row[t] * a * bt[t * d.H] : row[t];
-              flag |= !(std::fabs(v) <= limit);
-              if (!(v > thr) || (mrow && !mrow[t])) continue;
-              int64_t pos = c < d.k ? c : d.k - 1;
-              while (pos > 0 && tv[pos - 1] < v) {
-                tv[pos] = tv[pos - 1];
-                ti[pos] = ti[pos - 1];
-                --pos;
-              }
-              tv[pos] = v;
-              ti[pos] = s0 + t;
-              if (c < d.k) ++c;
-              if (c == d.k) thr = tv[d.k - 1];
-            }
-            count[oi] = static_cast<int32_t>(c);
-            bad[i] = flag;
+            count[oi] = static_cast<int32_t>(RADKIT_MQ_SIMD(mergeTile(row, mrow, ts, s0, d.k, top + oi * d.k, idx + oi * d.k,
+                                                                       static_cast<int64_t>(count[oi]), cand.data(), groupMax.data())));
           }
         });
-        for (uint8_t f : bad) nonFinite |= f != 0;
+        for (int64_t f : bad) nonFinite += f;
       }
     }
   }
@@ -163,25 +150,12 @@ void forwardImpl(const at::Tensor& q, const at::Tensor& keys, const at::Tensor& 
     argError("ERR_NOT_FINITE", "query and keys must give finite similarity scores (found NaN or infinity in query or keys, or an overflow)");
 
   // Weights and responses.
+  const int normalized = o.weighting == Weighting::Normalized;
   at::parallel_for(0, d.R * d.H, 8, [&](int64_t o0, int64_t o1) {
-    std::vector<T> w(static_cast<size_t>(d.k));
     for (int64_t oi = o0; oi < o1; ++oi) {
-      const int64_t c = count[oi];
-      T* tv = top + oi * d.k;
-      int64_t* ti = idx + oi * d.k;
-      weightsOf(tv, c, o.weighting, w.data());
-      T* dst = out + (oi / d.H) * d.Dv + (oi % d.H) * d.dvh;
-      for (int64_t j = 0; j < d.dvh; ++j) dst[j] = 0;
-      for (int64_t t = 0; t < c; ++t) {
-        const T wt = w[t];
-        const T* src = vp + ti[t] * d.Dv + (oi % d.H) * d.dvh;
-        for (int64_t j = 0; j < d.dvh; ++j) dst[j] += wt * src[j];
-      }
-      for (int64_t t = 0; t < c; ++t) tv[t] = w[t];
-      for (int64_t t = c; t < d.k; ++t) {
-        tv[t] = 0;
-        ti[t] = -1;
-      }
+      const int64_t h = oi % d.H;
+      RADKIT_MQ_SIMD(weighAndSum(top + oi * d.k, idx + oi * d.k, static_cast<int64_t>(count[oi]), d.k, normalized, vp + h * d.dvh, d.Dv, d.dvh,
+                                 out + (oi / d.H) * d.Dv + h * d.dvh));
     }
   });
 }
@@ -200,76 +174,25 @@ void backwardImpl(const at::Tensor& gR, const at::Tensor& gW, const at::Tensor& 
   T* gqp = gq.data_ptr<T>();
   T* gkp = gk.data_ptr<T>();
   T* gvp = gv.data_ptr<T>();
-  const bool cos = o.similarity == Similarity::Cosine;
-  std::vector<T> alpha(static_cast<size_t>(d.R * d.H)), beta(static_cast<size_t>(d.S * d.H));
-  scales(qp, kp, d, o.similarity, alpha.data(), beta.data());
+  const int cosine = o.similarity == Similarity::Cosine;
+  const int normalized = o.weighting == Weighting::Normalized;
+  const Scales<T> sc = scalesOf(qp, kp, d, o.similarity);
   const int64_t RH = d.R * d.H;
   std::vector<T> coefK(static_cast<size_t>(RH * d.k), T(0));
 
-  // 1) Per row: d weights -> d scores -> query gradient; key coefficients for step 3.
+  // 1) Per (row, head): d weights -> d scores -> query gradient; key coefficients for step 3.
   at::parallel_for(0, RH, 8, [&](int64_t o0, int64_t o1) {
-    std::vector<double> s(static_cast<size_t>(d.k)), dw(static_cast<size_t>(d.k)), ds(static_cast<size_t>(d.k));
-    std::vector<double> acc(static_cast<size_t>(d.dh));
+    std::vector<double> scratch(static_cast<size_t>(3 * d.k));
     for (int64_t oi = o0; oi < o1; ++oi) {
-      const int64_t h = oi % d.H;
-      const T* qrow = qp + (oi / d.H) * d.D + h * d.dh;
+      const int64_t r = oi / d.H, h = oi % d.H;
       const int64_t* ti = ip + oi * d.k;
-      const T* w = wp + oi * d.k;
-      T* gqrow = gqp + (oi / d.H) * d.D + h * d.dh;
       int64_t c = 0;
       while (c < d.k && ti[c] >= 0) ++c;
-      for (int64_t j = 0; j < d.dh; ++j) gqrow[j] = 0;
-      if (c == 0) continue;
-      const double a = alpha[oi];
-      double wdw = 0;
-      for (int64_t t = 0; t < c; ++t) {
-        const T* krow = kp + ti[t] * d.D + h * d.dh;
-        double dot = 0;
-        for (int64_t j = 0; j < d.dh; ++j) dot += static_cast<double>(qrow[j]) * krow[j];
-        s[t] = dot * a * static_cast<double>(beta[ti[t] * d.H + h]);
-        double g = gWp ? static_cast<double>(gWp[oi * d.k + t]) : 0.0;
-        if (gRp) {
-          const T* vrow = vp + ti[t] * d.Dv + h * d.dvh;
-          const T* grow = gRp + (oi / d.H) * d.Dv + h * d.dvh;
-          double dv = 0;
-          for (int64_t j = 0; j < d.dvh; ++j) dv += static_cast<double>(grow[j]) * vrow[j];
-          g += dv;
-        }
-        dw[t] = g;
-        wdw += static_cast<double>(w[t]) * g;
-      }
-      if (o.weighting == Weighting::Softmax) {
-        for (int64_t t = 0; t < c; ++t) ds[t] = static_cast<double>(w[t]) * (dw[t] - wdw);
-      } else {
-        const double m = std::min(0.0, s[c - 1]);
-        double U = 0;
-        for (int64_t t = 0; t < c; ++t) U += s[t] - m + kShift;
-        double sumdu = 0;
-        for (int64_t t = 0; t < c; ++t) {
-          ds[t] = (dw[t] - wdw) / U;
-          sumdu += ds[t];
-        }
-        if (s[c - 1] < 0) ds[c - 1] -= sumdu;
-      }
-      std::fill(acc.begin(), acc.end(), 0.0);
-      for (int64_t t = 0; t < c; ++t) {
-        const double b = beta[ti[t] * d.H + h];
-        const double f = ds[t] * b;
-        const T* krow = kp + ti[t] * d.D + h * d.dh;
-        for (int64_t j = 0; j < d.dh; ++j) acc[j] += f * krow[j];
-        coefK[oi * d.k + t] = static_cast<T>(ds[t] * a * b);
-      }
-      for (int64_t j = 0; j < d.dh; ++j) acc[j] *= a;
-      if (cos) {
-        double qn = 0;
-        for (int64_t j = 0; j < d.dh; ++j) qn += static_cast<double>(qrow[j]) * qrow[j];
-        if (std::sqrt(qn) > kNormEps) {
-          double proj = 0;
-          for (int64_t j = 0; j < d.dh; ++j) proj += a * qrow[j] * acc[j];
-          for (int64_t j = 0; j < d.dh; ++j) acc[j] -= a * qrow[j] * proj;
-        }
-      }
-      for (int64_t j = 0; j < d.dh; ++j) gqrow[j] = static_cast<T>(acc[j]);
+      const T* betaH = sc.beta.data() + h * d.S;
+      auto beta = [betaH](int64_t s) { return betaH[s]; };
+      RADKIT_MQ_SIMD(backwardRow(qp + r * d.D + h * d.dh, kp + h * d.dh, d.D, vp + h * d.dvh, d.Dv, ti, wp + oi * d.k, c,
+                                 gRp ? gRp + r * d.Dv + h * d.dvh : nullptr, gWp ? gWp + oi * d.k : nullptr, d.dh, d.dvh, sc.alpha[h * d.R + r],
+                                 beta, normalized, cosine, gqp + r * d.D + h * d.dh, coefK.data() + oi * d.k, scratch.data()));
     }
   });
 
@@ -287,37 +210,11 @@ void backwardImpl(const at::Tensor& gR, const at::Tensor& gW, const at::Tensor& 
 
   // 3) Key and value gradients per (memory row, head).
   at::parallel_for(0, d.S * d.H, 16, [&](int64_t p0, int64_t p1) {
-    std::vector<double> ak(static_cast<size_t>(d.dh)), av(static_cast<size_t>(d.dvh));
     for (int64_t p = p0; p < p1; ++p) {
-      const int64_t sIdx = p / d.H, h = p % d.H;
-      std::fill(ak.begin(), ak.end(), 0.0);
-      std::fill(av.begin(), av.end(), 0.0);
-      for (int64_t e = start[p]; e < start[p + 1]; ++e) {
-        const int64_t ent = entries[e], oi = ent / d.k;
-        const double ck = coefK[ent];
-        const T* qrow = qp + (oi / d.H) * d.D + h * d.dh;
-        for (int64_t j = 0; j < d.dh; ++j) ak[j] += ck * qrow[j];
-        if (gRp) {
-          const double w = wp[ent];
-          const T* grow = gRp + (oi / d.H) * d.Dv + h * d.dvh;
-          for (int64_t j = 0; j < d.dvh; ++j) av[j] += w * grow[j];
-        }
-      }
-      const T* krow = kp + sIdx * d.D + h * d.dh;
-      if (cos && start[p + 1] > start[p]) {
-        double kn = 0;
-        for (int64_t j = 0; j < d.dh; ++j) kn += static_cast<double>(krow[j]) * krow[j];
-        if (std::sqrt(kn) > kNormEps) {
-          const double b = beta[p];
-          double proj = 0;
-          for (int64_t j = 0; j < d.dh; ++j) proj += b * krow[j] * ak[j];
-          for (int64_t j = 0; j < d.dh; ++j) ak[j] -= b * krow[j] * proj;
-        }
-      }
-      T* gkrow = gkp + sIdx * d.D + h * d.dh;
-      for (int64_t j = 0; j < d.dh; ++j) gkrow[j] = static_cast<T>(ak[j]);
-      T* gvrow = gvp + sIdx * d.Dv + h * d.dvh;
-      for (int64_t j = 0; j < d.dvh; ++j) gvrow[j] = static_cast<T>(av[j]);
+      const int64_t s = p / d.H, h = p % d.H;
+      RADKIT_MQ_SIMD(memoryRowGrad(entries.data() + start[p], start[p + 1] - start[p], d.k, d.H, coefK.data(), wp, qp + h * d.dh, d.D,
+                                   gRp ? gRp + h * d.dvh : nullptr, d.Dv, kp + s * d.D + h * d.dh, sc.beta[h * d.S + s], cosine, d.dh, d.dvh,
+                                   gkp + s * d.D + h * d.dh, gvp + s * d.Dv + h * d.dvh));
     }
   });
 }

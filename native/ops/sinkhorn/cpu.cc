@@ -10,6 +10,7 @@
 #include <limits>
 #include <vector>
 
+#include "../cpu_simd.h"
 #include "sinkhorn.h"
 
 namespace radkit {
@@ -28,12 +29,6 @@ namespace avx2 {
 #include "cpu_loops.inc"
 }  // namespace avx2
 #pragma GCC pop_options
-#pragma GCC push_options
-#pragma GCC optimize("no-trapping-math")
-static bool haveAvx2() {
-  static const bool ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  return ok;
-}
 #endif
 #pragma GCC pop_options
 }  // namespace sinkhorn_cpu
@@ -74,7 +69,7 @@ SinkhornResult sinkhornCpu(const at::Tensor& cost, const at::Tensor& a, const at
         auto args = std::make_tuple(P + p * M * N, cst, Kk, KT, u, v, acc, Cp + p * M * N, lap + p * M, lbp + p * N, ap + p * M, bp + p * N, M, N,
                                     o.maxIterations, o.tolerance, F, G, Fn, cmax, csum, dp + p, ip + p, ep + p);
 #if defined(__x86_64__) && defined(__GNUC__)
-        if (sinkhorn_cpu::haveAvx2()) {
+        if (cpuHasAvx2Fma()) {
           std::apply([](auto&&... x) { sinkhorn_cpu::avx2::solveProblem<T>(x...); }, args);
           continue;
         }
