@@ -26,6 +26,14 @@ export interface AdaMatchOptions {
    * weights a linear embedding followed by LayerNorm cannot see a flat region's brightness.
    */
   stem?: 'linear' | 'conv';
+  /**
+   * Normalisation inside the two projection heads (Linear -> norm -> ReLU -> Linear): 'batch', the
+   * paper's batch norm (statistics over image patches and real words; it also centres the pooled
+   * features of the classification head), or 'layer' (LayerNorm per row). Both presets use 'batch':
+   * untrained encoders give near-identical features for every patch and image, and only batch
+   * statistics remove that common part. Checkpoints without the field were made with 'layer'.
+   */
+  projectionNorm?: 'batch' | 'layer';
   /** AdaPatch in stages 2-4 (true) or fixed patch embedding (false: the paper's Table 5 ablation). */
   adaptive?: boolean;
   /** m: sampled points per side of an adaptive patch. */
@@ -57,8 +65,8 @@ export interface AdaMatchOptions {
 }
 
 const PRESETS = {
-  small: { stem: 'conv', classWeight: 1, imageSize: 128, dims: [32, 64, 128, 256], depths: [1, 1, 2, 1], heads: [1, 2, 4, 8], reductions: [8, 4, 2, 1], textHidden: 128, textLayers: 2, textHeads: 4, textIntermediate: 512 },
-  paper: { stem: 'linear', classWeight: 0, imageSize: 256, dims: [64, 128, 320, 512], depths: [3, 4, 18, 3], heads: [1, 2, 5, 8], reductions: [8, 4, 2, 1], textHidden: 768, textLayers: 12, textHeads: 12, textIntermediate: 3072 },
+  small: { stem: 'conv', projectionNorm: 'batch', classWeight: 1, imageSize: 128, dims: [32, 64, 128, 256], depths: [1, 1, 2, 1], heads: [1, 2, 4, 8], reductions: [8, 4, 2, 1], textHidden: 128, textLayers: 2, textHeads: 4, textIntermediate: 512 },
+  paper: { stem: 'linear', projectionNorm: 'batch', classWeight: 0, imageSize: 256, dims: [64, 128, 320, 512], depths: [3, 4, 18, 3], heads: [1, 2, 5, 8], reductions: [8, 4, 2, 1], textHidden: 768, textLayers: 12, textHeads: 12, textIntermediate: 3072 },
 } as const;
 
 /** The native configuration for AdaMatch options (recorded in checkpoints). */

@@ -1,15 +1,17 @@
 // AdaMatch (seed 000 section 3.1 and supplementary section 8): adaptive patch-word matching.
 //   image encoder: PVT-like, AdaPatch in stages 2-4, features of `featureStage` (default 3)
 //   text encoder:  BERT-style (Hugging Face parameter names, so BERT weights load by name)
-//   projections:   Linear -> LayerNorm -> ReLU -> Linear to d = 256 for both modalities (the paper
-//                  uses two 1x1 convolutions with batch norm and ReLU; LayerNorm keeps padded words
-//                  out of the statistics), then L2-normalised so similarities are cosines
+//   projections:   Linear -> norm -> ReLU -> Linear to d = 256 for both modalities, then
+//                  L2-normalised so similarities are cosines. norm: batch norm as in the paper
+//                  (two 1x1 convolutions with batch norm and ReLU; statistics over real words only),
+//                  or LayerNorm (config.projectionNorm 'layer', the default of older checkpoints)
 //   loss:          eqs. 5-9 through ops::max_similarity (padding excluded):
 //                  L = 1/2 (mean_i CE(s^I_i,: / tau, i) + mean_i CE(s^T_:,i / tau, i))
 //   tau:           fixed, or learned as log tau (CLIP-style), clamped to [0.01, 1].
 #include <ATen/ATen.h>
 #include <torch/nn/functional/loss.h>
 #include <torch/nn/functional/normalization.h>
+#include <torch/nn/modules/batchnorm.h>
 #include <torch/nn/modules/linear.h>
 #include <torch/nn/modules/normalization.h>
 
@@ -25,16 +27,40 @@ namespace radkit {
 namespace {
 
 struct ProjectionImpl : torch::nn::Module {
-  ProjectionImpl(int64_t in, int64_t out) {
+  // batchNorm: the paper's batch norm between the two layers, with statistics over the real rows
+  // only (padded words excluded); otherwise LayerNorm (checkpoints made before the option).
+  ProjectionImpl(int64_t in, int64_t out, bool batchNorm) {
     fc1 = register_module("fc1", torch::nn::Linear(in, out));
-    norm = register_module("norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({out})));
+    if (batchNorm) bn = register_module("norm", torch::nn::BatchNorm1d(out));
+    else ln = register_module("norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({out})));
     // No bias on the output: a shared offset would let every embedding drift to one direction (a
     // collapse to uniform similarities that the contrastive loss cannot leave once reached).
     fc2 = register_module("fc2", torch::nn::Linear(torch::nn::LinearOptions(out, out).bias(false)));
   }
-  at::Tensor forward(const at::Tensor& x) { return fc2->forward(at::relu(norm->forward(fc1->forward(x)))); }
+  // x [B, N, in]; mask [B, N] (true = real row) or undefined.
+  at::Tensor forward(const at::Tensor& x, const at::Tensor& mask = at::Tensor()) {
+    at::Tensor y = fc1->forward(x);
+    if (ln) return fc2->forward(at::relu(ln->forward(y)));
+    // Batch statistics of near-identical untrained features are what centres them: every row's
+    // common component is removed, so differences between patches and images reach the loss.
+    at::Tensor flat = y.reshape({-1, y.size(-1)});
+    if (mask.defined()) {
+      at::Tensor rows = mask.reshape({-1}).nonzero().squeeze(1);
+      flat = at::zeros_like(flat).index_copy(0, rows, normalizeRows(flat.index_select(0, rows)));
+    } else {
+      flat = normalizeRows(flat);
+    }
+    return fc2->forward(at::relu(flat.view(y.sizes())));
+  }
+  // Batch statistics need two rows; fewer (a batch of one one-word report) uses the running ones.
+  at::Tensor normalizeRows(const at::Tensor& rows) {
+    if (rows.size(0) == 0) return rows;
+    if (rows.size(0) >= 2 || !is_training()) return bn->forward(rows);
+    return at::batch_norm(rows, bn->weight, bn->bias, bn->running_mean, bn->running_var, false, 0.0, bn->options.eps(), false);
+  }
   torch::nn::Linear fc1{nullptr}, fc2{nullptr};
-  torch::nn::LayerNorm norm{nullptr};
+  torch::nn::LayerNorm ln{nullptr};
+  torch::nn::BatchNorm1d bn{nullptr};
 };
 TORCH_MODULE(Projection);
 
@@ -92,8 +118,12 @@ class AdaMatch : public System {
     at::manual_seed(static_cast<uint64_t>(c.integer("seed", 0)));
     image = register_module("image", nn::PvtEncoder(p));
     text = register_module("text", nn::BertModel(t));
-    imageProj = register_module("imageProj", Projection(p.dims[stage_ - 1], embedDim));
-    textProj = register_module("textProj", Projection(t.hidden, embedDim));
+    const std::string projectionNorm = c.str("projectionNorm", "layer");
+    if (projectionNorm != "layer" && projectionNorm != "batch")
+      argError("ERR_INVALID_ARG", "config.projectionNorm must be 'layer' or 'batch', got '", projectionNorm, "'");
+    const bool bn = projectionNorm == "batch";
+    imageProj = register_module("imageProj", Projection(p.dims[stage_ - 1], embedDim, bn));
+    textProj = register_module("textProj", Projection(t.hidden, embedDim, bn));
     at::Tensor logTau = at::full({}, std::log(tau));
     logTemperature = learnTemperature ? register_parameter("logTemperature", logTau) : register_buffer("logTemperature", logTau);
     classWeight_ = c.num("classWeight", 0.0);
@@ -101,6 +131,8 @@ class AdaMatch : public System {
     // The paper pre-trains its image encoder on disease classification; without pretrained weights a
     // classification head on the pooled patch features trained alongside (classWeight > 0) does that job.
     classifier = register_module("classifier", torch::nn::Linear(p.dims[stage_ - 1], 14));
+    // With batch-norm projections the pooled features are centred over the batch as well.
+    if (bn) classNorm = register_module("classNorm", torch::nn::BatchNorm1d(p.dims[stage_ - 1]));
   }
 
   std::string kind() const override { return "adamatch"; }
@@ -134,7 +166,7 @@ class AdaMatch : public System {
       at::Tensor attend = e.textMask.clone();
       if (attend.size(1) > 0) attend.select(1, 0).fill_(true);
       e.textHidden = text->forward(b.tokens, attend);
-      e.text = textProj->forward(e.textHidden);
+      e.text = textProj->forward(e.textHidden, e.textMask);
       if (normalize_) e.text = unitRows(e.text);
     }
     return e;
@@ -157,7 +189,9 @@ class AdaMatch : public System {
     if (classWeight_ > 0) {
       if (!b.labels.defined()) argError("ERR_INVALID_ARG", "config.classWeight > 0 needs batch.labels (CheXpert labels of the reports)");
       at::Tensor y = b.labels.eq(1).to(e.imageTokens.scalar_type());
-      at::Tensor lc = at::binary_cross_entropy_with_logits(classifier->forward(e.imageTokens.mean(1)), y);
+      at::Tensor pooled = e.imageTokens.mean(1);
+      if (classNorm) pooled = classNorm->forward(pooled);
+      at::Tensor lc = at::binary_cross_entropy_with_logits(classifier->forward(pooled), y);
       total = total + classWeight_ * lc;
       parts["classification"] = lc.item<double>();
     }
@@ -191,6 +225,7 @@ class AdaMatch : public System {
   nn::BertModel text{nullptr};
   Projection imageProj{nullptr}, textProj{nullptr};
   torch::nn::Linear classifier{nullptr};
+  torch::nn::BatchNorm1d classNorm{nullptr};
   at::Tensor logTemperature;
 
  private:

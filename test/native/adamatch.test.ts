@@ -177,6 +177,39 @@ describe('AdaMatch model', () => {
     m.dispose();
   });
 
+  it('batch-norm projections take statistics over real words only; LayerNorm stays available', async () => {
+    // Extra padding columns must not move the training loss: the padded rows are excluded from the
+    // batch statistics (and masked in the similarities).
+    const imgs = batch(4);
+    const images = { data: imgs.images!.toArray() as Float32Array, shape: [4, 1, 1, 32, 32] as [number, number, 1, number, number] };
+    const enc = tokenizer.encodeBatch(reports.slice(0, 4));
+    const [B, T] = enc.shape, extra = 6;
+    const data = new (enc.data.constructor as Int32ArrayConstructor)(B * (T + extra));
+    const mask = new (enc.mask.constructor as Uint8ArrayConstructor)(B * (T + extra));
+    for (let b = 0; b < B; b++)
+      for (let t = 0; t < T; t++) {
+        data[b * (T + extra) + t] = Number(enc.data[b * T + t]);
+        mask[b * (T + extra) + t] = Number(enc.mask[b * T + t]);
+      }
+    const firstLoss = async (norm: 'batch' | 'layer', tokens: { data: ArrayLike<number>; mask: ArrayLike<number>; shape: number[] }) => {
+      const m = radkit.adamatch({ ...TINY, textDropout: 0, projectionNorm: norm } as never);
+      m.setupOptimizer({ kind: 'lamb', lr: 0.01 });
+      const tb = new TensorBatch({ images, tokens: tokens as never });
+      const r = await m.trainStep(tb);
+      tb.dispose();
+      m.dispose();
+      return r.loss;
+    };
+    for (const norm of ['batch', 'layer'] as const) {
+      const plain = await firstLoss(norm, { data: enc.data, mask: enc.mask, shape: [B, T] });
+      const padded = await firstLoss(norm, { data, mask, shape: [B, T + extra] });
+      expect(Number.isFinite(plain)).toBe(true);
+      expect(padded).toBeCloseTo(plain, 4);
+    }
+    expect(() => radkit.adamatch({ ...TINY, projectionNorm: 'group' } as never)).toThrow(/projectionNorm must be 'layer' or 'batch'/);
+    imgs.dispose();
+  });
+
   it('refuses what it cannot do with typed errors', async () => {
     expect(() => radkit.adamatch({ ...TINY, dims: [8, 16, 16] })).toThrow(/4 entries/);
     expect(() => radkit.adamatch({ ...TINY, imageSize: 16 })).toThrow(/imageSize must be at least 32/);
