@@ -4,7 +4,7 @@
 // Two data sets: SynthCXR (--data synthcxr) and a controlled set (--data quadrants: a bright square in
 // one quadrant of a noisy image, reports naming side, zone and size; test/train/quadrants.cjs).
 // Writes bench/out/adamatch-<data>.json.
-// Run: node dist/bench/adamatch.js [--data synthcxr|quadrants] [--train 1200] [--epochs 12] [--size 128] [--seeds 1]
+// Run: node dist/bench/adamatch.js [--data synthcxr|quadrants] [--train 1200] [--epochs 12] [--size 128] [--seeds 1] [--first-seed 0]
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -31,7 +31,7 @@ async function main() {
   // LAMB's peak rate is baseLr * sqrt(batch / 512); the paper's 6e-3 assumes pretrained encoders.
   // From scratch a peak of 5e-3 learns in a few hundred steps (0.01 collapsed to uniform similarities).
   const baseLr = arg('lr-base', 5e-3 / Math.sqrt(batch / 512));
-  const seeds = arg('seeds', 1);
+  const seeds = arg('seeds', 1), firstSeed = arg('first-seed', 0);
   radkit.setNumThreads(arg('threads', 2));
   const dir = path.join(os.tmpdir(), `radkit-bench-adamatch-${data}-${trainN}-${size}`);
   if (!fs.existsSync(path.join(dir, 'annotation.json'))) {
@@ -49,7 +49,7 @@ async function main() {
   const tokenizer = radkit.text.Tokenizer.build(ds.splits.train.map((e) => e.report), { threshold: quadrants ? 1 : 3 });
   const TINY = { dims: [16, 32, 32, 32], depths: [1, 1, 1, 1], heads: [1, 2, 2, 2], reductions: [4, 2, 1, 1], textHidden: 32, textLayers: 1, textHeads: 2, textIntermediate: 64, embedDim: 32, classWeight: 0 };
   const results: Record<string, unknown>[] = [];
-  for (let seed = 0; seed < seeds; seed++)
+  for (let seed = firstSeed; seed < firstSeed + seeds; seed++)
   for (const adaptive of [true, false]) {
     const name = adaptive ? 'AdaPatch' : 'fixed patches';
     const model = radkit.adamatch({ tokenizer, imageSize: size, adaptive, seed, ...(quadrants ? TINY : {}) });
@@ -84,7 +84,7 @@ async function main() {
   }
   const out = { data, trainStudies: trainN, imageSize: size, batch, epochs, baseLr, peakLr: baseLr * Math.sqrt(batch / 512), torch: radkit.info().torchVersion, threads: radkit.getNumThreads(), results };
   fs.mkdirSync(path.join(__dirname, '../../bench/out'), { recursive: true });
-  fs.writeFileSync(path.join(__dirname, `../../bench/out/adamatch-${data}.json`), JSON.stringify(out, null, 2));
+  fs.writeFileSync(path.join(__dirname, `../../bench/out/adamatch-${data}${firstSeed ? `-seed${firstSeed}` : ''}.json`), JSON.stringify(out, null, 2));
   const row = (x: Record<string, any>) =>
     `| ${x.variant} (seed ${x.seed}) | ${x.test.i2tR1.toFixed(1)} / ${x.test.i2tR5.toFixed(1)} / ${x.test.i2tR10.toFixed(1)} | ${x.test.t2iR1.toFixed(1)} / ${x.test.t2iR5.toFixed(1)} / ${x.test.t2iR10.toFixed(1)} | ${(100 * x.pointing.accuracy).toFixed(1)} (${x.pointing.hits}/${x.pointing.boxes}) | ${(100 * x.pointing.randomAccuracy).toFixed(1)} | ${x.studiesPerSecond.toFixed(1)} |`;
   console.log(['| variant | image->report R@1/5/10 | report->image R@1/5/10 | pointing % | random patch % | studies/s |', '|---|---|---|---|---|---|', ...results.map(row)].join('\n'));
