@@ -25,16 +25,11 @@
 namespace radkit {
 namespace ops {
 namespace memory_query_cpu {
-namespace base {
-#include "cpu_loops.inc"
-}  // namespace base
+constexpr double kNormEps = 1e-12;  // smallest norm used by cosine similarity
+constexpr double kShift = 1e-6;     // normalized weighting: u = s - min(0, s_min) + kShift
+#define RADKIT_SIMD_LOOPS "memory_query/cpu_loops.inc"
+#include "../cpu_simd_variants.inc"
 #if defined(__x86_64__) && defined(__GNUC__)
-#pragma GCC push_options
-#pragma GCC target("avx2,fma")
-namespace avx2 {
-#include "cpu_loops.inc"
-}  // namespace avx2
-#pragma GCC pop_options
 #define RADKIT_MQ_SIMD(call) (cpuHasAvx2Fma() ? memory_query_cpu::avx2::call : memory_query_cpu::base::call)
 #else
 #define RADKIT_MQ_SIMD(call) (memory_query_cpu::base::call)
@@ -44,7 +39,7 @@ namespace avx2 {
 namespace detail {
 namespace {
 
-constexpr double kNormEps = 1e-12;
+using memory_query_cpu::kNormEps;
 
 struct Dims {
   int64_t B, L, D, S, Dv, H, dh, dvh, k, R;
@@ -136,7 +131,7 @@ void forwardImpl(const at::Tensor& q, const at::Tensor& keys, const at::Tensor& 
           for (int64_t i = i0; i < i1; ++i) {
             const int64_t r = r0 + i, oi = r * d.H + h;
             T* row = bp + i * ts;  // scaled in place
-            bad[i] = RADKIT_MQ_SIMD(scaleScores(row, ts, sc.alpha[h * d.R + r], sc.perKey ? sc.beta.data() + h * d.S + s0 : nullptr, row));
+            bad[i] = RADKIT_MQ_SIMD(scaleScores(row, ts, sc.alpha[h * d.R + r], sc.perKey ? sc.beta.data() + h * d.S + s0 : nullptr));
             const bool* mrow = mp ? mp + (r / d.L) * d.S + s0 : nullptr;
             count[oi] = static_cast<int32_t>(RADKIT_MQ_SIMD(mergeTile(row, mrow, ts, s0, d.k, top + oi * d.k, idx + oi * d.k,
                                                                        static_cast<int64_t>(count[oi]), cand.data(), groupMax.data())));

@@ -16,21 +16,9 @@
 namespace radkit {
 namespace ops {
 namespace sinkhorn_cpu {
-// No FP trap semantics in these loops, so the selects in vexp are if-converted and vectorised.
-#pragma GCC push_options
-#pragma GCC optimize("no-trapping-math")
-namespace base {
-#include "cpu_loops.inc"
-}  // namespace base
-#if defined(__x86_64__) && defined(__GNUC__)
-#pragma GCC push_options
-#pragma GCC target("avx2,fma")
-namespace avx2 {
-#include "cpu_loops.inc"
-}  // namespace avx2
-#pragma GCC pop_options
-#endif
-#pragma GCC pop_options
+#define RADKIT_SIMD_LOOPS "sinkhorn/cpu_loops.inc"
+#define RADKIT_SIMD_NO_TRAPPING 1
+#include "../cpu_simd_variants.inc"
 }  // namespace sinkhorn_cpu
 
 namespace detail {
