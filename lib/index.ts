@@ -12,6 +12,8 @@ export {
   cpuCache,
   emptyCpuCache,
   info,
+  cudaSynchronize,
+  cudaMemory,
   matmul,
   matmulAsync,
   benchmarkMatmul,
@@ -20,6 +22,7 @@ export {
   type MemoryInfo,
   type RadkitInfo,
   type CpuCacheInfo,
+  type CudaMemoryInfo,
 } from './runtime.js';
 export { RadkitError, ArgumentError, DisposedError, OutOfMemoryError, NativeError, LoadError } from './errors.js';
 export { loadReport, type LoadReport } from './native.js';

@@ -65,6 +65,32 @@ export function emptyCpuCache(): void {
   loadNative().emptyCpuCache();
 }
 
+/**
+ * Waits until all CUDA work queued on the current device has finished (a no-op without CUDA).
+ * CUDA calls return once their kernels are queued: time GPU work with a synchronize on each side.
+ */
+export function cudaSynchronize(): void {
+  loadNative().cudaSynchronize();
+}
+
+/** LibTorch's CUDA caching allocator on the current device, in bytes. */
+export interface CudaMemoryInfo {
+  /** Held by live tensors now. */
+  allocatedBytes: number;
+  /** Most held by tensors at once since the addon loaded or the last `resetPeak`. */
+  peakAllocatedBytes: number;
+  /** Reserved from the driver (allocated plus cached for reuse). */
+  reservedBytes: number;
+}
+
+/**
+ * CUDA memory figures, or null when no CUDA device is available. With `{ resetPeak: true }` the
+ * peak is read and then restarted from the current allocation, so the next read is one window's peak.
+ */
+export function cudaMemory(options: { resetPeak?: boolean } = {}): CudaMemoryInfo | null {
+  return loadNative().cudaMemory(options.resetPeak ?? false);
+}
+
 export interface RadkitInfo extends NativeInfo {
   /** Which binary loaded and from where. */
   binary: LoadReport;

@@ -117,6 +117,12 @@ export interface NativeKernels1Testing {
   };
 }
 
+export interface NativeCudaMemory {
+  allocatedBytes: number;
+  peakAllocatedBytes: number;
+  reservedBytes: number;
+}
+
 export interface NativeModule {
   NativeTensor: typeof NativeTensor;
   fromTypedArray(data: ArrayBufferView, shape: number[], options?: NativeCreateOptions): NativeTensor;
@@ -137,6 +143,8 @@ export interface NativeModule {
   setGradEnabled(enabled: boolean): boolean;
   isGradEnabled(): boolean;
   info(): NativeInfo;
+  cudaSynchronize(): void;
+  cudaMemory(resetPeak?: boolean): NativeCudaMemory | null;
   /** Names of the op folders compiled into this binary. */
   compiledOps: string[];
   /** ops.sinkhorn (present when the 'sinkhorn' op is compiled in). */

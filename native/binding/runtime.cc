@@ -5,6 +5,10 @@
 #include <dlfcn.h>
 #include <torch/cuda.h>
 #include <torch/version.h>
+#ifdef RADKIT_WITH_CUDA
+#include <c10/cuda/CUDACachingAllocator.h>
+#include <c10/cuda/CUDAFunctions.h>
+#endif
 
 #include "bindings.h"
 #include "tensor.h"
@@ -76,6 +80,45 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   return o;
 }
 
+// CUDA work is queued asynchronously: timing or host-side waits need an explicit barrier.
+Napi::Value CudaSynchronize(const Napi::CallbackInfo& info) {
+  return guarded(info, "cudaSynchronize", [&]() -> Napi::Value {
+#ifdef RADKIT_WITH_CUDA
+    if (torch::cuda::is_available()) c10::cuda::device_synchronize();
+#endif
+    return info.Env().Undefined();
+  });
+}
+
+// Bytes held by LibTorch's CUDA caching allocator on the current device (null without CUDA);
+// `resetPeak` starts a new peak window, so a benchmark can read one call's peak.
+Napi::Value CudaMemory(const Napi::CallbackInfo& info) {
+  return guarded(info, "cudaMemory", [&]() -> Napi::Value {
+    bool resetPeak = boolArg(info[0], "cudaMemory", "resetPeak", false);
+#ifdef RADKIT_WITH_CUDA
+    if (torch::cuda::is_available()) {
+      // The caching allocator is set up lazily, on the first CUDA allocation.
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 6)
+      at::globalContext().lazyInitDevice(c10::DeviceType::CUDA);
+#else
+      at::globalContext().lazyInitCUDA();
+#endif
+      c10::DeviceIndex device = c10::cuda::current_device();
+      auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(device);
+      const size_t all = 0;  // StatType::AGGREGATE
+      Napi::Object o = Napi::Object::New(info.Env());
+      o.Set("allocatedBytes", static_cast<double>(stats.allocated_bytes[all].current));
+      o.Set("peakAllocatedBytes", static_cast<double>(stats.allocated_bytes[all].peak));
+      o.Set("reservedBytes", static_cast<double>(stats.reserved_bytes[all].current));
+      if (resetPeak) c10::cuda::CUDACachingAllocator::resetPeakStats(device);
+      return o;
+    }
+#endif
+    (void)resetPeak;
+    return info.Env().Null();
+  });
+}
+
 }  // namespace
 
 void registerRuntime(Napi::Env env, Napi::Object exports) {
@@ -86,6 +129,8 @@ void registerRuntime(Napi::Env env, Napi::Object exports) {
   exports.Set("setGradEnabled", Napi::Function::New(env, SetGradEnabled, "setGradEnabled"));
   exports.Set("isGradEnabled", Napi::Function::New(env, IsGradEnabled, "isGradEnabled"));
   exports.Set("info", Napi::Function::New(env, Info, "info"));
+  exports.Set("cudaSynchronize", Napi::Function::New(env, CudaSynchronize, "cudaSynchronize"));
+  exports.Set("cudaMemory", Napi::Function::New(env, CudaMemory, "cudaMemory"));
   exports.Set("setErrorClasses", Napi::Function::New(env, [](const Napi::CallbackInfo& i) -> Napi::Value {
     setErrorClasses(i);
     return i.Env().Undefined();

@@ -65,4 +65,21 @@ describe.skipIf(!cuda)('CUDA kernels of issue 3 agree with the CPU kernels', () 
     expect(maxRelDiff(d.gi, c.gi)).toBeLessThan(1e-10);
     expect(maxRelDiff(d.gt, c.gt)).toBeLessThan(1e-10);
   });
+  it('maxSimilarity: many exact ties (values in {-1, 0, 1}) pick the same lowest-index arg-maxima as the CPU, over many image blocks', () => {
+    const r = rng(3);
+    const [Bi, N, Bt, K, D] = [40, 37, 9, 45, 3];
+    const tern = (n: number) => Float64Array.from({ length: n }, () => Math.floor(r() * 3) - 1);
+    const id = tern(Bi * N * D), td = tern(Bt * K * D);
+    for (const dtype of ['float64', 'float32'] as const) {
+      const runOn = (device: 'cpu' | 'cuda') => {
+        const o = ops.maxSimilarity(f64(id, [Bi, N, D]).to(dtype).to(device), f64(td, [Bt, K, D]).to(dtype).to(device), { returnArgmax: true });
+        return { a: arr(o.imageToText.to('cpu')), b: arr(o.textToImage.to('cpu')), ia: arr(o.imageToTextArgmax!.to('cpu')), ta: arr(o.textToImageArgmax!.to('cpu')) };
+      };
+      const c = runOn('cpu'), d = runOn('cuda');
+      expect(d.ia).toEqual(c.ia);
+      expect(d.ta).toEqual(c.ta);
+      expect(maxRelDiff(d.a, c.a)).toBeLessThan(1e-6);
+      expect(maxRelDiff(d.b, c.b)).toBeLessThan(1e-6);
+    }
+  });
 });

@@ -57,7 +57,8 @@ describe.skipIf(!cuda)('CUDA sinkhorn / memoryQuery vs CPU', () => {
           const mask = Tensor.from(bits, [B, S], { dtype: 'bool' });
           const o = { k, similarity, weighting, heads, mask };
           const leaves = (dev: 'cpu' | 'cuda') => [q, kk, v].map((t) => {
-            const x = t.to(dev);
+            // a CPU copy of its own: t.to('cpu') would be t itself, and its CUDA copy then no leaf
+            const x = dev === 'cpu' ? Tensor.from(t.toArray(), t.shape, { dtype: 'float64' }) : t.to(dev);
             x.requiresGrad = true;
             return x;
           });
@@ -82,6 +83,23 @@ describe.skipIf(!cuda)('CUDA sinkhorn / memoryQuery vs CPU', () => {
             expect(num(rh.response).every(Number.isFinite)).toBe(true);
           }
         }
+    }
+  });
+  it('memoryQuery: exact ties across several memory chunks give the CPU indices (lowest index first), with a mask', () => {
+    // 64 rows -> chunks of 262,144 keys, so S = 600,000 spans three; integer data makes scores exact.
+    radkit.manualSeed(4);
+    const [B, L, D, S, Dv, k] = [2, 32, 4, 600_000, 3, 20];
+    const tern = (n: number) => Float64Array.from({ length: n }, () => Math.floor(Math.random() * 3) - 1);
+    const q = Tensor.from(tern(B * L * D), [B, L, D], { dtype: 'float64' });
+    const kk = Tensor.from(tern(S * D), [S, D], { dtype: 'float64' });
+    const v = Tensor.randn([S, Dv], { dtype: 'float64' });
+    const mask = Tensor.from(Uint8Array.from({ length: B * S }, (_, i) => (i % 7 === 3 ? 0 : 1)), [B, S], { dtype: 'bool' });
+    for (const dtype of ['float64', 'float32'] as const) {
+      const o = { k, similarity: 'dot' as const, weighting: 'softmax' as const, mask };
+      const rc = ops.memoryQuery(q.to(dtype), kk.to(dtype), v.to(dtype), o);
+      const rg = ops.memoryQuery(q.to(dtype).to('cuda'), kk.to(dtype).to('cuda'), v.to(dtype).to('cuda'), { ...o, mask: mask.to('cuda') });
+      expect(ints(rg.indices)).toEqual(ints(rc.indices));
+      close(num(rg.response), num(rc.response), 1e-5, 1e-6);
     }
   });
 });

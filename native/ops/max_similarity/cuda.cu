@@ -1,8 +1,9 @@
 // CUDA kernels of maxSimilarity (raw pointers; compiles with nvcc alone). The similarity block S of a
 // few images comes from cuBLAS (ATen matmul in the glue, sized to O(Bi * Bt * (N + K)) elements);
 // these kernels do the masked maxima with lowest-index ties and the arg-max-routed backward.
-//   rowMax: one thread per (image, text, patch), scanning the text's words in ascending order.
-//   colMax: one thread per (image, text, word), scanning patches in ascending order (coalesced).
+//   rowMax: one warp per (image, patch, text), the lanes splitting the text's words.
+//   colMax: 8 threads per (image, text, word), each scanning every 8th patch (coalesced), combined
+//   in shared memory. Ties keep the lowest index in both.
 //   backward: gathers without atomics (grad_image from imageToText, grad_text from textToImage) and
 //   scatters with atomicAdd for the other halves.
 #include <cuda_bf16.h>
@@ -30,36 +31,71 @@ __device__ __forceinline__ double negInf<double>() { return -__longlong_as_doubl
 #define GRID_STRIDE(e, total) \
   for (long long e = blockIdx.x * (long long)blockDim.x + threadIdx.x; e < (total); e += (long long)gridDim.x * blockDim.x)
 
+// (value, index) of the better of two candidates: a real one (index >= 0) over none, then the larger
+// value, then the lower index (the CPU kernel's first-maximum rule).
 template <typename A>
-__global__ void rowMaxKernel(const A* __restrict__ S, const bool* __restrict__ tmask, long long Ib, long long N,
-                             long long Bt, long long K, A* __restrict__ val, long long* __restrict__ idx) {
-  GRID_STRIDE(e, Ib * Bt * N) {
-    const long long n = e % N, j = (e / N) % Bt, il = e / (N * Bt);
-    const A* row = S + (il * N + n) * Bt * K + j * K;
-    A best = negInf<A>();
-    long long arg = -1;
-    for (long long k = 0; k < K; ++k) {
-      if (tmask && !tmask[j * K + k]) continue;
-      const A v = row[k];
-      if (v > best || arg < 0) { best = v; arg = k; }
-    }
-    val[e] = best;
-    idx[e] = arg;
+__device__ __forceinline__ void better(A& v, long long& i, A ov, long long oi) {
+  if (oi >= 0 && (i < 0 || ov > v || (ov == v && oi < i))) {
+    v = ov;
+    i = oi;
   }
 }
 
 template <typename A>
-__global__ void colMaxKernel(const A* __restrict__ S, const bool* __restrict__ imask, long long Ib, long long N,
+__device__ __forceinline__ void warpBetter(A& v, long long& i) {
+  for (int o = 16; o > 0; o >>= 1) {
+    const A ov = __shfl_xor_sync(0xffffffffu, v, o);
+    const long long oi = __shfl_xor_sync(0xffffffffu, i, o);
+    better(v, i, ov, oi);
+  }
+}
+
+// One warp per (image, patch, text): the lanes read the text's K scores coalesced, then reduce.
+// Consecutive warps take consecutive texts, i.e. consecutive stretches of the same S row.
+template <typename A>
+__global__ void rowMaxKernel(const A* __restrict__ S, const bool* __restrict__ tmask, long long Ib, long long N,
                              long long Bt, long long K, A* __restrict__ val, long long* __restrict__ idx) {
-  GRID_STRIDE(e, Ib * Bt * K) {
-    const long long col = e % (Bt * K), il = e / (Bt * K);
+  const int lane = threadIdx.x & 31;
+  const long long warps = (long long)gridDim.x * blockDim.x / 32;
+  for (long long w = (blockIdx.x * (long long)blockDim.x + threadIdx.x) / 32; w < Ib * N * Bt; w += warps) {
+    const long long j = w % Bt, n = (w / Bt) % N, il = w / (Bt * N);
+    const A* row = S + (il * N + n) * Bt * K + j * K;
     A best = negInf<A>();
     long long arg = -1;
-    for (long long n = 0; n < N; ++n) {
-      if (imask && !imask[il * N + n]) continue;
-      const A v = S[(il * N + n) * Bt * K + col];
-      if (v > best || arg < 0) { best = v; arg = n; }
+    for (long long k = lane; k < K; k += 32)
+      if (!tmask || tmask[j * K + k]) better(best, arg, row[k], k);
+    warpBetter(best, arg);
+    if (lane == 0) {
+      const long long e = (il * Bt + j) * N + n;
+      val[e] = best;
+      idx[e] = arg;
     }
+  }
+}
+
+// Blocks of 32 columns x 8 slices of the patches: each thread scans every 8th patch of its column
+// (coalesced across the warp), then the 8 partial maxima are combined in shared memory.
+constexpr int kColSlices = 8;
+template <typename A>
+__global__ void colMaxKernel(const A* __restrict__ S, const bool* __restrict__ imask, long long Ib, long long N,
+                             long long Bt, long long K, A* __restrict__ val, long long* __restrict__ idx) {
+  __shared__ A sv[kColSlices][32];
+  __shared__ long long si[kColSlices][32];
+  const int tx = threadIdx.x, ty = threadIdx.y;
+  const long long e = blockIdx.x * 32LL + tx;  // il * Bt * K + col
+  const bool live = e < Ib * Bt * K;
+  A best = negInf<A>();
+  long long arg = -1;
+  if (live) {
+    const long long col = e % (Bt * K), il = e / (Bt * K);
+    for (long long n = ty; n < N; n += kColSlices)
+      if (!imask || imask[il * N + n]) better(best, arg, S[(il * N + n) * Bt * K + col], n);
+  }
+  sv[ty][tx] = best;
+  si[ty][tx] = arg;
+  __syncthreads();
+  if (ty == 0 && live) {
+    for (int t = 1; t < kColSlices; ++t) better(best, arg, sv[t][tx], si[t][tx]);
     val[e] = best;
     idx[e] = arg;
   }
@@ -151,10 +187,11 @@ int rowMax(int acc, const void* S, const bool* tmask, long long Ib, long long N,
   const long long total = Ib * Bt * N;
   if (total == 0) return 0;
   cudaStream_t s = (cudaStream_t)stream;
+  const unsigned grid = gridFor(total * 32, 256);
   if (acc == 1)
-    rowMaxKernel<double><<<gridFor(total, 256), 256, 0, s>>>((const double*)S, tmask, Ib, N, Bt, K, (double*)rowVal, rowIdx);
+    rowMaxKernel<double><<<grid, 256, 0, s>>>((const double*)S, tmask, Ib, N, Bt, K, (double*)rowVal, rowIdx);
   else
-    rowMaxKernel<float><<<gridFor(total, 256), 256, 0, s>>>((const float*)S, tmask, Ib, N, Bt, K, (float*)rowVal, rowIdx);
+    rowMaxKernel<float><<<grid, 256, 0, s>>>((const float*)S, tmask, Ib, N, Bt, K, (float*)rowVal, rowIdx);
   return (int)cudaGetLastError();
 }
 
@@ -163,10 +200,12 @@ int colMax(int acc, const void* S, const bool* imask, long long Ib, long long N,
   const long long total = Ib * Bt * K;
   if (total == 0) return 0;
   cudaStream_t s = (cudaStream_t)stream;
+  const dim3 block(32, kColSlices);
+  const unsigned grid = (unsigned)((total + 31) / 32);
   if (acc == 1)
-    colMaxKernel<double><<<gridFor(total, 256), 256, 0, s>>>((const double*)S, imask, Ib, N, Bt, K, (double*)colVal, colIdx);
+    colMaxKernel<double><<<grid, block, 0, s>>>((const double*)S, imask, Ib, N, Bt, K, (double*)colVal, colIdx);
   else
-    colMaxKernel<float><<<gridFor(total, 256), 256, 0, s>>>((const float*)S, imask, Ib, N, Bt, K, (float*)colVal, colIdx);
+    colMaxKernel<float><<<grid, block, 0, s>>>((const float*)S, imask, Ib, N, Bt, K, (float*)colVal, colIdx);
   return (int)cudaGetLastError();
 }
 

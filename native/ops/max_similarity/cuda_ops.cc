@@ -1,10 +1,11 @@
 // ATen glue of the maxSimilarity CUDA kernels (compiled only when LibTorch has CUDA). The similarity
 // block of Ib images comes from cuBLAS; Ib is chosen so the block holds at most
-// max(N * Bt * K, Bi * Bt * (N + K)) elements: never the [Bi, Bt, N, K] tensor.
+// max(N * Bt * K, Bi * Bt * (N + K), kCudaScratchElements) elements: never the [Bi, Bt, N, K] tensor.
 #ifdef RADKIT_WITH_CUDA
 #include <c10/cuda/CUDAStream.h>
 #include <c10/cuda/CUDAGuard.h>
 
+#include "../cuda_scratch.h"
 #include "cuda_launch.h"
 #include "max_similarity.h"
 
@@ -36,44 +37,49 @@ MaxSimilarityResult max_similarity_forward_cuda(const at::Tensor& image, const a
   at::Tensor im = imageMask.defined() ? imageMask.to(at::kBool).contiguous() : at::ones({Bi, N}, bopt);
   at::Tensor tm = textMask.defined() ? textMask.to(at::kBool).contiguous() : at::ones({Bt, K}, bopt);
   MaxSimilarityResult r;
-  r.imageToText = at::zeros({Bi, Bt}, image.options());
-  r.textToImage = at::zeros({Bi, Bt}, image.options());
   auto lopt = image.options().dtype(at::kLong);
-  r.imageToTextArgmax = at::full({Bi, Bt, N}, -1, lopt);
-  r.textToImageArgmax = at::full({Bi, Bt, K}, -1, lopt);
-  if (Bi == 0 || Bt == 0) return r;
+  if (Bi == 0 || Bt == 0) {
+    r.imageToText = at::zeros({Bi, Bt}, image.options());
+    r.textToImage = at::zeros({Bi, Bt}, image.options());
+    r.imageToTextArgmax = at::full({Bi, Bt, N}, -1, lopt);
+    r.textToImageArgmax = at::full({Bi, Bt, K}, -1, lopt);
+    return r;
+  }
   at::Tensor T2 = text.to(ct).reshape({Bt * K, D}).t();  // [D, Bt*K]
   at::Tensor ni = im.sum(1).to(ct), kj = tm.sum(1).to(ct);
   const int64_t per = std::max<int64_t>(1, N * Bt * K);
-  const int64_t budget = std::max<int64_t>(per, Bi * Bt * (N + K));
+  // O(Bi * Bt * (N + K)) as the contract allows, and never less than the fixed scratch floor.
+  const int64_t budget = std::max<int64_t>({per, Bi * Bt * (N + K), kCudaScratchElements});
   const int64_t Ib = std::max<int64_t>(1, std::min<int64_t>(Bi, budget / per));
   void* stream = c10::cuda::getCurrentCUDAStream().stream();
+  // The maxima of all pairs (O(Bi * Bt * (N + K)), as the contract allows) are filled block by block;
+  // the masking and means then run once over them, so a block costs one GEMM and two kernels.
+  auto vopt = image.options().dtype(ct);
+  at::Tensor rowVal = at::empty({Bi, Bt, N}, vopt), colVal = at::empty({Bi, Bt, K}, vopt);
+  at::Tensor rowIdx = at::empty({Bi, Bt, N}, lopt), colIdx = at::empty({Bi, Bt, K}, lopt);
+  const int64_t vsize = ct == at::kDouble ? 8 : 4;
   for (int64_t i0 = 0; i0 < Bi; i0 += Ib) {
     const int64_t nb = std::min(Ib, Bi - i0);
-    at::Tensor A = image.narrow(0, i0, nb).to(ct);
-    at::Tensor S = at::matmul(A, T2).contiguous();  // [nb, N, Bt*K]
-    at::Tensor imb = im.narrow(0, i0, nb).contiguous();
-    auto vopt = image.options().dtype(ct);
-    at::Tensor rowVal = at::empty({nb, Bt, N}, vopt), colVal = at::empty({nb, Bt, K}, vopt);
-    at::Tensor rowIdx = at::empty({nb, Bt, N}, lopt), colIdx = at::empty({nb, Bt, K}, lopt);
-    check(maxsim_cuda::rowMax(acc, S.data_ptr(), tm.data_ptr<bool>(), nb, N, Bt, K, rowVal.data_ptr(),
-                              reinterpret_cast<long long*>(rowIdx.data_ptr<int64_t>()), stream),
+    const at::Tensor S = at::matmul(image.narrow(0, i0, nb).to(ct), T2).contiguous();  // [nb, N, Bt*K]
+    check(maxsim_cuda::rowMax(acc, S.data_ptr(), tm.data_ptr<bool>(), nb, N, Bt, K,
+                              static_cast<char*>(rowVal.data_ptr()) + i0 * Bt * N * vsize,
+                              reinterpret_cast<long long*>(rowIdx.data_ptr<int64_t>()) + i0 * Bt * N, stream),
           "rowMax");
-    check(maxsim_cuda::colMax(acc, S.data_ptr(), imb.data_ptr<bool>(), nb, N, Bt, K, colVal.data_ptr(),
-                              reinterpret_cast<long long*>(colIdx.data_ptr<int64_t>()), stream),
+    check(maxsim_cuda::colMax(acc, S.data_ptr(), im.data_ptr<bool>() + i0 * N, nb, N, Bt, K,
+                              static_cast<char*>(colVal.data_ptr()) + i0 * Bt * K * vsize,
+                              reinterpret_cast<long long*>(colIdx.data_ptr<int64_t>()) + i0 * Bt * K, stream),
           "colMax");
-    S.reset();
-    at::Tensor nib = ni.narrow(0, i0, nb).view({nb, 1});
-    at::Tensor valid = (nib > 0) & (kj.view({1, Bt}) > 0);  // [nb, Bt]
-    at::Tensor rowReal = imb.view({nb, 1, N}) & valid.unsqueeze(2);
-    at::Tensor colReal = tm.view({1, Bt, K}) & valid.unsqueeze(2);
-    at::Tensor s1 = at::where(rowReal, rowVal, at::zeros_like(rowVal)).sum(2) / nib.clamp_min(1);
-    at::Tensor s2 = at::where(colReal, colVal, at::zeros_like(colVal)).sum(2) / kj.view({1, Bt}).clamp_min(1);
-    r.imageToText.narrow(0, i0, nb).copy_(at::where(valid, s1, at::zeros_like(s1)));
-    r.textToImage.narrow(0, i0, nb).copy_(at::where(valid, s2, at::zeros_like(s2)));
-    r.imageToTextArgmax.narrow(0, i0, nb).copy_(at::where(rowReal, rowIdx, at::full_like(rowIdx, -1)));
-    r.textToImageArgmax.narrow(0, i0, nb).copy_(at::where(colReal, colIdx, at::full_like(colIdx, -1)));
   }
+  at::Tensor nib = ni.view({Bi, 1});
+  at::Tensor valid = (nib > 0) & (kj.view({1, Bt}) > 0);  // [Bi, Bt]
+  at::Tensor rowReal = im.view({Bi, 1, N}) & valid.unsqueeze(2);
+  at::Tensor colReal = tm.view({1, Bt, K}) & valid.unsqueeze(2);
+  at::Tensor s1 = at::where(rowReal, rowVal, at::zeros({}, vopt)).sum(2) / nib.clamp_min(1);
+  at::Tensor s2 = at::where(colReal, colVal, at::zeros({}, vopt)).sum(2) / kj.view({1, Bt}).clamp_min(1);
+  r.imageToText = at::where(valid, s1, at::zeros({}, vopt)).to(image.scalar_type());
+  r.textToImage = at::where(valid, s2, at::zeros({}, vopt)).to(image.scalar_type());
+  r.imageToTextArgmax = at::where(rowReal, rowIdx, at::full({}, -1, lopt));
+  r.textToImageArgmax = at::where(colReal, colIdx, at::full({}, -1, lopt));
   return r;
 }
 

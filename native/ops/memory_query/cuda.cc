@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "../../binding/errors.h"
+#include "../cuda_scratch.h"
 #include "kernels.h"
 #include "memory_query.h"
 
@@ -56,11 +57,26 @@ MemoryQueryResult memoryQueryForwardCuda(const at::Tensor& query, const at::Tens
   at::Tensor response = at::empty({d.B, d.L, d.Dv}, q.options());
   at::Tensor indices = at::empty(shape, q.options().dtype(at::kLong));
   at::Tensor weights = at::empty(shape, q.options());
-  at::Tensor topv = at::empty({d.B * d.L * d.H * d.k}, q.options().dtype(accOf(q)));
+  const auto acc = accOf(q);
+  at::Tensor topv = at::empty({d.B * d.L * d.H * d.k}, q.options().dtype(acc));
+  at::Tensor count = at::zeros({d.B * d.L * d.H}, q.options().dtype(at::kInt));
   at::Tensor flag = at::zeros({1}, q.options().dtype(at::kInt));
-  int rc = cuda::memoryQueryForwardLaunch(dtypeOf(q), q.data_ptr(), k.data_ptr(), v.data_ptr(), m.defined() ? m.data_ptr<bool>() : nullptr,
-                                          alpha.data_ptr(), beta.data_ptr(), topv.data_ptr(), indices.data_ptr<int64_t>(), weights.data_ptr(),
-                                          response.data_ptr(), flag.data_ptr<int>(), d, c10::cuda::getCurrentCUDAStream().stream());
+  void* stream = c10::cuda::getCurrentCUDAStream().stream();
+  const int64_t rows = d.B * d.L * d.H, dh = d.D / d.H;
+  // Memory chunks of kCudaScratchElements scores (64 MiB in float32), and at least 256 keys.
+  const int64_t chunk = std::max<int64_t>(256, kCudaScratchElements / std::max<int64_t>(1, rows));
+  const at::Tensor qh = q.to(acc).view({d.B * d.L, d.H, dh}).transpose(0, 1).contiguous();  // [H, B*L, dh]
+  for (int64_t s0 = 0; s0 < d.S && rows > 0; s0 += chunk) {
+    const int64_t sc = std::min(chunk, d.S - s0);
+    const at::Tensor kc = k.narrow(0, s0, sc).to(acc).view({sc, d.H, dh}).permute({1, 2, 0});  // [H, dh, sc]
+    const at::Tensor scores = at::bmm(qh, kc).contiguous();                                      // [H, B*L, sc]
+    int rc = cuda::memoryQueryMergeChunkLaunch(acc == at::kDouble, scores.data_ptr(), s0, sc, m.defined() ? m.data_ptr<bool>() : nullptr,
+                                               alpha.data_ptr(), beta.data_ptr(), topv.data_ptr(), indices.data_ptr<int64_t>(),
+                                               count.data_ptr<int>(), flag.data_ptr<int>(), d, stream);
+    if (rc != 0) fail(ErrorKind::Native, "ERR_CUDA", "memoryQuery CUDA kernel failed to launch (cudaError ", rc, ")");
+  }
+  int rc = cuda::memoryQueryFinishLaunch(dtypeOf(q), v.data_ptr(), topv.data_ptr(), indices.data_ptr<int64_t>(), count.data_ptr<int>(),
+                                         weights.data_ptr(), response.data_ptr(), d, stream);
   if (rc != 0) fail(ErrorKind::Native, "ERR_CUDA", "memoryQuery CUDA kernel failed to launch (cudaError ", rc, ")");
   if (flag.item<int>() != 0)
     argError("ERR_NOT_FINITE", "query and keys must give finite similarity scores (found NaN or infinity in query or keys, or an overflow)");

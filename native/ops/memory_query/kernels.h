@@ -15,11 +15,16 @@ struct MemoryQueryDims {
   int cosine;     // 1: cosine similarity (backward projects the normalisation)
 };
 
-// alpha [B*L*H], beta [S*H] (acc): score = alpha * beta * (q . k). mask: bool [B, S] or null.
-// topv: acc workspace [B*L*H*k]. nonFinite: device int set to 1 when a score is not finite.
-int memoryQueryForwardLaunch(MemoryQueryDtype dtype, const void* query, const void* keys, const void* values, const bool* mask,
-                             const void* alpha, const void* beta, void* topv, int64_t* indices, void* weights, void* response,
-                             int* nonFinite, const MemoryQueryDims& d, void* stream);
+// Forward, per memory chunk [s0, s0 + sc): scores = the raw dot products [H, B*L, sc] (acc), as cuBLAS
+// gives them; score = alpha * beta * scores with alpha [B*L*H], beta [S*H] (acc); mask: bool [B, S]
+// or null. Merges them into the running top-k: topv (acc) and indices [B*L*H*k], count [B*L*H] (int,
+// zero-filled before the first chunk). nonFinite: device int set to 1 when a score is not finite.
+int memoryQueryMergeChunkLaunch(bool f64, const void* scores, int64_t s0, int64_t sc, const bool* mask, const void* alpha, const void* beta,
+                                void* topv, int64_t* indices, int* count, int* nonFinite, const MemoryQueryDims& d, void* stream);
+
+// After the last chunk: weights [B*L*H, k] and response [B*L, Dv] in dtype; unused slots get index -1.
+int memoryQueryFinishLaunch(MemoryQueryDtype dtype, const void* values, void* topv, int64_t* indices, const int* count, void* weights,
+                            void* response, const MemoryQueryDims& d, void* stream);
 
 // gResponse [B*L, Dv] and gWeights [B*L*H, k] in dtype (either may be null). gQuery in dtype;
 // gKeysAcc [S, D] and gValuesAcc [S, Dv] in acc, zero-filled by the caller (atomic accumulation).

@@ -1,10 +1,12 @@
 // CUDA kernels of memoryQuery.
-// Forward: a block takes 32 query rows of one (sample, head) and streams the memory in tiles of
-// 64 keys: the 32 x 64 score tile is computed from shared-memory tiles of the query and key
-// slices (d in chunks of 32), scaled, masked, and merged into each row's running top-k (one warp
-// per 4 rows; candidates above the current k-th score found with a ballot and inserted in index
-// order, so ties go to the lower index as on the CPU). At the end each warp turns its rows' scores
-// into weights and sums the selected value rows directly (no gathered copy, no [B, L, S] scores).
+// Forward, around cuBLAS: the glue (cuda.cc) computes the raw dot products of one memory chunk for
+// all rows at once ([H, B*L, Sc] in the accumulation type; Sc sized so a chunk holds 16M scores,
+// never [B, L, S]); mergeChunkKernel scales and masks them and merges them into each row's
+// running top-k (one warp per (row, head): candidates above the current k-th score found with a
+// ballot and inserted in index order, so ties go to the lower index as on the CPU); finishKernel
+// turns the k scores into weights and sums the selected value rows directly (no gathered copy).
+// Streaming the memory through one block per 32 rows instead left most SMs idle at large S and ran
+// the dot products on CUDA cores at a fraction of cuBLAS's rate (10x slower than matmul + topk).
 // Backward: one warp per (row, head) recomputes the selected scores, differentiates the weighting
 // and similarity, writes the query gradient, and scatters key/value gradients with atomicAdd into
 // fp32 (fp64 for double) accumulators; a last pass applies the cosine normalisation to keys.
@@ -21,9 +23,6 @@ namespace radkit {
 namespace cuda {
 namespace {
 
-constexpr int kRT = 32;   // query rows per block
-constexpr int kTS = 64;   // keys per tile
-constexpr int kDC = 32;   // d chunk
 constexpr int kThreads = 256;
 
 __device__ __forceinline__ float toAcc(float x) { return x; }
@@ -45,148 +44,102 @@ __device__ __forceinline__ A warpSum(A v) {
   return v;
 }
 
-template <typename T, typename A>
-__global__ void __launch_bounds__(kThreads) forwardKernel(const T* __restrict__ q, const T* __restrict__ keys, const T* __restrict__ values,
-                                                         const bool* __restrict__ mask, const A* __restrict__ alpha, const A* __restrict__ beta,
-                                                         A* __restrict__ topv, int64_t* __restrict__ topi, T* __restrict__ weights,
-                                                         T* __restrict__ response, int* __restrict__ nonFinite, MemoryQueryDims d) {
-  __shared__ A qs[kRT][kDC];
-  __shared__ A ks[kTS][kDC + 1];
-  __shared__ A sc[kRT][kTS];
-  __shared__ A thrS[kRT];
-  __shared__ int cntS[kRT];
-  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-  const int64_t b = blockIdx.z, h = blockIdx.y, l0 = (int64_t)blockIdx.x * kRT;
-  const int64_t dh = d.D / d.H, dvh = d.Dv / d.H, k = d.k;
-  if (tid < kRT) {
-    thrS[tid] = -INFINITY;
-    cntS[tid] = 0;
-  }
-  const int row = tid / 8, cg = tid % 8;
-  const int64_t myL = l0 + row;
-  const int64_t myO = ((b * d.L + myL) * d.H + h);
-  const A myAlpha = myL < d.L ? alpha[myO] : A(0);
+template <typename A>
+__global__ void __launch_bounds__(kThreads) mergeChunkKernel(const A* __restrict__ scores, int64_t s0, int64_t sc, const bool* __restrict__ mask,
+                                                            const A* __restrict__ alpha, const A* __restrict__ beta, A* __restrict__ topv,
+                                                            int64_t* __restrict__ topi, int* __restrict__ count, int* __restrict__ nonFinite,
+                                                            MemoryQueryDims d) {
+  const int lane = threadIdx.x & 31;
+  const int64_t w = ((int64_t)blockIdx.x * kThreads + threadIdx.x) / 32;  // the scores' row: h * B*L + r
+  const int64_t BL = d.B * d.L;
+  if (w >= BL * d.H) return;  // warp-uniform
+  const int64_t h = w / BL, r = w % BL, k = d.k;
+  const int64_t o = r * d.H + h;
+  const A* row = scores + w * sc;
+  const bool* mrow = mask ? mask + (r / d.L) * d.S : nullptr;
+  A* tv = topv + o * k;
+  int64_t* ti = topi + o * k;
+  int cnt = count[o];
+  A thr = cnt == k ? tv[k - 1] : A(-INFINITY);
+  const A a = alpha[o];
   int bad = 0;
-  for (int64_t s0 = 0; s0 < d.S; s0 += kTS) {
-    A acc[8];
-#pragma unroll
-    for (int u = 0; u < 8; ++u) acc[u] = 0;
-    for (int64_t d0 = 0; d0 < dh; d0 += kDC) {
-      for (int e = tid; e < kRT * kDC; e += kThreads) {
-        const int r = e / kDC, dd = e % kDC;
-        const int64_t l = l0 + r;
-        qs[r][dd] = (l < d.L && d0 + dd < dh) ? toAcc(q[(b * d.L + l) * d.D + h * dh + d0 + dd]) : A(0);
+  for (int64_t c0 = 0; c0 < sc; c0 += 32) {
+    const int64_t c = c0 + lane;
+    A v = -INFINITY;
+    if (c < sc) {
+      v = row[c] * a * beta[(s0 + c) * d.H + h];
+      if (!isfinite(v)) {
+        bad = 1;
+        v = -INFINITY;
       }
-      for (int e = tid; e < kTS * kDC; e += kThreads) {
-        const int c = e / kDC, dd = e % kDC;
-        const int64_t s = s0 + c;
-        ks[c][dd] = (s < d.S && d0 + dd < dh) ? toAcc(keys[s * d.D + h * dh + d0 + dd]) : A(0);
-      }
-      __syncthreads();
-#pragma unroll 4
-      for (int dd = 0; dd < kDC; ++dd) {
-        const A qv = qs[row][dd];
-#pragma unroll
-        for (int u = 0; u < 8; ++u) acc[u] += qv * ks[cg + 8 * u][dd];
-      }
-      __syncthreads();
+      if (mrow && !mrow[s0 + c]) v = -INFINITY;
     }
-#pragma unroll
-    for (int u = 0; u < 8; ++u) {
-      const int c = cg + 8 * u;
-      const int64_t s = s0 + c;
-      A v = -INFINITY;
-      if (s < d.S && myL < d.L) {
-        v = acc[u] * myAlpha * beta[s * d.H + h];
-        if (!isfinite(v)) {
-          bad = 1;
-          v = -INFINITY;
-        }
-        if (mask && !mask[b * d.S + s]) v = -INFINITY;
-      }
-      sc[row][c] = v;
-    }
-    __syncthreads();
-    // Merge the tile into the running top-k of this warp's rows.
-    for (int rr = 0; rr < kRT / (kThreads / 32); ++rr) {
-      const int r = warp * (kRT / (kThreads / 32)) + rr;
-      const int64_t l = l0 + r;
-      if (l >= d.L) continue;  // warp-uniform
-      const int64_t o = (b * d.L + l) * d.H + h;
-      A* tv = topv + o * k;
-      int64_t* ti = topi + o * k;
-      A thr = thrS[r];
-      int cnt = cntS[r];
-      for (int c0 = 0; c0 < kTS; c0 += 32) {
-        const A v = sc[r][c0 + lane];
-        unsigned m = __ballot_sync(0xffffffffu, v > thr);
-        while (m) {
-          const int src = __ffs(m) - 1;
-          m &= m - 1;
-          const A vv = __shfl_sync(0xffffffffu, v, src);
-          if (vv > thr) {  // uniform
-            if (lane == 0) {
-              int64_t pos = cnt < k ? cnt : k - 1;
-              while (pos > 0 && tv[pos - 1] < vv) {
-                tv[pos] = tv[pos - 1];
-                ti[pos] = ti[pos - 1];
-                --pos;
-              }
-              tv[pos] = vv;
-              ti[pos] = s0 + c0 + src;
-              if (cnt < k) ++cnt;
-              if (cnt == k) thr = tv[k - 1];
-            }
-            thr = __shfl_sync(0xffffffffu, thr, 0);
-            cnt = __shfl_sync(0xffffffffu, cnt, 0);
+    unsigned m = __ballot_sync(0xffffffffu, v > thr);
+    while (m) {
+      const int src = __ffs(m) - 1;
+      m &= m - 1;
+      const A vv = __shfl_sync(0xffffffffu, v, src);
+      if (vv > thr) {  // uniform
+        if (lane == 0) {
+          int64_t pos = cnt < k ? cnt : k - 1;
+          while (pos > 0 && tv[pos - 1] < vv) {
+            tv[pos] = tv[pos - 1];
+            ti[pos] = ti[pos - 1];
+            --pos;
           }
+          tv[pos] = vv;
+          ti[pos] = s0 + c0 + src;
+          if (cnt < k) ++cnt;
+          if (cnt == k) thr = tv[k - 1];
         }
-      }
-      if (lane == 0) {
-        thrS[r] = thr;
-        cntS[r] = cnt;
+        thr = __shfl_sync(0xffffffffu, thr, 0);
+        cnt = __shfl_sync(0xffffffffu, cnt, 0);
       }
     }
-    __syncthreads();
   }
-  if (bad) atomicOr(nonFinite, 1);
-  // Weights and responses.
-  for (int rr = 0; rr < kRT / (kThreads / 32); ++rr) {
-    const int r = warp * (kRT / (kThreads / 32)) + rr;
-    const int64_t l = l0 + r;
-    if (l >= d.L) continue;
-    const int64_t o = (b * d.L + l) * d.H + h;
-    A* tv = topv + o * k;
-    int64_t* ti = topi + o * k;
-    const int c = cntS[r];
-    if (lane == 0 && c > 0) {
-      if (d.weighting == 0) {
-        A sum = 0;
-        for (int t = 0; t < c; ++t) sum += dexp(tv[t] - tv[0]);
-        const A top = tv[0];
-        for (int t = 0; t < c; ++t) tv[t] = dexp(tv[t] - top) / sum;
-      } else {
-        const A m = fmin(A(0), tv[c - 1]);
-        A sum = 0;
-        for (int t = 0; t < c; ++t) sum += tv[t] - m + A(1e-6);
-        for (int t = 0; t < c; ++t) tv[t] = (tv[t] - m + A(1e-6)) / sum;
-      }
+  if (lane == 0) count[o] = cnt;
+  if (__any_sync(0xffffffffu, bad) && lane == 0) atomicOr(nonFinite, 1);
+}
+
+// Weights from the k selected scores, then response = sum_t w_t values[i_t]; one warp per (row, head).
+template <typename T, typename A>
+__global__ void __launch_bounds__(kThreads) finishKernel(const T* __restrict__ values, A* __restrict__ topv, int64_t* __restrict__ topi,
+                                                        const int* __restrict__ count, T* __restrict__ weights, T* __restrict__ response,
+                                                        MemoryQueryDims d) {
+  const int lane = threadIdx.x & 31;
+  const int64_t o = ((int64_t)blockIdx.x * kThreads + threadIdx.x) / 32;
+  if (o >= d.B * d.L * d.H) return;  // warp-uniform
+  const int64_t k = d.k, dvh = d.Dv / d.H, r = o / d.H, h = o % d.H;
+  A* tv = topv + o * k;
+  int64_t* ti = topi + o * k;
+  const int c = count[o];
+  if (lane == 0 && c > 0) {
+    if (d.weighting == 0) {
+      A sum = 0;
+      for (int t = 0; t < c; ++t) sum += dexp(tv[t] - tv[0]);
+      const A top = tv[0];
+      for (int t = 0; t < c; ++t) tv[t] = dexp(tv[t] - top) / sum;
+    } else {
+      const A m = fmin(A(0), tv[c - 1]);
+      A sum = 0;
+      for (int t = 0; t < c; ++t) sum += tv[t] - m + A(1e-6);
+      for (int t = 0; t < c; ++t) tv[t] = (tv[t] - m + A(1e-6)) / sum;
     }
-    __syncwarp();
-    for (int64_t t = lane; t < k; t += 32) {
-      if (t < c) {
-        weights[o * k + t] = store<T, A>(tv[t]);
-      } else {
-        weights[o * k + t] = store<T, A>(A(0));
-        ti[t] = -1;
-      }
+  }
+  __syncwarp();
+  for (int64_t t = lane; t < k; t += 32) {
+    if (t < c) {
+      weights[o * k + t] = store<T, A>(tv[t]);
+    } else {
+      weights[o * k + t] = store<T, A>(A(0));
+      ti[t] = -1;
     }
-    T* out = response + (b * d.L + l) * d.Dv + h * dvh;
-    for (int64_t j = lane; j < dvh; j += 32) {
-      A acc = 0;
-      for (int t = 0; t < c; ++t) acc += tv[t] * toAcc(values[ti[t] * d.Dv + h * dvh + j]);
-      out[j] = store<T, A>(acc);
-    }
+  }
+  T* out = response + r * d.Dv + h * dvh;
+  for (int64_t j = lane; j < dvh; j += 32) {
+    A acc = 0;
+    for (int t = 0; t < c; ++t) acc += tv[t] * toAcc(values[ti[t] * d.Dv + h * dvh + j]);
+    out[j] = store<T, A>(acc);
   }
 }
 
@@ -301,13 +254,13 @@ __global__ void __launch_bounds__(kThreads) cosineKeysKernel(const T* __restrict
   for (int64_t x = lane; x < dh; x += 32) g[x] -= bt * toAcc(krow[x]) * proj;
 }
 
+unsigned warpBlocks(int64_t warps) { return (unsigned)((warps * 32 + kThreads - 1) / kThreads); }
+
 template <typename T, typename A>
-int forwardTyped(const void* query, const void* keys, const void* values, const bool* mask, const void* alpha, const void* beta, void* topv,
-                 int64_t* indices, void* weights, void* response, int* nonFinite, const MemoryQueryDims& d, cudaStream_t stream) {
-  if (d.B == 0 || d.L == 0) return 0;
-  dim3 grid((unsigned)((d.L + kRT - 1) / kRT), (unsigned)d.H, (unsigned)d.B);
-  forwardKernel<T, A><<<grid, kThreads, 0, stream>>>((const T*)query, (const T*)keys, (const T*)values, mask, (const A*)alpha, (const A*)beta,
-                                                     (A*)topv, indices, (T*)weights, (T*)response, nonFinite, d);
+int finishTyped(const void* values, void* topv, int64_t* indices, const int* count, void* weights, void* response, const MemoryQueryDims& d,
+                cudaStream_t stream) {
+  finishKernel<T, A><<<warpBlocks(d.B * d.L * d.H), kThreads, 0, stream>>>((const T*)values, (A*)topv, indices, count, (T*)weights,
+                                                                          (T*)response, d);
   return (int)cudaGetLastError();
 }
 
@@ -331,16 +284,29 @@ int backwardTyped(const void* gR, const void* gW, const void* query, const void*
 
 }  // namespace
 
-int memoryQueryForwardLaunch(MemoryQueryDtype dtype, const void* query, const void* keys, const void* values, const bool* mask,
-                             const void* alpha, const void* beta, void* topv, int64_t* indices, void* weights, void* response,
-                             int* nonFinite, const MemoryQueryDims& d, void* stream) {
+int memoryQueryMergeChunkLaunch(bool f64, const void* scores, int64_t s0, int64_t sc, const bool* mask, const void* alpha, const void* beta,
+                                void* topv, int64_t* indices, int* count, int* nonFinite, const MemoryQueryDims& d, void* stream) {
+  const int64_t rows = d.B * d.L * d.H;
+  if (rows == 0 || sc == 0) return 0;
+  cudaStream_t s = static_cast<cudaStream_t>(stream);
+  if (f64)
+    mergeChunkKernel<double><<<warpBlocks(rows), kThreads, 0, s>>>((const double*)scores, s0, sc, mask, (const double*)alpha, (const double*)beta,
+                                                                   (double*)topv, indices, count, nonFinite, d);
+  else
+    mergeChunkKernel<float><<<warpBlocks(rows), kThreads, 0, s>>>((const float*)scores, s0, sc, mask, (const float*)alpha, (const float*)beta,
+                                                                  (float*)topv, indices, count, nonFinite, d);
+  return (int)cudaGetLastError();
+}
+
+int memoryQueryFinishLaunch(MemoryQueryDtype dtype, const void* values, void* topv, int64_t* indices, const int* count, void* weights,
+                            void* response, const MemoryQueryDims& d, void* stream) {
+  if (d.B * d.L * d.H == 0) return 0;
   cudaStream_t s = static_cast<cudaStream_t>(stream);
   switch (dtype) {
-    case MemoryQueryDtype::F32: return forwardTyped<float, float>(query, keys, values, mask, alpha, beta, topv, indices, weights, response, nonFinite, d, s);
-    case MemoryQueryDtype::F64: return forwardTyped<double, double>(query, keys, values, mask, alpha, beta, topv, indices, weights, response, nonFinite, d, s);
-    case MemoryQueryDtype::F16: return forwardTyped<__half, float>(query, keys, values, mask, alpha, beta, topv, indices, weights, response, nonFinite, d, s);
-    case MemoryQueryDtype::BF16:
-      return forwardTyped<__nv_bfloat16, float>(query, keys, values, mask, alpha, beta, topv, indices, weights, response, nonFinite, d, s);
+    case MemoryQueryDtype::F32: return finishTyped<float, float>(values, topv, indices, count, weights, response, d, s);
+    case MemoryQueryDtype::F64: return finishTyped<double, double>(values, topv, indices, count, weights, response, d, s);
+    case MemoryQueryDtype::F16: return finishTyped<__half, float>(values, topv, indices, count, weights, response, d, s);
+    case MemoryQueryDtype::BF16: return finishTyped<__nv_bfloat16, float>(values, topv, indices, count, weights, response, d, s);
   }
   return (int)cudaErrorInvalidValue;
 }
