@@ -61,41 +61,74 @@ __global__ void __launch_bounds__(kThreads) mergeChunkKernel(const A* __restrict
   int64_t* ti = topi + o * k;
   int cnt = count[o];
   A thr = cnt == k ? tv[k - 1] : A(-INFINITY);
+  // k <= 32: lane t holds the t-th best entry, so an insertion is one ballot and one shuffle;
+  // larger k keeps the list in memory and inserts from lane 0.
+  const bool inLanes = k <= 32;
+  A myv = inLanes && lane < cnt ? tv[lane] : A(-INFINITY);
+  int64_t myi = inLanes && lane < cnt ? ti[lane] : -1;
   const A a = alpha[o];
   int bad = 0;
-  for (int64_t c0 = 0; c0 < sc; c0 += 32) {
-    const int64_t c = c0 + lane;
-    A v = -INFINITY;
-    if (c < sc) {
-      v = row[c] * a * beta[(s0 + c) * d.H + h];
-      if (!isfinite(v)) {
-        bad = 1;
-        v = -INFINITY;
-      }
-      if (mrow && !mrow[s0 + c]) v = -INFINITY;
-    }
-    unsigned m = __ballot_sync(0xffffffffu, v > thr);
-    while (m) {
-      const int src = __ffs(m) - 1;
-      m &= m - 1;
-      const A vv = __shfl_sync(0xffffffffu, v, src);
-      if (vv > thr) {  // uniform
-        if (lane == 0) {
-          int64_t pos = cnt < k ? cnt : k - 1;
-          while (pos > 0 && tv[pos - 1] < vv) {
-            tv[pos] = tv[pos - 1];
-            ti[pos] = ti[pos - 1];
-            --pos;
-          }
-          tv[pos] = vv;
-          ti[pos] = s0 + c0 + src;
-          if (cnt < k) ++cnt;
-          if (cnt == k) thr = tv[k - 1];
+  // kUnroll loads in flight per lane before the (rare, after the first k) insertions: one warp per
+  // row would otherwise wait on one load at a time.
+  constexpr int kUnroll = 8;
+  for (int64_t c0 = 0; c0 < sc; c0 += 32 * kUnroll) {
+    A vs[kUnroll];
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      const int64_t c = c0 + u * 32 + lane;
+      A v = -INFINITY;
+      if (c < sc) {
+        v = row[c] * a * beta[(s0 + c) * d.H + h];
+        if (!isfinite(v)) {
+          bad = 1;
+          v = -INFINITY;
         }
-        thr = __shfl_sync(0xffffffffu, thr, 0);
-        cnt = __shfl_sync(0xffffffffu, cnt, 0);
+        if (mrow && !mrow[s0 + c]) v = -INFINITY;
+      }
+      vs[u] = v;
+    }
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      const A v = vs[u];
+      unsigned m = __ballot_sync(0xffffffffu, v > thr);
+      while (m) {
+        const int src = __ffs(m) - 1;
+        m &= m - 1;
+        const A vv = __shfl_sync(0xffffffffu, v, src);
+        if (!(vv > thr)) continue;  // uniform
+        const int64_t id = s0 + c0 + u * 32 + src;
+        if (inLanes) {
+          // The entries >= vv lead the descending list, so their count is vv's slot (after equal
+          // scores: the lower index stays first); the lanes behind it move down by one.
+          const int pos = __popc(__ballot_sync(0xffffffffu, lane < cnt && myv >= vv));
+          const A upv = __shfl_up_sync(0xffffffffu, myv, 1);
+          const int64_t upi = __shfl_up_sync(0xffffffffu, myi, 1);
+          if (lane > pos) myv = upv, myi = upi;
+          if (lane == pos) myv = vv, myi = id;
+          if (cnt < k) ++cnt;
+          if (cnt == k) thr = __shfl_sync(0xffffffffu, myv, (int)k - 1);
+        } else {
+          if (lane == 0) {
+            int64_t pos = cnt < k ? cnt : k - 1;
+            while (pos > 0 && tv[pos - 1] < vv) {
+              tv[pos] = tv[pos - 1];
+              ti[pos] = ti[pos - 1];
+              --pos;
+            }
+            tv[pos] = vv;
+            ti[pos] = id;
+            if (cnt < k) ++cnt;
+            if (cnt == k) thr = tv[k - 1];
+          }
+          thr = __shfl_sync(0xffffffffu, thr, 0);
+          cnt = __shfl_sync(0xffffffffu, cnt, 0);
+        }
       }
     }
+  }
+  if (inLanes && lane < cnt) {
+    tv[lane] = myv;
+    ti[lane] = myi;
   }
   if (lane == 0) count[o] = cnt;
   if (__any_sync(0xffffffffu, bad) && lane == 0) atomicOr(nonFinite, 1);
