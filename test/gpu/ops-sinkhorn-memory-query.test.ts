@@ -103,4 +103,26 @@ describe.skipIf(!cuda)('CUDA sinkhorn / memoryQuery vs CPU', () => {
       close(num(rg.response), num(rc.response), 1e-5, 1e-6);
     }
   });
+  it('memoryQuery: tied candidates of a later chunk, a few (filtered) or many (overflowing the candidate list), rank by index', () => {
+    // 64 rows -> chunks of 262,144 keys. Chunk 1 fills every list with zeros; chunk 2 holds a few
+    // (or many) tied higher scores at random places; chunk 3 only lower ones.
+    const [B, L, chunk, k] = [2, 32, 262_144, 20];
+    const S = 3 * chunk;
+    for (const higher of [30, 500]) {
+      const keys = new Float64Array(S);
+      keys.fill(-1, 2 * chunk);
+      const places = new Set<number>();
+      while (places.size < higher) places.add(chunk + Math.floor(Math.random() * chunk));
+      [...places].forEach((p, i) => (keys[p] = i % 6 === 0 ? 2 : 1));
+      const q = Tensor.ones([B, L, 1], { dtype: 'float64' }), kk = Tensor.from(keys, [S, 1], { dtype: 'float64' });
+      const v = Tensor.randn([S, 2], { dtype: 'float64' });
+      const o = { k, similarity: 'dot' as const, weighting: 'softmax' as const };
+      const rc = ops.memoryQuery(q, kk, v, o);
+      const rg = ops.memoryQuery(q.to('cuda'), kk.to('cuda'), v.to('cuda'), o);
+      expect(ints(rg.indices)).toEqual(ints(rc.indices));
+      const first = ints(rc.indices).slice(0, k);
+      const expected = [...places].sort((a, b) => keys[b] - keys[a] || a - b).slice(0, k);
+      expect(first).toEqual(expected);
+    }
+  });
 });

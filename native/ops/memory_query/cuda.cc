@@ -65,6 +65,13 @@ MemoryQueryResult memoryQueryForwardCuda(const at::Tensor& query, const at::Tens
   const int64_t rows = d.B * d.L * d.H, dh = d.D / d.H;
   // Memory chunks of kCudaScratchElements scores (64 MiB in float32), and at least 256 keys.
   const int64_t chunk = std::max<int64_t>(256, kCudaScratchElements / std::max<int64_t>(1, rows));
+  // Candidate lists of 4k entries per row: a chunk after the first rarely brings more than k.
+  const int cap = static_cast<int>(std::max<int64_t>(32, 4 * d.k));
+  at::Tensor gate = at::full({rows}, -INFINITY, q.options().dtype(acc));
+  at::Tensor candV = at::empty({rows * cap}, q.options().dtype(acc));
+  at::Tensor candI = at::empty({rows * cap}, q.options().dtype(at::kLong));
+  at::Tensor ncand = at::zeros({rows}, q.options().dtype(at::kInt));
+  const cuda::MemoryQueryMergeScratch scratch{gate.data_ptr(), candV.data_ptr(), candI.data_ptr<int64_t>(), ncand.data_ptr<int>(), cap};
   const at::Tensor qh = q.to(acc).view({d.B * d.L, d.H, dh}).transpose(0, 1).contiguous();  // [H, B*L, dh]
   for (int64_t s0 = 0; s0 < d.S && rows > 0; s0 += chunk) {
     const int64_t sc = std::min(chunk, d.S - s0);
@@ -72,7 +79,7 @@ MemoryQueryResult memoryQueryForwardCuda(const at::Tensor& query, const at::Tens
     const at::Tensor scores = at::bmm(qh, kc).contiguous();                                      // [H, B*L, sc]
     int rc = cuda::memoryQueryMergeChunkLaunch(acc == at::kDouble, scores.data_ptr(), s0, sc, m.defined() ? m.data_ptr<bool>() : nullptr,
                                                alpha.data_ptr(), beta.data_ptr(), topv.data_ptr(), indices.data_ptr<int64_t>(),
-                                               count.data_ptr<int>(), flag.data_ptr<int>(), d, stream);
+                                               count.data_ptr<int>(), scratch, flag.data_ptr<int>(), d, stream);
     if (rc != 0) fail(ErrorKind::Native, "ERR_CUDA", "memoryQuery CUDA kernel failed to launch (cudaError ", rc, ")");
   }
   int rc = cuda::memoryQueryFinishLaunch(dtypeOf(q), v.data_ptr(), topv.data_ptr(), indices.data_ptr<int64_t>(), count.data_ptr<int>(),

@@ -15,12 +15,23 @@ struct MemoryQueryDims {
   int cosine;     // 1: cosine similarity (backward projects the normalisation)
 };
 
+// Per-row state of the chunk merge, zero-filled / -inf-filled by the caller: gate [B*L*H] (acc,
+// -inf), candV (acc) and candI [B*L*H*cap] (cap candidates per row), ncand [B*L*H] (int, 0).
+struct MemoryQueryMergeScratch {
+  void* gate;
+  void* candV;
+  int64_t* candI;
+  int* ncand;
+  int cap;
+};
+
 // Forward, per memory chunk [s0, s0 + sc): scores = the raw dot products [H, B*L, sc] (acc), as cuBLAS
 // gives them; score = alpha * beta * scores with alpha [B*L*H], beta [S*H] (acc); mask: bool [B, S]
 // or null. Merges them into the running top-k: topv (acc) and indices [B*L*H*k], count [B*L*H] (int,
 // zero-filled before the first chunk). nonFinite: device int set to 1 when a score is not finite.
 int memoryQueryMergeChunkLaunch(bool f64, const void* scores, int64_t s0, int64_t sc, const bool* mask, const void* alpha, const void* beta,
-                                void* topv, int64_t* indices, int* count, int* nonFinite, const MemoryQueryDims& d, void* stream);
+                                void* topv, int64_t* indices, int* count, const MemoryQueryMergeScratch& m, int* nonFinite,
+                                const MemoryQueryDims& d, void* stream);
 
 // After the last chunk: weights [B*L*H, k] and response [B*L, Dv] in dtype; unused slots get index -1.
 int memoryQueryFinishLaunch(MemoryQueryDtype dtype, const void* values, void* topv, int64_t* indices, const int* count, void* weights,

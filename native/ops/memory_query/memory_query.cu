@@ -2,8 +2,10 @@
 // Forward, around cuBLAS: the glue (cuda.cc) computes the raw dot products of one memory chunk for
 // all rows at once ([H, B*L, Sc] in the accumulation type; Sc sized so a chunk holds 16M scores,
 // never [B, L, S]); mergeChunkKernel scales and masks them and merges them into each row's
-// running top-k (one warp per (row, head): candidates above the current k-th score found with a
-// ballot and inserted in index order, so ties go to the lower index as on the CPU); finishKernel
+// running top-k in two passes: a fully parallel filter appends the scores above each row's current
+// k-th score to a short candidate list, then one warp per (row, head) inserts them (ties go to the
+// lower index, as on the CPU); a row whose list is not yet full, or whose candidates overflow,
+// scans its whole chunk row instead (so the first chunk is scanned, later ones mostly filtered); finishKernel
 // turns the k scores into weights and sums the selected value rows directly (no gathered copy).
 // Streaming the memory through one block per 32 rows instead left most SMs idle at large S and ran
 // the dot products on CUDA cores at a fraction of cuBLAS's rate (10x slower than matmul + topk).
@@ -44,94 +46,165 @@ __device__ __forceinline__ A warpSum(A v) {
   return v;
 }
 
+// (v, i) ranks before (w, j): the larger score, then the lower index (the CPU kernel's order).
+template <typename A>
+__device__ __forceinline__ bool ranksBefore(A v, int64_t i, A w, int64_t j) {
+  return v > w || (v == w && i < j);
+}
+
+// One row's running top-k, seen by the whole warp (every member is called warp-uniformly). For
+// k <= 32 lane t holds the t-th entry, so an insertion is one ballot and a shuffle; larger k keeps
+// the list in memory and inserts from lane 0.
+template <typename A>
+struct RowTopK {
+  A* tv;
+  int64_t* ti;
+  int64_t k;
+  int lane, cnt;
+  bool inLanes;
+  A myv, kthV;
+  int64_t myi, kthI;
+
+  __device__ RowTopK(A* tv_, int64_t* ti_, int64_t k_, int cnt_, int lane_) : tv(tv_), ti(ti_), k(k_), lane(lane_), cnt(cnt_) {
+    inLanes = k <= 32;
+    myv = inLanes && lane < cnt ? tv[lane] : A(-INFINITY);
+    myi = inLanes && lane < cnt ? ti[lane] : -1;
+    kthV = cnt == k ? tv[k - 1] : A(-INFINITY);
+    kthI = cnt == k ? ti[k - 1] : -1;
+  }
+  __device__ bool admits(A v, int64_t id) const { return cnt < k ? v > A(-INFINITY) : ranksBefore(v, id, kthV, kthI); }
+  __device__ void insert(A vv, int64_t id) {
+    if (inLanes) {
+      const int pos = __popc(__ballot_sync(0xffffffffu, lane < cnt && ranksBefore(myv, myi, vv, id)));
+      const A upv = __shfl_up_sync(0xffffffffu, myv, 1);
+      const int64_t upi = __shfl_up_sync(0xffffffffu, myi, 1);
+      if (lane > pos) myv = upv, myi = upi;
+      if (lane == pos) myv = vv, myi = id;
+      if (cnt < k) ++cnt;
+      if (cnt == k) {
+        kthV = __shfl_sync(0xffffffffu, myv, (int)k - 1);
+        kthI = __shfl_sync(0xffffffffu, myi, (int)k - 1);
+      }
+      return;
+    }
+    if (lane == 0) {
+      int64_t pos = cnt < k ? cnt : k - 1;
+      while (pos > 0 && ranksBefore(vv, id, tv[pos - 1], ti[pos - 1])) {
+        tv[pos] = tv[pos - 1];
+        ti[pos] = ti[pos - 1];
+        --pos;
+      }
+      tv[pos] = vv;
+      ti[pos] = id;
+      if (cnt < k) ++cnt;
+      if (cnt == k) kthV = tv[k - 1], kthI = ti[k - 1];
+    }
+    cnt = __shfl_sync(0xffffffffu, cnt, 0);
+    kthV = __shfl_sync(0xffffffffu, kthV, 0);
+    kthI = __shfl_sync(0xffffffffu, kthI, 0);
+  }
+  // Offers one value per lane; the admitted ones are inserted in lane order.
+  __device__ void offer(A v, int64_t id) {
+    unsigned m = __ballot_sync(0xffffffffu, admits(v, id));
+    while (m) {
+      const int src = __ffs(m) - 1;
+      m &= m - 1;
+      const A vv = __shfl_sync(0xffffffffu, v, src);
+      const int64_t ii = __shfl_sync(0xffffffffu, id, src);
+      if (admits(vv, ii)) insert(vv, ii);  // uniform
+    }
+  }
+  __device__ void save() {
+    if (inLanes && lane < cnt) tv[lane] = myv, ti[lane] = myi;
+  }
+};
+
+// The scaled, masked score of column c of a chunk row (-inf when masked or not finite).
+template <typename A>
+__device__ __forceinline__ A chunkScore(const A* row, int64_t c, int64_t s0, const bool* mrow, A a, const A* beta, int64_t H, int64_t h,
+                                        int& bad) {
+  A v = row[c] * a * beta[(s0 + c) * H + h];
+  if (!isfinite(v)) {
+    bad = 1;
+    v = -INFINITY;
+  }
+  if (mrow && !mrow[s0 + c]) v = -INFINITY;
+  return v;
+}
+
+// Pass 1 over a chunk, fully parallel: the scores above a row's gate (its k-th score before the
+// chunk) are appended to the row's candidate list. Rows whose list is not yet full are skipped
+// (their merge scans the chunk), and so is a list that overflows (cap entries).
+template <typename A>
+__global__ void __launch_bounds__(kThreads) filterChunkKernel(const A* __restrict__ scores, int64_t s0, int64_t sc, const bool* __restrict__ mask,
+                                                             const A* __restrict__ alpha, const A* __restrict__ beta, const A* __restrict__ gate,
+                                                             A* __restrict__ candV, int64_t* __restrict__ candI, int* __restrict__ ncand, int cap,
+                                                             int* __restrict__ nonFinite, MemoryQueryDims d) {
+  const int64_t BL = d.B * d.L;
+  for (int64_t w = blockIdx.y; w < BL * d.H; w += gridDim.y) {
+    const int64_t h = w / BL, r = w % BL, o = r * d.H + h;
+    const A g = gate[o];
+    if (g == A(-INFINITY)) continue;  // block-uniform
+    const int64_t c = (int64_t)blockIdx.x * kThreads + threadIdx.x;
+    if (c >= sc) continue;
+    int bad = 0;
+    const A v = chunkScore(scores + w * sc, c, s0, mask ? mask + (r / d.L) * d.S : nullptr, alpha[o], beta, d.H, h, bad);
+    if (bad) atomicOr(nonFinite, 1);
+    if (v > g) {
+      const int slot = atomicAdd(&ncand[o], 1);
+      if (slot < cap) candV[o * cap + slot] = v, candI[o * cap + slot] = s0 + c;
+    }
+  }
+}
+
+// Pass 2, one warp per (row, head): inserts the row's candidates (any order: the ranking breaks
+// ties by index), or scans the whole chunk row when the list was not full or the candidates
+// overflowed. Then it sets the gate for the next chunk.
 template <typename A>
 __global__ void __launch_bounds__(kThreads) mergeChunkKernel(const A* __restrict__ scores, int64_t s0, int64_t sc, const bool* __restrict__ mask,
                                                             const A* __restrict__ alpha, const A* __restrict__ beta, A* __restrict__ topv,
-                                                            int64_t* __restrict__ topi, int* __restrict__ count, int* __restrict__ nonFinite,
-                                                            MemoryQueryDims d) {
+                                                            int64_t* __restrict__ topi, int* __restrict__ count, A* __restrict__ gate,
+                                                            const A* __restrict__ candV, const int64_t* __restrict__ candI,
+                                                            int* __restrict__ ncand, int cap, int* __restrict__ nonFinite, MemoryQueryDims d) {
   const int lane = threadIdx.x & 31;
   const int64_t w = ((int64_t)blockIdx.x * kThreads + threadIdx.x) / 32;  // the scores' row: h * B*L + r
   const int64_t BL = d.B * d.L;
   if (w >= BL * d.H) return;  // warp-uniform
   const int64_t h = w / BL, r = w % BL, k = d.k;
   const int64_t o = r * d.H + h;
-  const A* row = scores + w * sc;
-  const bool* mrow = mask ? mask + (r / d.L) * d.S : nullptr;
-  A* tv = topv + o * k;
-  int64_t* ti = topi + o * k;
-  int cnt = count[o];
-  A thr = cnt == k ? tv[k - 1] : A(-INFINITY);
-  // k <= 32: lane t holds the t-th best entry, so an insertion is one ballot and one shuffle;
-  // larger k keeps the list in memory and inserts from lane 0.
-  const bool inLanes = k <= 32;
-  A myv = inLanes && lane < cnt ? tv[lane] : A(-INFINITY);
-  int64_t myi = inLanes && lane < cnt ? ti[lane] : -1;
-  const A a = alpha[o];
-  int bad = 0;
-  // kUnroll loads in flight per lane before the (rare, after the first k) insertions: one warp per
-  // row would otherwise wait on one load at a time.
-  constexpr int kUnroll = 8;
-  for (int64_t c0 = 0; c0 < sc; c0 += 32 * kUnroll) {
-    A vs[kUnroll];
-#pragma unroll
-    for (int u = 0; u < kUnroll; ++u) {
-      const int64_t c = c0 + u * 32 + lane;
-      A v = -INFINITY;
-      if (c < sc) {
-        v = row[c] * a * beta[(s0 + c) * d.H + h];
-        if (!isfinite(v)) {
-          bad = 1;
-          v = -INFINITY;
-        }
-        if (mrow && !mrow[s0 + c]) v = -INFINITY;
-      }
-      vs[u] = v;
+  RowTopK<A> list(topv + o * k, topi + o * k, k, count[o], lane);
+  const int n = ncand[o];
+  if (gate[o] != A(-INFINITY) && n <= cap) {
+    for (int t0 = 0; t0 < n; t0 += 32) {
+      const int t = t0 + lane;
+      list.offer(t < n ? candV[o * cap + t] : A(-INFINITY), t < n ? candI[o * cap + t] : -1);
     }
+  } else {
+    const A* row = scores + w * sc;
+    const bool* mrow = mask ? mask + (r / d.L) * d.S : nullptr;
+    const A a = alpha[o];
+    int bad = 0;
+    // kUnroll loads in flight per lane before the insertions: one warp per row would otherwise
+    // wait on one load at a time.
+    constexpr int kUnroll = 8;
+    for (int64_t c0 = 0; c0 < sc; c0 += 32 * kUnroll) {
+      A vs[kUnroll];
 #pragma unroll
-    for (int u = 0; u < kUnroll; ++u) {
-      const A v = vs[u];
-      unsigned m = __ballot_sync(0xffffffffu, v > thr);
-      while (m) {
-        const int src = __ffs(m) - 1;
-        m &= m - 1;
-        const A vv = __shfl_sync(0xffffffffu, v, src);
-        if (!(vv > thr)) continue;  // uniform
-        const int64_t id = s0 + c0 + u * 32 + src;
-        if (inLanes) {
-          // The entries >= vv lead the descending list, so their count is vv's slot (after equal
-          // scores: the lower index stays first); the lanes behind it move down by one.
-          const int pos = __popc(__ballot_sync(0xffffffffu, lane < cnt && myv >= vv));
-          const A upv = __shfl_up_sync(0xffffffffu, myv, 1);
-          const int64_t upi = __shfl_up_sync(0xffffffffu, myi, 1);
-          if (lane > pos) myv = upv, myi = upi;
-          if (lane == pos) myv = vv, myi = id;
-          if (cnt < k) ++cnt;
-          if (cnt == k) thr = __shfl_sync(0xffffffffu, myv, (int)k - 1);
-        } else {
-          if (lane == 0) {
-            int64_t pos = cnt < k ? cnt : k - 1;
-            while (pos > 0 && tv[pos - 1] < vv) {
-              tv[pos] = tv[pos - 1];
-              ti[pos] = ti[pos - 1];
-              --pos;
-            }
-            tv[pos] = vv;
-            ti[pos] = id;
-            if (cnt < k) ++cnt;
-            if (cnt == k) thr = tv[k - 1];
-          }
-          thr = __shfl_sync(0xffffffffu, thr, 0);
-          cnt = __shfl_sync(0xffffffffu, cnt, 0);
-        }
+      for (int u = 0; u < kUnroll; ++u) {
+        const int64_t c = c0 + u * 32 + lane;
+        vs[u] = c < sc ? chunkScore(row, c, s0, mrow, a, beta, d.H, h, bad) : A(-INFINITY);
       }
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u) list.offer(vs[u], s0 + c0 + u * 32 + lane);
     }
+    if (__any_sync(0xffffffffu, bad) && lane == 0) atomicOr(nonFinite, 1);
   }
-  if (inLanes && lane < cnt) {
-    tv[lane] = myv;
-    ti[lane] = myi;
+  list.save();
+  if (lane == 0) {
+    count[o] = list.cnt;
+    ncand[o] = 0;
+    gate[o] = list.cnt == k ? list.kthV : A(-INFINITY);
   }
-  if (lane == 0) count[o] = cnt;
-  if (__any_sync(0xffffffffu, bad) && lane == 0) atomicOr(nonFinite, 1);
 }
 
 // Weights from the k selected scores, then response = sum_t w_t values[i_t]; one warp per (row, head).
@@ -317,17 +390,30 @@ int backwardTyped(const void* gR, const void* gW, const void* query, const void*
 
 }  // namespace
 
-int memoryQueryMergeChunkLaunch(bool f64, const void* scores, int64_t s0, int64_t sc, const bool* mask, const void* alpha, const void* beta,
-                                void* topv, int64_t* indices, int* count, int* nonFinite, const MemoryQueryDims& d, void* stream) {
+template <typename A>
+void mergeChunkTyped(const A* scores, int64_t s0, int64_t sc, const bool* mask, const A* alpha, const A* beta, A* topv, int64_t* indices,
+                     int* count, const MemoryQueryMergeScratch& m, int* nonFinite, const MemoryQueryDims& d, cudaStream_t s) {
   const int64_t rows = d.B * d.L * d.H;
-  if (rows == 0 || sc == 0) return 0;
+  if (s0 > 0) {  // before the first chunk every gate is -inf: nothing to filter
+    const dim3 grid((unsigned)((sc + kThreads - 1) / kThreads), (unsigned)(rows < 65535 ? rows : 65535));
+    filterChunkKernel<A><<<grid, kThreads, 0, s>>>(scores, s0, sc, mask, alpha, beta, (const A*)m.gate, (A*)m.candV, m.candI, m.ncand, m.cap,
+                                                    nonFinite, d);
+  }
+  mergeChunkKernel<A><<<warpBlocks(rows), kThreads, 0, s>>>(scores, s0, sc, mask, alpha, beta, topv, indices, count, (A*)m.gate,
+                                                            (const A*)m.candV, m.candI, m.ncand, m.cap, nonFinite, d);
+}
+
+int memoryQueryMergeChunkLaunch(bool f64, const void* scores, int64_t s0, int64_t sc, const bool* mask, const void* alpha, const void* beta,
+                                void* topv, int64_t* indices, int* count, const MemoryQueryMergeScratch& m, int* nonFinite,
+                                const MemoryQueryDims& d, void* stream) {
+  if (d.B * d.L * d.H == 0 || sc == 0) return 0;
   cudaStream_t s = static_cast<cudaStream_t>(stream);
   if (f64)
-    mergeChunkKernel<double><<<warpBlocks(rows), kThreads, 0, s>>>((const double*)scores, s0, sc, mask, (const double*)alpha, (const double*)beta,
-                                                                   (double*)topv, indices, count, nonFinite, d);
+    mergeChunkTyped<double>((const double*)scores, s0, sc, mask, (const double*)alpha, (const double*)beta, (double*)topv, indices, count, m,
+                            nonFinite, d, s);
   else
-    mergeChunkKernel<float><<<warpBlocks(rows), kThreads, 0, s>>>((const float*)scores, s0, sc, mask, (const float*)alpha, (const float*)beta,
-                                                                  (float*)topv, indices, count, nonFinite, d);
+    mergeChunkTyped<float>((const float*)scores, s0, sc, mask, (const float*)alpha, (const float*)beta, (float*)topv, indices, count, m,
+                           nonFinite, d, s);
   return (int)cudaGetLastError();
 }
 
