@@ -149,6 +149,58 @@ describe('ops.memoryQuery (CPU)', () => {
     compare({ k: 7, similarity: 'scaled-dot', weighting: 'softmax', heads: 2 }, { B: 1, L: 2, D, S: s, Dv }, { qd: qd.slice(0, 2 * D), kd: rand(s * D, 9), vd: rand(s * Dv, 10) });
   });
 
+  describe('bfloat16 screening of long memories (RADKIT_MQ_SCREEN=1 forces it on any CPU)', () => {
+    const withScreening = <T>(on: boolean, fn: () => T): T => {
+      const before = process.env.RADKIT_MQ_SCREEN;
+      process.env.RADKIT_MQ_SCREEN = on ? '1' : '0';
+      try {
+        return fn();
+      } finally {
+        if (before === undefined) delete process.env.RADKIT_MQ_SCREEN;
+        else process.env.RADKIT_MQ_SCREEN = before;
+      }
+    };
+
+    it('selects exactly what the unscreened kernel and the composite select (float32, S = 20,000), forward and backward', () => {
+      radkit.manualSeed(11);
+      const [b, l, d, s, dv] = [2, 5, 64, 20_000, 8];
+      const q = Tensor.randn([b, l, d]), kk = Tensor.randn([s, d]), v = Tensor.randn([s, dv]);
+      const mask = boolMask(Array.from({ length: b * s }, (_, i) => (i % 5 === 2 ? 0 : 1)), [b, s]);
+      const g = Tensor.randn([b, l, dv]);
+      for (const similarity of ['dot', 'scaled-dot', 'cosine'] as const)
+        for (const [heads, m] of [[1, undefined], [4, mask]] as const) {
+          const o: MemoryQueryOptions = { k: 12, similarity, weighting: 'softmax', heads, mask: m };
+          const run = (on: boolean) =>
+            withScreening(on, () => {
+              const [qg, kg, vg] = [q, kk, v].map((t) => Tensor.from(t.toArray(), t.shape, { requiresGrad: true }));
+              const r = ops.memoryQuery(qg, kg, vg, o);
+              r.response.backward(g);
+              return { r, grads: [qg.grad!, kg.grad!, vg.grad!].map((t) => Array.from(t.toArray() as Float32Array)) };
+            });
+          const on = run(true), off = run(false);
+          expect(ints(on.r.indices)).toEqual(ints(off.r.indices));
+          expect(ints(on.r.indices)).toEqual(ints(reference(q, kk, v, o).indices));
+          const f32 = (t: Tensor) => Array.from(t.toArray() as Float32Array);
+          expectClose(f32(on.r.response), f32(off.r.response), 1e-4, 1e-5);
+          for (let i = 0; i < 3; ++i) expectClose(on.grads[i], off.grads[i], 1e-3, 1e-4);
+        }
+    });
+
+    it('keeps ties in index order across screened tiles (integer data, S = 10,000)', () => {
+      const b = 1, l = 4, d = 4, s = 10_000, k = 6;
+      const qi = Float32Array.from(rand(b * l * d, 31), (x) => Math.round(x * 2));
+      const ki = Float32Array.from(rand(s * d, 32), (x) => Math.round(x * 2));
+      const r = withScreening(true, () =>
+        ops.memoryQuery(Tensor.from(qi, [b, l, d]), Tensor.from(ki, [s, d]), Tensor.randn([s, 2]), { k, similarity: 'dot', weighting: 'softmax' }));
+      const got = ints(r.indices);
+      for (let row = 0; row < l; ++row) {
+        const score = (j: number) => [0, 1, 2, 3].reduce((acc, x) => acc + qi[row * d + x] * ki[j * d + x], 0);
+        const want = [...Array(s).keys()].sort((x, y) => score(y) - score(x) || x - y).slice(0, k);
+        expect(got.slice(row * k, (row + 1) * k)).toEqual(want);
+      }
+    });
+  });
+
   it('accepts non-contiguous inputs', () => {
     const tr = (t: Tensor, a: number, b: number) => Tensor.wrap(native()._testing_transpose(H(t), a, b));
     const keysT = tr(t64(kd, [D, S]), 0, 1); // [S, D] view

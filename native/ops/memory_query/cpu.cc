@@ -15,6 +15,8 @@
 #include <array>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
+#include <type_traits>
 #include <limits>
 #include <vector>
 
@@ -69,15 +71,17 @@ struct Scales {
   bool perKey = false;  // beta differs from 1 (cosine)
 };
 
+// Euclidean norms of the head slices of n vectors, head-major [H][n]: inverse = true gives
+// 1 / max(norm, 1e-12) (cosine), false the norm rounded up (screening bounds).
 template <typename T>
-void inverseNorms(const T* x, int64_t n, const Dims& d, T* out) {
+void headNorms(const T* x, int64_t n, const Dims& d, T* out, bool inverse) {
   at::parallel_for(0, n * d.H, 256, [&](int64_t o0, int64_t o1) {
     for (int64_t o = o0; o < o1; ++o) {
       const int64_t h = o / n, i = o % n;
       const T* v = x + i * d.D + h * d.dh;
       double s = 0;
       for (int64_t j = 0; j < d.dh; ++j) s += static_cast<double>(v[j]) * v[j];
-      out[o] = static_cast<T>(1.0 / std::max(std::sqrt(s), kNormEps));
+      out[o] = static_cast<T>(inverse ? 1.0 / std::max(std::sqrt(s), kNormEps) : std::sqrt(s) * (1 + 1e-6));
     }
   });
 }
@@ -88,11 +92,49 @@ Scales<T> scalesOf(const T* q, const T* keys, const Dims& d, Similarity sim) {
   sc.alpha.assign(static_cast<size_t>(d.H * d.R), sim == Similarity::ScaledDot ? static_cast<T>(1.0 / std::sqrt(static_cast<double>(d.dh))) : T(1));
   sc.beta.assign(static_cast<size_t>(d.H * d.S), T(1));
   if (sim == Similarity::Cosine) {
-    inverseNorms(q, d.R, d, sc.alpha.data());
-    inverseNorms(keys, d.S, d, sc.beta.data());
+    headNorms(q, d.R, d, sc.alpha.data(), true);
+    headNorms(keys, d.S, d, sc.beta.data(), true);
     sc.perKey = true;
   }
   return sc;
+}
+
+// Screening of long memories with bfloat16 GEMMs (float32 inputs, CPUs with AVX512-BF16): each
+// memory tile after the first is scored by a bfloat16 GEMM, and only memory rows whose estimate
+// plus its error bound reaches a row's current k-th score get an exact float32 dot product
+// (screenTile). The selection is the exact path's: the bound is proven, not tuned.
+// Error of the estimate, with u = 2^-8 (bfloat16) and w = 2^-24 (float32): rounding q and k to
+// bfloat16 moves each product by at most (2u + u^2)|q_i||k_i|; the GEMM sums in float32 (oneDNN's
+// documented bf16 accumulation: at most dh*w*sum|q_i k_i|) and rounds the result to bfloat16
+// (u|estimate|); the exact dot product itself is within dh*w*sum|q_i||k_i| of the true one. With
+// sum|q_i||k_i| <= |q||k| the total is below (3u + u^2 + 2.1*dh*w)|q||k| <= 2^-6 |q||k| for
+// dh <= 16384 (flushed subnormals add < 1e-30). RADKIT_MQ_SCREEN=0 turns screening off, =1 on
+// whatever the CPU (tests; slow without BF16 hardware).
+constexpr double kScreenErr = 1.0 / 64;
+constexpr int64_t kScreenMaxDh = 16384;
+
+bool screeningWanted(const Dims& d, int64_t tile) {
+  const char* env = std::getenv("RADKIT_MQ_SCREEN");
+  if ((env && env[0] == '0') || d.dh > kScreenMaxDh || d.S <= tile || d.R == 0) return false;
+  if (env && env[0] == '1') return true;
+  return d.S >= 8 * tile && cpuHasAvx512Bf16();
+}
+
+// |q| per (head, row) and |k| per (head, key), rounded up, for the bounds; false when some input is
+// not finite or a score could overflow (the exact path then reports it).
+template <typename T>
+bool screeningNorms(const T* q, const T* keys, const Dims& d, std::vector<T>& qn, std::vector<T>& kn) {
+  qn.resize(static_cast<size_t>(d.H * d.R));
+  kn.resize(static_cast<size_t>(d.H * d.S));
+  headNorms(q, d.R, d, qn.data(), false);
+  headNorms(keys, d.S, d, kn.data(), false);
+  T qmax = 0, kmax = 0;
+  for (T x : qn) qmax = std::isfinite(x) ? std::max(qmax, x) : std::numeric_limits<T>::infinity();
+  for (T x : kn) kmax = std::isfinite(x) ? std::max(kmax, x) : std::numeric_limits<T>::infinity();
+  if (!(static_cast<double>(qmax) * kmax < 1e30)) return false;
+  for (T& x : qn) x = static_cast<T>(kScreenErr * x + 1e-15);  // errRow: |exact - estimate| <= errRow * kn
+  for (T& x : kn) x += static_cast<T>(1e-15);
+  return true;
 }
 
 template <typename T>
@@ -113,14 +155,32 @@ void forwardImpl(const at::Tensor& q, const at::Tensor& keys, const at::Tensor& 
   const int64_t Ts = std::min<int64_t>(d.S, 2048);
   const int64_t Rc = std::min<int64_t>(d.R, std::max<int64_t>(64, (int64_t{1} << 20) / Ts));  // <= 2^20 + 64*2048 scores per block
   at::Tensor blockBuf = at::empty({Rc * Ts}, q.options());
+  std::vector<T> errRow, kn;
+  const bool screen = std::is_same<T, float>::value && screeningWanted(d, Ts) && screeningNorms(qp, kp, d, errRow, kn);
   for (int64_t h = 0; h < d.H; ++h) {
     const at::Tensor qh = q2.narrow(1, h * d.dh, d.dh);
     const at::Tensor kh = keys.narrow(1, h * d.dh, d.dh);
     for (int64_t r0 = 0; r0 < d.R; r0 += Rc) {
       const int64_t rc = std::min(Rc, d.R - r0);
       const at::Tensor qc = qh.narrow(0, r0, rc);
+      const at::Tensor qb = screen ? qc.to(at::kBFloat16) : at::Tensor();
       for (int64_t s0 = 0; s0 < d.S; s0 += Ts) {
         const int64_t ts = std::min(Ts, d.S - s0);
+        bool full = screen && s0 > 0;  // screening needs every row's list full (after the first tile)
+        for (int64_t i = 0; full && i < rc; ++i) full = count[(r0 + i) * d.H + h] == d.k;
+        if (full) {
+          const at::Tensor approx = at::mm(qb, kh.narrow(0, s0, ts).to(at::kBFloat16).t());  // [rc, ts] bfloat16
+          const uint16_t* ap = reinterpret_cast<const uint16_t*>(approx.data_ptr<at::BFloat16>());
+          at::parallel_for(0, rc, 16, [&](int64_t i0, int64_t i1) {
+            for (int64_t i = i0; i < i1; ++i) {
+              const int64_t r = r0 + i, oi = r * d.H + h;
+              RADKIT_MQ_SIMD(screenTile(ap + i * ts, mp ? mp + (r / d.L) * d.S + s0 : nullptr, ts, s0, d.k, top + oi * d.k, idx + oi * d.k,
+                                        sc.alpha[h * d.R + r], sc.perKey ? sc.beta.data() + h * d.S + s0 : nullptr, kn.data() + h * d.S + s0,
+                                        errRow[h * d.R + r], qp + r * d.D + h * d.dh, kp + h * d.dh, d.D, d.dh));
+            }
+          });
+          continue;
+        }
         at::Tensor block = blockBuf.narrow(0, 0, rc * ts).view({rc, ts});
         at::mm_out(block, qc, kh.narrow(0, s0, ts).t());
         T* bp = block.data_ptr<T>();
