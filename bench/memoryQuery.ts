@@ -2,8 +2,8 @@
  * Benchmark: ops.memoryQuery against matmul + topk + gather (the composite reference) on the CPU,
  * float32: XProNet size (B=16, L=98, S=280, D=Dv=512, k=15, 8 heads) and a large memory
  * (B=4, L=98, S=100,000, D=Dv=512, k=32, 1 head: B=4 keeps the composite run affordable on 2 cores); scaled-dot similarity, softmax weighting.
- * Forward and forward+backward medians in one run; peak extra memory per variant in fresh child
- * processes. Run: `node dist/bench/memoryQuery.js [xpronet|large]`. Writes bench/out/memoryQuery.json.
+ * Forward and forward+backward medians in one run (and the forward with screening off, RADKIT_MQ_SCREEN=0); peak extra memory per variant in fresh child
+ * processes. Run: `node dist/bench/memoryQuery.js [xpronet|large] [--threads N]`. Writes bench/out/memoryQuery.json.
  */
 import * as radkit from '../lib/index.js';
 import { Tensor, ops } from '../lib/index.js';
@@ -46,13 +46,18 @@ function run(name: Name, kind: 'fused' | 'composite', backward: boolean, [q, k, 
   r.weights.dispose();
 }
 
+// --threads N: LibTorch intra-op threads for both sides (children inherit it through the env).
+const threadsAt = process.argv.indexOf('--threads');
+if (threadsAt >= 0) process.env.RADKIT_BENCH_THREADS = process.argv[threadsAt + 1];
+if (process.env.RADKIT_BENCH_THREADS) radkit.setNumThreads(Number(process.env.RADKIT_BENCH_THREADS));
+
 const childAt = process.argv.indexOf('--child');
 if (childAt >= 0) {
   const [name, kind, pass] = process.argv[childAt + 1].split(':') as [Name, 'fused' | 'composite', string];
   const bwd = pass === 'forward-backward';
   childMeasure(() => inputs(name, bwd), (t) => run(name, kind, bwd, t as Tensor[]));
 } else {
-  const names = (process.argv[2] ? [process.argv[2]] : Object.keys(CONFIGS)) as Name[];
+  const names = (process.argv[2] && !process.argv[2].startsWith('--') ? [process.argv[2]] : Object.keys(CONFIGS)) as Name[];
   const results: Record<string, unknown> = {};
   for (const name of names) {
     const c = CONFIGS[name];
@@ -74,7 +79,18 @@ if (childAt >= 0) {
       () => run(name, 'composite', true, withGrad),
       c.reps,
     );
-    const ms = { fusedForward, compositeForward, fusedForwardBackward, compositeForwardBackward };
+    // The same forward with the bfloat16 screening of long memories turned off (it is on by default
+    // for float32, S >= 16,384 on CPUs with AVX512-BF16; see README), against the composite again.
+    const unscreened = () => {
+      process.env.RADKIT_MQ_SCREEN = '0';
+      try {
+        run(name, 'fused', false, plain);
+      } finally {
+        delete process.env.RADKIT_MQ_SCREEN;
+      }
+    };
+    const [unscreenedForward, compositeForward2] = timePair(unscreened, () => run(name, 'composite', false, plain), c.reps);
+    const ms = { fusedForward, compositeForward, fusedForwardBackward, compositeForwardBackward, unscreenedForward, compositeForward2 };
     const mem: Record<string, number> = {};
     for (const kind of ['fused', 'composite'])
       for (const pass of ['forward', 'forward-backward']) mem[`${kind}-${pass}`] = MiB(peakExtraBytes(__filename, `${name}:${kind}:${pass}`));
@@ -82,7 +98,11 @@ if (childAt >= 0) {
     results[name] = {
       shape: { ...c, dtype: 'float32', device: 'cpu', similarity: 'scaled-dot', weighting: 'softmax' },
       ms,
-      speedup: { forward: ms.compositeForward / ms.fusedForward, forwardBackward: ms.compositeForwardBackward / ms.fusedForwardBackward },
+      speedup: {
+        forward: ms.compositeForward / ms.fusedForward,
+        forwardBackward: ms.compositeForwardBackward / ms.fusedForwardBackward,
+        forwardUnscreened: ms.compositeForward2 / ms.unscreenedForward,
+      },
       peakExtraMiB: mem,
       outputsMiB,
       scoreTensorMiB: MiB(c.B * c.heads * c.L * c.S * 4),

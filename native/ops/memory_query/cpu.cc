@@ -9,6 +9,7 @@
 // row over a CSR index of the (row, slot) pairs that selected it, in a fixed order, so results are
 // bit-identical across runs and thread counts (no atomics). The per-row loops live in
 // cpu_loops.inc, compiled for the x86-64 baseline and for AVX2+FMA (picked at run time).
+#include <ATen/Context.h>
 #include <ATen/Parallel.h>
 
 #include <algorithm>
@@ -100,9 +101,9 @@ Scales<T> scalesOf(const T* q, const T* keys, const Dims& d, Similarity sim) {
 }
 
 // Screening of long memories with bfloat16 GEMMs (float32 inputs, CPUs with AVX512-BF16): each
-// memory tile after the first is scored by a bfloat16 GEMM, and only memory rows whose estimate
-// plus its error bound reaches a row's current k-th score get an exact float32 dot product
-// (screenTile). The selection is the exact path's: the bound is proven, not tuned.
+// memory tile is scored by a bfloat16 GEMM, and only memory rows whose estimate plus its error
+// bound can reach a row's k-th score get an exact float32 dot product (screenTile). The selection
+// is the exact path's: the bound is proven, not tuned.
 // Error of the estimate, with u = 2^-8 (bfloat16) and w = 2^-24 (float32): rounding q and k to
 // bfloat16 moves each product by at most (2u + u^2)|q_i||k_i|; the GEMM sums in float32 (oneDNN's
 // documented bf16 accumulation: at most dh*w*sum|q_i k_i|) and rounds the result to bfloat16
@@ -112,12 +113,13 @@ Scales<T> scalesOf(const T* q, const T* keys, const Dims& d, Similarity sim) {
 // whatever the CPU (tests; slow without BF16 hardware).
 constexpr double kScreenErr = 1.0 / 64;
 constexpr int64_t kScreenMaxDh = 16384;
+constexpr int64_t kScreenTile = 2048;  // keys per bfloat16 GEMM
 
 bool screeningWanted(const Dims& d, int64_t tile) {
   const char* env = std::getenv("RADKIT_MQ_SCREEN");
   if ((env && env[0] == '0') || d.dh > kScreenMaxDh || d.S <= tile || d.R == 0) return false;
   if (env && env[0] == '1') return true;
-  return d.S >= 8 * tile && cpuHasAvx512Bf16();
+  return d.S >= 8 * tile && cpuHasAvx512Bf16() && at::hasMKLDNN();  // oneDNN runs bf16 GEMMs on that hardware
 }
 
 // |q| per (head, row) and |k| per (head, key), rounded up, for the bounds; false when some input is
@@ -164,19 +166,22 @@ void forwardImpl(const at::Tensor& q, const at::Tensor& keys, const at::Tensor& 
       const int64_t rc = std::min(Rc, d.R - r0);
       const at::Tensor qc = qh.narrow(0, r0, rc);
       const at::Tensor qb = screen ? qc.to(at::kBFloat16) : at::Tensor();
-      for (int64_t s0 = 0; s0 < d.S; s0 += Ts) {
-        const int64_t ts = std::min(Ts, d.S - s0);
-        bool full = screen && s0 > 0;  // screening needs every row's list full (after the first tile)
-        for (int64_t i = 0; full && i < rc; ++i) full = count[(r0 + i) * d.H + h] == d.k;
-        if (full) {
+      // Screening takes tiles of kScreenTile keys, the first one too (no float32 BLAS call, so
+      // oneDNN's threads have the cores).
+      for (int64_t s0 = 0, ts = 0; s0 < d.S; s0 += ts) {
+        ts = std::min(screen ? kScreenTile : Ts, d.S - s0);
+        if (screen) {
           const at::Tensor approx = at::mm(qb, kh.narrow(0, s0, ts).to(at::kBFloat16).t());  // [rc, ts] bfloat16
           const uint16_t* ap = reinterpret_cast<const uint16_t*>(approx.data_ptr<at::BFloat16>());
           at::parallel_for(0, rc, 16, [&](int64_t i0, int64_t i1) {
+            std::vector<T> lows(static_cast<size_t>(ts));
+            std::vector<int32_t> cand(static_cast<size_t>(ts));
             for (int64_t i = i0; i < i1; ++i) {
               const int64_t r = r0 + i, oi = r * d.H + h;
-              RADKIT_MQ_SIMD(screenTile(ap + i * ts, mp ? mp + (r / d.L) * d.S + s0 : nullptr, ts, s0, d.k, top + oi * d.k, idx + oi * d.k,
-                                        sc.alpha[h * d.R + r], sc.perKey ? sc.beta.data() + h * d.S + s0 : nullptr, kn.data() + h * d.S + s0,
-                                        errRow[h * d.R + r], qp + r * d.D + h * d.dh, kp + h * d.dh, d.D, d.dh));
+              count[oi] = static_cast<int32_t>(RADKIT_MQ_SIMD(screenTile(
+                  ap + i * ts, mp ? mp + (r / d.L) * d.S + s0 : nullptr, ts, s0, d.k, top + oi * d.k, idx + oi * d.k, static_cast<int64_t>(count[oi]),
+                  sc.alpha[h * d.R + r], sc.perKey ? sc.beta.data() + h * d.S + s0 : nullptr, kn.data() + h * d.S + s0, errRow[h * d.R + r],
+                  qp + r * d.D + h * d.dh, kp + h * d.dh, d.D, d.dh, lows.data(), cand.data())));
             }
           });
           continue;
