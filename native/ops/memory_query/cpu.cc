@@ -119,7 +119,10 @@ bool screeningWanted(const Dims& d, int64_t tile) {
   const char* env = std::getenv("RADKIT_MQ_SCREEN");
   if ((env && env[0] == '0') || d.dh > kScreenMaxDh || d.S <= tile || d.R == 0) return false;
   if (env && env[0] == '1') return true;
-  return d.S >= 8 * tile && cpuHasAvx512Bf16() && at::hasMKLDNN();  // oneDNN runs bf16 GEMMs on that hardware
+  // oneDNN runs bf16 GEMMs on that hardware. It pays off on 1-2 threads only: measured on a 16-core
+  // Xeon (S = 100,000), screened vs unscreened 360 / 406 ms on 1 thread, 271 / 313 on 2, 225 / 204
+  // on 4, 174 / 127 on 16 (see bench/RESULTS.md).
+  return d.S >= 8 * tile && cpuHasAvx512Bf16() && at::hasMKLDNN() && at::get_num_threads() <= 2;
 }
 
 // |q| per (head, row) and |k| per (head, key), rounded up, for the bounds; false when some input is
