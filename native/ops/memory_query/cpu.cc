@@ -178,13 +178,13 @@ void forwardImpl(const at::Tensor& q, const at::Tensor& keys, const at::Tensor& 
           const uint16_t* ap = reinterpret_cast<const uint16_t*>(approx.data_ptr<at::BFloat16>());
           at::parallel_for(0, rc, 16, [&](int64_t i0, int64_t i1) {
             std::vector<T> lows(static_cast<size_t>(ts));
-            std::vector<int32_t> cand(static_cast<size_t>(ts));
+            std::vector<uint8_t> flags(static_cast<size_t>(ts + 8));
             for (int64_t i = i0; i < i1; ++i) {
               const int64_t r = r0 + i, oi = r * d.H + h;
               count[oi] = static_cast<int32_t>(RADKIT_MQ_SIMD(screenTile(
                   ap + i * ts, mp ? mp + (r / d.L) * d.S + s0 : nullptr, ts, s0, d.k, top + oi * d.k, idx + oi * d.k, static_cast<int64_t>(count[oi]),
                   sc.alpha[h * d.R + r], sc.perKey ? sc.beta.data() + h * d.S + s0 : nullptr, kn.data() + h * d.S + s0, errRow[h * d.R + r],
-                  qp + r * d.D + h * d.dh, kp + h * d.dh, d.D, d.dh, lows.data(), cand.data())));
+                  qp + r * d.D + h * d.dh, kp + h * d.dh, d.D, d.dh, lows.data(), flags.data())));
             }
           });
           continue;
