@@ -15,7 +15,7 @@ import * as radkit from '../lib/index.js';
 import { Tensor, ops } from '../lib/index.js';
 import { loadNative, packageRoot } from '../lib/native.js';
 import type { NativeKernels1Testing } from '../typings/native.js';
-import { MiB, median, writeJson } from './opsHarness.js';
+import { MiB, timePair, writeJson } from './opsHarness.js';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 const N = loadNative() as any;
@@ -34,21 +34,6 @@ interface Row {
 }
 const rows: Row[] = [];
 
-/** Median ms of synchronised calls, alternating op and reference so both see the same clocks. */
-function timePairGpu(a: () => void, b: () => void, reps: number): [number, number] {
-  const once = (f: () => void) => {
-    radkit.cudaSynchronize();
-    const t0 = process.hrtime.bigint();
-    f();
-    radkit.cudaSynchronize();
-    return Number(process.hrtime.bigint() - t0) / 1e6;
-  };
-  for (let i = 0; i < 2; i++) once(a), once(b); // warm-up: kernel loading, allocator caching
-  const ta: number[] = [], tb: number[] = [];
-  for (let i = 0; i < reps; i++) ta.push(once(a)), tb.push(once(b));
-  return [median(ta), median(tb)];
-}
-
 /** Peak CUDA bytes one call adds above the allocation before it. */
 function peakGpu(f: () => void): number {
   radkit.cudaSynchronize();
@@ -59,7 +44,8 @@ function peakGpu(f: () => void): number {
 }
 
 function record(name: string, pass: Row['pass'], op: () => void, ref: () => void, reps: number): void {
-  const [opMs, referenceMs] = timePairGpu(op, ref, reps);
+  // warm-ups: kernel loading, allocator caching
+  const [opMs, referenceMs] = timePair(op, ref, reps, { warmups: 2, sync: radkit.cudaSynchronize });
   const row = { case: name, pass, opMs, referenceMs, speedup: referenceMs / opMs, opPeakMiB: MiB(peakGpu(op)), referencePeakMiB: MiB(peakGpu(ref)) };
   rows.push(row);
   console.log(`${name.padEnd(50)} ${pass.padEnd(8)} op ${opMs.toFixed(3).padStart(9)} ms  ref ${referenceMs.toFixed(3).padStart(9)} ms  x${row.speedup.toFixed(2).padStart(6)}  peak op ${row.opPeakMiB} MiB ref ${row.referencePeakMiB} MiB`);

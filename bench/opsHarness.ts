@@ -60,18 +60,22 @@ export function writeJson(root: string, name: string, data: unknown): string {
   return p;
 }
 
-/** Medians of `reps` alternating calls of a and b (both see the same machine load), after one warm-up each. */
-export function timePair(a: () => void, b: () => void, reps: number): [number, number] {
-  a();
-  b();
+/**
+ * Medians of `reps` alternating calls of a and b (both see the same machine load), after `warmups`
+ * calls of each. `sync` runs before the clock starts and before it stops (CUDA: radkit.cudaSynchronize,
+ * as GPU calls return once queued).
+ */
+export function timePair(a: () => void, b: () => void, reps: number, options: { warmups?: number; sync?: () => void } = {}): [number, number] {
+  const sync = options.sync ?? (() => {});
+  const once = (f: () => void) => {
+    sync();
+    const t0 = process.hrtime.bigint();
+    f();
+    sync();
+    return Number(process.hrtime.bigint() - t0) / 1e6;
+  };
+  for (let i = 0; i < (options.warmups ?? 1); i++) once(a), once(b);
   const ta: number[] = [], tb: number[] = [];
-  for (let i = 0; i < reps; i++) {
-    let t0 = process.hrtime.bigint();
-    a();
-    ta.push(Number(process.hrtime.bigint() - t0) / 1e6);
-    t0 = process.hrtime.bigint();
-    b();
-    tb.push(Number(process.hrtime.bigint() - t0) / 1e6);
-  }
+  for (let i = 0; i < reps; i++) ta.push(once(a)), tb.push(once(b));
   return [median(ta), median(tb)];
 }

@@ -57,17 +57,14 @@ MaxSimilarityResult max_similarity_forward_cuda(const at::Tensor& image, const a
   auto vopt = image.options().dtype(ct);
   at::Tensor rowVal = at::empty({Bi, Bt, N}, vopt), colVal = at::empty({Bi, Bt, K}, vopt);
   at::Tensor rowIdx = at::empty({Bi, Bt, N}, lopt), colIdx = at::empty({Bi, Bt, K}, lopt);
-  const int64_t vsize = ct == at::kDouble ? 8 : 4;
   for (int64_t i0 = 0; i0 < Bi; i0 += Ib) {
     const int64_t nb = std::min(Ib, Bi - i0);
     const at::Tensor S = at::matmul(image.narrow(0, i0, nb).to(ct), T2).contiguous();  // [nb, N, Bt*K]
-    check(maxsim_cuda::rowMax(acc, S.data_ptr(), tm.data_ptr<bool>(), nb, N, Bt, K,
-                              static_cast<char*>(rowVal.data_ptr()) + i0 * Bt * N * vsize,
-                              reinterpret_cast<long long*>(rowIdx.data_ptr<int64_t>()) + i0 * Bt * N, stream),
+    check(maxsim_cuda::rowMax(acc, S.data_ptr(), tm.data_ptr<bool>(), nb, N, Bt, K, rowVal.narrow(0, i0, nb).data_ptr(),
+                              reinterpret_cast<long long*>(rowIdx.narrow(0, i0, nb).data_ptr<int64_t>()), stream),
           "rowMax");
-    check(maxsim_cuda::colMax(acc, S.data_ptr(), im.data_ptr<bool>() + i0 * N, nb, N, Bt, K,
-                              static_cast<char*>(colVal.data_ptr()) + i0 * Bt * K * vsize,
-                              reinterpret_cast<long long*>(colIdx.data_ptr<int64_t>()) + i0 * Bt * K, stream),
+    check(maxsim_cuda::colMax(acc, S.data_ptr(), im.narrow(0, i0, nb).data_ptr<bool>(), nb, N, Bt, K, colVal.narrow(0, i0, nb).data_ptr(),
+                              reinterpret_cast<long long*>(colIdx.narrow(0, i0, nb).data_ptr<int64_t>()), stream),
           "colMax");
   }
   at::Tensor nib = ni.view({Bi, 1});

@@ -115,14 +115,14 @@ constexpr double kScreenErr = 1.0 / 64;
 constexpr int64_t kScreenMaxDh = 16384;
 constexpr int64_t kScreenTile = 2048;  // keys per bfloat16 GEMM
 
-bool screeningWanted(const Dims& d, int64_t tile) {
+bool screeningWanted(const Dims& d) {
   const char* env = std::getenv("RADKIT_MQ_SCREEN");
-  if ((env && env[0] == '0') || d.dh > kScreenMaxDh || d.S <= tile || d.R == 0) return false;
+  if ((env && env[0] == '0') || d.dh > kScreenMaxDh || d.S <= kScreenTile || d.R == 0) return false;
   if (env && env[0] == '1') return true;
   // oneDNN runs bf16 GEMMs on that hardware. It pays off on 1-2 threads only: measured on a 16-core
   // Xeon (S = 100,000), screened vs unscreened 360 / 406 ms on 1 thread, 271 / 313 on 2, 225 / 204
   // on 4, 174 / 127 on 16 (see bench/RESULTS.md).
-  return d.S >= 8 * tile && cpuHasAvx512Bf16() && at::hasMKLDNN() && at::get_num_threads() <= 2;
+  return d.S >= 8 * kScreenTile && cpuHasAvx512Bf16() && at::hasMKLDNN() && at::get_num_threads() <= 2;
 }
 
 // |q| per (head, row) and |k| per (head, key), rounded up, for the bounds; false when some input is
@@ -159,9 +159,9 @@ void forwardImpl(const at::Tensor& q, const at::Tensor& keys, const at::Tensor& 
   const at::Tensor q2 = q.view({d.R, d.D});
   const int64_t Ts = std::min<int64_t>(d.S, 2048);
   const int64_t Rc = std::min<int64_t>(d.R, std::max<int64_t>(64, (int64_t{1} << 20) / Ts));  // <= 2^20 + 64*2048 scores per block
-  at::Tensor blockBuf = at::empty({Rc * Ts}, q.options());
   std::vector<T> errRow, kn;
-  const bool screen = std::is_same<T, float>::value && screeningWanted(d, Ts) && screeningNorms(qp, kp, d, errRow, kn);
+  const bool screen = std::is_same<T, float>::value && screeningWanted(d) && screeningNorms(qp, kp, d, errRow, kn);
+  const at::Tensor blockBuf = screen ? at::Tensor() : at::empty({Rc * Ts}, q.options());  // exact path's score blocks
   for (int64_t h = 0; h < d.H; ++h) {
     const at::Tensor qh = q2.narrow(1, h * d.dh, d.dh);
     const at::Tensor kh = keys.narrow(1, h * d.dh, d.dh);
