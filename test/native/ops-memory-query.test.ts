@@ -149,7 +149,7 @@ describe('ops.memoryQuery (CPU)', () => {
     compare({ k: 7, similarity: 'scaled-dot', weighting: 'softmax', heads: 2 }, { B: 1, L: 2, D, S: s, Dv }, { qd: qd.slice(0, 2 * D), kd: rand(s * D, 9), vd: rand(s * Dv, 10) });
   });
 
-  describe('bfloat16 screening of long memories (RADKIT_MQ_SCREEN=1 forces it on any CPU)', () => {
+  describe('int8 screening of long memories (RADKIT_MQ_SCREEN=1 forces it on any CPU)', () => {
     const withScreening = <T>(on: boolean, fn: () => T): T => {
       const before = process.env.RADKIT_MQ_SCREEN;
       process.env.RADKIT_MQ_SCREEN = on ? '1' : '0';
@@ -184,6 +184,50 @@ describe('ops.memoryQuery (CPU)', () => {
           expectClose(f32(on.r.response), f32(off.r.response), 1e-4, 1e-5);
           for (let i = 0; i < 3; ++i) expectClose(on.grads[i], off.grads[i], 1e-3, 1e-4);
         }
+    });
+
+    const f32 = (d: Float64Array | Float32Array, shape: number[]) => Tensor.from(Float32Array.from(d), shape);
+    const indicesBoth = (q: Tensor, kk: Tensor, v: Tensor, o: MemoryQueryOptions) =>
+      [true, false].map((on) => withScreening(on, () => ints(ops.memoryQuery(q, kk, v, o).indices)));
+
+    it('handles head widths that are not multiples of the vector width (dh = 75, 20, 3)', () => {
+      const s = 6000;
+      for (const [d, heads] of [[75, 1], [40, 2], [12, 4]] as const) {
+        const q = f32(rand(3 * d, 40 + d), [1, 3, d]), kk = f32(rand(s * d, 41 + d), [s, d]), v = f32(rand(s * 4, 42), [s, 4]);
+        const o: MemoryQueryOptions = { k: 9, similarity: 'scaled-dot', weighting: 'softmax', heads };
+        const [on, off] = indicesBoth(q, kk, v, o);
+        expect(on).toEqual(off);
+        expect(on).toEqual(ints(reference(q, kk, v, o).indices));
+      }
+    });
+
+    it('selects exactly on keys that quantize badly: zero, tiny, one dominant entry, near-duplicates', () => {
+      const s = 5000, d = 32;
+      const kd = Float32Array.from(rand(s * d, 51));
+      for (let j = 0; j < s; ++j) {
+        const row = kd.subarray(j * d, (j + 1) * d);
+        if (j % 7 === 0) row.fill(0);
+        else if (j % 7 === 1) row.forEach((x, i) => (row[i] = x * 1e-33));
+        else if (j % 7 === 2) row[j % d] = 40; // one entry far above the rest: the others round to code 0
+        else if (j % 7 === 3 && j > 3) row.set(kd.subarray((j - 3) * d, (j - 2) * d).map((x) => x * (1 + 1e-6)));
+      }
+      const q = f32(rand(4 * d, 52), [1, 4, d]), kk = Tensor.from(kd, [s, d]), v = f32(rand(s * 2, 53), [s, 2]);
+      for (const similarity of ['dot', 'cosine'] as const) {
+        const o: MemoryQueryOptions = { k: 20, similarity, weighting: 'softmax' };
+        const [on, off] = indicesBoth(q, kk, v, o);
+        expect(on).toEqual(off);
+      }
+    });
+
+    it('falls back to the exact path for scores that could overflow, and reports non-finite keys', () => {
+      const s = 3000, d = 16;
+      const kd = Float32Array.from(rand(s * d, 61), (x) => x * 1e17);
+      const q = f32(rand(2 * d, 62).map((x) => x * 1e14), [1, 2, d]), v = f32(rand(s * 2, 63), [s, 2]);
+      const o: MemoryQueryOptions = { k: 5, similarity: 'cosine', weighting: 'softmax' };
+      const [on, off] = indicesBoth(q, Tensor.from(kd, [s, d]), v, o);
+      expect(on).toEqual(off);
+      kd[1234] = NaN;
+      expect(() => withScreening(true, () => ops.memoryQuery(q, Tensor.from(kd, [s, d]), v, o))).toThrow(/finite/);
     });
 
     it('keeps ties in index order across screened tiles (integer data, S = 10,000)', () => {

@@ -2,7 +2,8 @@
 // Forward: per head, rows are processed in chunks and memory in tiles; each [rows, tile] score
 // block is one BLAS GEMM into a fixed-size buffer, then every row merges the tile into its running
 // top-k (kept sorted inside the output buffers; see mergeTile for the branchless candidate
-// filter). Finally the weights and the weighted sum of value rows are computed per row, reading
+// filter). Long memories in float32 are screened instead (screenedSelect: integer GEMMs of
+// quantized codes, exact dot products only where a proven bound says a key can enter). Finally the weights and the weighted sum of value rows are computed per row, reading
 // values in place (no gathered copy).
 // Backward: per row, the weighting and similarity are differentiated over the k selected entries
 // only and the query gradient is written; key and value gradients are then accumulated per memory
@@ -11,6 +12,9 @@
 // cpu_loops.inc, compiled for the x86-64 baseline and for AVX2+FMA (picked at run time).
 #include <ATen/Context.h>
 #include <ATen/Parallel.h>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 #include <algorithm>
 #include <array>
@@ -19,10 +23,12 @@
 #include <cstdlib>
 #include <type_traits>
 #include <limits>
+#include <stdexcept>
 #include <vector>
 
 #include "../../binding/errors.h"
 #include "../cpu_simd.h"
+#include "../onednn_gemm.h"
 #include "memory_query.h"
 
 namespace radkit {
@@ -72,17 +78,21 @@ struct Scales {
   bool perKey = false;  // beta differs from 1 (cosine)
 };
 
-// Euclidean norms of the head slices of n vectors, head-major [H][n]: inverse = true gives
-// 1 / max(norm, 1e-12) (cosine), false the norm rounded up (screening bounds).
+// Inverse Euclidean norms 1 / max(|x|, 1e-12) of the head slices of n vectors, head-major [H][n]
+// (cosine similarity); summed in double, 8 independent partial sums so the loop vectorises.
 template <typename T>
-void headNorms(const T* x, int64_t n, const Dims& d, T* out, bool inverse) {
+void inverseHeadNorms(const T* x, int64_t n, const Dims& d, T* out) {
   at::parallel_for(0, n * d.H, 256, [&](int64_t o0, int64_t o1) {
     for (int64_t o = o0; o < o1; ++o) {
       const int64_t h = o / n, i = o % n;
       const T* v = x + i * d.D + h * d.dh;
-      double s = 0;
-      for (int64_t j = 0; j < d.dh; ++j) s += static_cast<double>(v[j]) * v[j];
-      out[o] = static_cast<T>(inverse ? 1.0 / std::max(std::sqrt(s), kNormEps) : std::sqrt(s) * (1 + 1e-6));
+      double s[8] = {};
+      int64_t j = 0;
+      for (; j + 8 <= d.dh; j += 8)
+        for (int u = 0; u < 8; ++u) s[u] += static_cast<double>(v[j + u]) * v[j + u];
+      for (; j < d.dh; ++j) s[0] += static_cast<double>(v[j]) * v[j];
+      const double sum = ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7]));
+      out[o] = static_cast<T>(1.0 / std::max(std::sqrt(sum), kNormEps));
     }
   });
 }
@@ -93,102 +103,30 @@ Scales<T> scalesOf(const T* q, const T* keys, const Dims& d, Similarity sim) {
   sc.alpha.assign(static_cast<size_t>(d.H * d.R), sim == Similarity::ScaledDot ? static_cast<T>(1.0 / std::sqrt(static_cast<double>(d.dh))) : T(1));
   sc.beta.assign(static_cast<size_t>(d.H * d.S), T(1));
   if (sim == Similarity::Cosine) {
-    headNorms(q, d.R, d, sc.alpha.data(), true);
-    headNorms(keys, d.S, d, sc.beta.data(), true);
+    inverseHeadNorms(q, d.R, d, sc.alpha.data());
+    inverseHeadNorms(keys, d.S, d, sc.beta.data());
     sc.perKey = true;
   }
   return sc;
 }
 
-// Screening of long memories with bfloat16 GEMMs (float32 inputs, CPUs with AVX512-BF16): each
-// memory tile is scored by a bfloat16 GEMM, and only memory rows whose estimate plus its error
-// bound can reach a row's k-th score get an exact float32 dot product (screenTile). The selection
-// is the exact path's: the bound is proven, not tuned.
-// Error of the estimate, with u = 2^-8 (bfloat16) and w = 2^-24 (float32): rounding q and k to
-// bfloat16 moves each product by at most (2u + u^2)|q_i||k_i|; the GEMM sums in float32 (oneDNN's
-// documented bf16 accumulation: at most dh*w*sum|q_i k_i|) and rounds the result to bfloat16
-// (u|estimate|); the exact dot product itself is within dh*w*sum|q_i||k_i| of the true one. With
-// sum|q_i||k_i| <= |q||k| the total is below (3u + u^2 + 2.1*dh*w)|q||k| <= 2^-6 |q||k| for
-// dh <= 16384 (flushed subnormals add < 1e-30). RADKIT_MQ_SCREEN=0 turns screening off, =1 on
-// whatever the CPU (tests; slow without BF16 hardware).
-constexpr double kScreenErr = 1.0 / 64;
-constexpr int64_t kScreenMaxDh = 16384;
-constexpr int64_t kScreenTile = 2048;  // keys per bfloat16 GEMM
-
-bool screeningWanted(const Dims& d) {
-  const char* env = std::getenv("RADKIT_MQ_SCREEN");
-  if ((env && env[0] == '0') || d.dh > kScreenMaxDh || d.S <= kScreenTile || d.R == 0) return false;
-  if (env && env[0] == '1') return true;
-  // oneDNN runs bf16 GEMMs on that hardware. It pays off on 1-2 threads only: measured on a 16-core
-  // Xeon (S = 100,000), screened vs unscreened 360 / 406 ms on 1 thread, 271 / 313 on 2, 225 / 204
-  // on 4, 174 / 127 on 16 (see bench/RESULTS.md).
-  return d.S >= 8 * kScreenTile && cpuHasAvx512Bf16() && at::hasMKLDNN() && at::get_num_threads() <= 2;
-}
-
-// |q| per (head, row) and |k| per (head, key), rounded up, for the bounds; false when some input is
-// not finite or a score could overflow (the exact path then reports it).
+// Exact selection: each [rows, tile] score block is one BLAS GEMM into a fixed-size buffer, then
+// every row merges the tile into its running top-k (mergeTile). top/idx/count: the running lists.
 template <typename T>
-bool screeningNorms(const T* q, const T* keys, const Dims& d, std::vector<T>& qn, std::vector<T>& kn) {
-  qn.resize(static_cast<size_t>(d.H * d.R));
-  kn.resize(static_cast<size_t>(d.H * d.S));
-  headNorms(q, d.R, d, qn.data(), false);
-  headNorms(keys, d.S, d, kn.data(), false);
-  T qmax = 0, kmax = 0;
-  for (T x : qn) qmax = std::isfinite(x) ? std::max(qmax, x) : std::numeric_limits<T>::infinity();
-  for (T x : kn) kmax = std::isfinite(x) ? std::max(kmax, x) : std::numeric_limits<T>::infinity();
-  if (!(static_cast<double>(qmax) * kmax < 1e30)) return false;
-  for (T& x : qn) x = static_cast<T>(kScreenErr * x + 1e-15);  // errRow: |exact - estimate| <= errRow * kn
-  for (T& x : kn) x += static_cast<T>(1e-15);
-  return true;
-}
-
-template <typename T>
-void forwardImpl(const at::Tensor& q, const at::Tensor& keys, const at::Tensor& values, const at::Tensor& mask,
-                 const MemoryQueryOptions& o, const Dims& d, at::Tensor& response, at::Tensor& indices, at::Tensor& weights) {
-  const T* qp = q.data_ptr<T>();
-  const T* kp = keys.data_ptr<T>();
-  const T* vp = values.data_ptr<T>();
-  const bool* mp = mask.defined() ? mask.data_ptr<bool>() : nullptr;
-  T* top = weights.data_ptr<T>();  // running top-k scores, turned into weights at the end
-  int64_t* idx = indices.data_ptr<int64_t>();
-  T* out = response.data_ptr<T>();
-  const Scales<T> sc = scalesOf(qp, kp, d, o.similarity);
-  std::vector<int32_t> count(static_cast<size_t>(d.R * d.H), 0);
-  int64_t nonFinite = 0;
-
-  const at::Tensor q2 = q.view({d.R, d.D});
+void exactSelect(const at::Tensor& q2, const at::Tensor& keys, const bool* mp, const Scales<T>& sc, const Dims& d, T* top, int64_t* idx,
+                 std::vector<int32_t>& count) {
   const int64_t Ts = std::min<int64_t>(d.S, 2048);
   const int64_t Rc = std::min<int64_t>(d.R, std::max<int64_t>(64, (int64_t{1} << 20) / Ts));  // <= 2^20 + 64*2048 scores per block
-  std::vector<T> errRow, kn;
-  const bool screen = std::is_same<T, float>::value && screeningWanted(d) && screeningNorms(qp, kp, d, errRow, kn);
-  const at::Tensor blockBuf = screen ? at::Tensor() : at::empty({Rc * Ts}, q.options());  // exact path's score blocks
+  const at::Tensor blockBuf = at::empty({Rc * Ts}, q2.options());
+  int64_t nonFinite = 0;
   for (int64_t h = 0; h < d.H; ++h) {
     const at::Tensor qh = q2.narrow(1, h * d.dh, d.dh);
     const at::Tensor kh = keys.narrow(1, h * d.dh, d.dh);
     for (int64_t r0 = 0; r0 < d.R; r0 += Rc) {
       const int64_t rc = std::min(Rc, d.R - r0);
       const at::Tensor qc = qh.narrow(0, r0, rc);
-      const at::Tensor qb = screen ? qc.to(at::kBFloat16) : at::Tensor();
-      // Screening takes tiles of kScreenTile keys, the first one too (no float32 BLAS call, so
-      // oneDNN's threads have the cores).
       for (int64_t s0 = 0, ts = 0; s0 < d.S; s0 += ts) {
-        ts = std::min(screen ? kScreenTile : Ts, d.S - s0);
-        if (screen) {
-          const at::Tensor approx = at::mm(qb, kh.narrow(0, s0, ts).to(at::kBFloat16).t());  // [rc, ts] bfloat16
-          const uint16_t* ap = reinterpret_cast<const uint16_t*>(approx.data_ptr<at::BFloat16>());
-          at::parallel_for(0, rc, 16, [&](int64_t i0, int64_t i1) {
-            std::vector<T> lows(static_cast<size_t>(ts));
-            std::vector<uint8_t> flags(static_cast<size_t>(ts + 8));
-            for (int64_t i = i0; i < i1; ++i) {
-              const int64_t r = r0 + i, oi = r * d.H + h;
-              count[oi] = static_cast<int32_t>(RADKIT_MQ_SIMD(screenTile(
-                  ap + i * ts, mp ? mp + (r / d.L) * d.S + s0 : nullptr, ts, s0, d.k, top + oi * d.k, idx + oi * d.k, static_cast<int64_t>(count[oi]),
-                  sc.alpha[h * d.R + r], sc.perKey ? sc.beta.data() + h * d.S + s0 : nullptr, kn.data() + h * d.S + s0, errRow[h * d.R + r],
-                  qp + r * d.D + h * d.dh, kp + h * d.dh, d.D, d.dh, lows.data(), flags.data())));
-            }
-          });
-          continue;
-        }
+        ts = std::min(Ts, d.S - s0);
         at::Tensor block = blockBuf.narrow(0, 0, rc * ts).view({rc, ts});
         at::mm_out(block, qc, kh.narrow(0, s0, ts).t());
         T* bp = block.data_ptr<T>();
@@ -211,6 +149,131 @@ void forwardImpl(const at::Tensor& q, const at::Tensor& keys, const at::Tensor& 
   }
   if (nonFinite)
     argError("ERR_NOT_FINITE", "query and keys must give finite similarity scores (found NaN or infinity in query or keys, or an overflow)");
+}
+
+// Screening of long memories with int8 GEMMs (float32 inputs, oneDNN's dnnl_gemm_u8s8s32): every
+// query row and key (per head) is quantized to integer codes with one scale, x = s * c + e
+// (quantizeRow: |c| <= 127, or 63 without VNNI so the GEMM cannot saturate), each memory tile is
+// scored by one integer GEMM of the codes, and only keys whose estimate plus a proven error bound
+// can reach a row's k-th score get an exact float32 dot product (screenTile). The selection is the
+// exact path's: the bound is proven, not tuned.
+// The bound, for q = sq cq + eq and k = sk ck + ek: q . k - sq sk (cq . ck) = eq . k + sq (cq . ek),
+// so by Cauchy-Schwarz it is within |eq||k| + sq|cq||ek| (quantizeRow rounds these norms up). The
+// integer product is exact (int32, dh <= 16384); forming the estimate in float32 adds at most
+// 3 * 2^-24 of it, and it is below 4.2 |q||k| (|cq sq| <= 2.02 |q| for levels >= 63, dh <= 16384);
+// the exact float32 dot product is within 2.1 dh 2^-24 |q||k| of the true one; computing the bounds
+// in float32 adds a few roundings of terms below 6 |q||k|. (2.1 dh + 48) 2^-24 |q||k| covers the
+// last three. RADKIT_MQ_SCREEN=0 turns screening off, =1 on whatever the CPU (tests; slower
+// without VNNI).
+constexpr int64_t kScreenMaxDh = 16384;
+constexpr int64_t kScreenTile = 1024;  // keys per integer GEMM
+constexpr int64_t kScreenRows = 1024;  // query rows per chunk: the [rows, tile] int32 products stay at 4 MiB
+constexpr int64_t kScreenMinS = 16384;  // shorter memories are not screened unless forced
+
+bool screeningWanted(const Dims& d) {
+  const char* env = std::getenv("RADKIT_MQ_SCREEN");
+  if ((env && env[0] == '0') || d.dh > kScreenMaxDh || d.S <= kScreenTile || d.R == 0 || !onednnGemmU8S8S32()) return false;
+  if (env && env[0] == '1') return true;
+  // Only measured on 1-2 threads (see bench/RESULTS.md): with more threads the row-parallel merges
+  // after every tile's GEMM kept the earlier bfloat16 screening from scaling.
+  return d.S >= kScreenMinS && cpuHasVnni() && at::get_num_threads() <= 2;
+}
+
+// Quantizes rows [0, n) of x (row stride ld, dh values each) into codes [n, dh] and
+// stats [n][4] (see quantizeRow). Returns the largest norm, infinity when some row is not finite.
+float quantizeRows(const float* x, int64_t n, int64_t ld, int64_t dh, int levels, int offset, uint8_t* codes, float* stats) {
+  std::vector<float> rowMax(static_cast<size_t>(n));
+  at::parallel_for(0, n, 64, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) {
+      RADKIT_MQ_SIMD(quantizeRow(x + i * ld, dh, levels, offset, codes + i * dh, stats + 4 * i));
+      rowMax[i] = std::isfinite(stats[4 * i + 1]) ? stats[4 * i + 1] : std::numeric_limits<float>::infinity();
+    }
+  });
+  float mx = 0;
+  for (float v : rowMax) mx = std::max(mx, v);
+  return mx;
+}
+
+// Screened selection (see above) into the running lists top/idx/count. Returns false, with nothing
+// decided, when some input is not finite or a score could overflow: the exact path then runs (and
+// reports it).
+bool screenedSelect(const at::Tensor& q2, const at::Tensor& keys, const bool* mp, const Scales<float>& sc, const Dims& d, float* top,
+                    int64_t* idx, std::vector<int32_t>& count) {
+  const OnednnGemmU8S8S32 gemm = onednnGemmU8S8S32();
+  const float* qp = q2.data_ptr<float>();
+  const float* kp = keys.data_ptr<float>();
+  const int levels = cpuHasVnni() ? 127 : 63, offset = levels + 1;  // uint8 query codes c + offset
+  const int64_t Rc = std::min(d.R, kScreenRows);
+  // The large buffers come from LibTorch's allocator (radkit's caching one reuses them; fresh pages
+  // are expensive to fault in).
+  const at::Tensor qCodesBuf = at::empty({Rc * d.dh}, q2.options().dtype(at::kByte)), kCodesBuf = at::empty({kScreenTile * d.dh}, q2.options().dtype(at::kByte));
+  const at::Tensor prodBuf = at::empty({Rc * kScreenTile}, q2.options().dtype(at::kInt));
+  uint8_t* qCodes = qCodesBuf.data_ptr<uint8_t>();
+  uint8_t* kCodes = kCodesBuf.data_ptr<uint8_t>();
+  int32_t* prod = prodBuf.data_ptr<int32_t>();
+  std::vector<float> qStats(static_cast<size_t>(4 * Rc)), kStats(static_cast<size_t>(4 * kScreenTile));
+  std::vector<float> errQ(static_cast<size_t>(Rc)), keyScale(static_cast<size_t>(kScreenTile)), kn(static_cast<size_t>(kScreenTile)),
+      errK(static_cast<size_t>(kScreenTile));
+  const float slack = static_cast<float>((2.1 * static_cast<double>(d.dh) + 48) * 0x1p-24);
+  at::init_num_threads();  // oneDNN's OpenMP threads follow LibTorch's setting on this thread too
+  for (int64_t h = 0; h < d.H; ++h) {
+    for (int64_t r0 = 0; r0 < d.R; r0 += Rc) {
+      const int64_t rc = std::min(Rc, d.R - r0);
+      const float qMax = quantizeRows(qp + r0 * d.D + h * d.dh, rc, d.D, d.dh, levels, offset, qCodes, qStats.data());
+      if (!std::isfinite(qMax)) return false;
+      for (int64_t i = 0; i < rc; ++i) errQ[i] = qStats[4 * i + 2] + slack * qStats[4 * i + 1];
+      for (int64_t s0 = 0, ts = 0; s0 < d.S; s0 += ts) {
+        ts = std::min(kScreenTile, d.S - s0);
+        const float kMax = quantizeRows(kp + s0 * d.D + h * d.dh, ts, d.D, d.dh, levels, 0, kCodes, kStats.data());
+        if (!(static_cast<double>(qMax) * kMax < 1e30)) return false;
+        for (int64_t t = 0; t < ts; ++t) {
+          keyScale[t] = kStats[4 * t];
+          kn[t] = kStats[4 * t + 1];
+          errK[t] = kStats[4 * t + 2];
+        }
+        // prod[i, t] = (qCodes[i] - offset) . kCodes[t], exact in int32.
+        const int32_t zero = 0;
+        if (gemm('N', 'T', 'F', rc, ts, d.dh, 1.0f, qCodes, d.dh, static_cast<uint8_t>(offset), reinterpret_cast<const int8_t*>(kCodes),
+                 d.dh, 0, 0.0f, prod, ts, &zero) != 0)
+          throw std::runtime_error("memoryQuery: oneDNN's integer GEMM failed");
+        at::parallel_for(0, rc, 16, [&](int64_t i0, int64_t i1) {
+          std::vector<float> lows(static_cast<size_t>(ts));
+          std::vector<uint8_t> flags(static_cast<size_t>(ts + 8));
+          std::vector<int32_t> cand(static_cast<size_t>(ts));
+          for (int64_t i = i0; i < i1; ++i) {
+            const int64_t r = r0 + i, oi = r * d.H + h;
+            count[oi] = static_cast<int32_t>(RADKIT_MQ_SIMD(screenTile(
+                prod + i * ts, mp ? mp + (r / d.L) * d.S + s0 : nullptr, ts, s0, d.k, top + oi * d.k, idx + oi * d.k,
+                static_cast<int64_t>(count[oi]), sc.alpha[h * d.R + r], sc.perKey ? sc.beta.data() + h * d.S + s0 : nullptr, qStats[4 * i],
+                errQ[i], qStats[4 * i + 3], keyScale.data(), kn.data(), errK.data(), qp + r * d.D + h * d.dh, kp + h * d.dh, d.D, d.dh,
+                lows.data(), flags.data(), cand.data())));
+          }
+        });
+      }
+    }
+  }
+  return true;
+}
+
+template <typename T>
+void forwardImpl(const at::Tensor& q, const at::Tensor& keys, const at::Tensor& values, const at::Tensor& mask,
+                 const MemoryQueryOptions& o, const Dims& d, at::Tensor& response, at::Tensor& indices, at::Tensor& weights) {
+  const T* qp = q.data_ptr<T>();
+  const T* kp = keys.data_ptr<T>();
+  const T* vp = values.data_ptr<T>();
+  const bool* mp = mask.defined() ? mask.data_ptr<bool>() : nullptr;
+  T* top = weights.data_ptr<T>();  // running top-k scores, turned into weights at the end
+  int64_t* idx = indices.data_ptr<int64_t>();
+  T* out = response.data_ptr<T>();
+  const Scales<T> sc = scalesOf(qp, kp, d, o.similarity);
+  std::vector<int32_t> count(static_cast<size_t>(d.R * d.H), 0);
+  const at::Tensor q2 = q.view({d.R, d.D});
+  bool screened = false;
+  if constexpr (std::is_same<T, float>::value) screened = screeningWanted(d) && screenedSelect(q2, keys, mp, sc, d, top, idx, count);
+  if (!screened) {
+    std::fill(count.begin(), count.end(), 0);
+    exactSelect(q2, keys, mp, sc, d, top, idx, count);
+  }
 
   // Weights and responses.
   const int normalized = o.weighting == Weighting::Normalized;

@@ -1,0 +1,21 @@
+// oneDNN's integer GEMM (dnnl_gemm_u8s8s32), found at run time in the oneDNN library that LibTorch
+// has already loaded. Debian's LibTorch links the shared libdnnl; the Python torch wheels link oneDNN
+// statically with hidden symbols, so there (and without oneDNN) it is absent and callers fall back.
+#pragma once
+
+#include <cstdint>
+
+namespace radkit {
+namespace ops {
+
+// Row-major C[M, N] = alpha * (op(A) - ao) * (op(B) - bo) + beta * C + co (oneDNN's C API; returns
+// 0 on success). A: uint8, B: int8, C: int32 with exact integer accumulation on VNNI hardware.
+using OnednnGemmU8S8S32 = int (*)(char transa, char transb, char offsetc, int64_t M, int64_t N, int64_t K, float alpha, const uint8_t* A,
+                                  int64_t lda, uint8_t ao, const int8_t* B, int64_t ldb, int8_t bo, float beta, int32_t* C, int64_t ldc,
+                                  const int32_t* co);
+
+// The function, or null when no loaded oneDNN exports it. Looked up once.
+OnednnGemmU8S8S32 onednnGemmU8S8S32();
+
+}  // namespace ops
+}  // namespace radkit
