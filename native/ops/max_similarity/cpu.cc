@@ -11,7 +11,7 @@
 // larger value, so the lowest index wins. Every task is computed by one thread in a fixed order, so
 // results are bit-identical across runs and thread counts.
 //
-// Forward for D >= 32 (the usual case): BLAS tiles, see forwardBlas below.
+// Forward for D >= 32 (the usual case): GEMM tiles, see forwardBlas below.
 //
 // Backward: gradients are routed to the arg-max elements only. grad_image is parallel over images and
 // grad_text over texts; each task owns its output rows (no atomics, deterministic).
@@ -23,6 +23,7 @@
 #include <cstring>
 #include <cstdint>
 #include <limits>
+#include <stdexcept>
 #include <vector>
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -31,6 +32,7 @@
 #endif
 
 #include "../cpu_simd.h"
+#include "../onednn_gemm.h"
 #include "max_similarity.h"
 
 namespace radkit {
@@ -299,20 +301,80 @@ void backwardKernel(const T* c1, const T* c2, const T* img, const T* txt, const 
     });
 }
 
-// Forward through BLAS tiles, for D >= kBlasMinD: for a block of images and a block of texts, one
-// GEMM gives the [images * N, texts * K] similarities, which are then scanned pair by pair for the row
-// and column maxima with the same tie rule as the fused kernel (ascending visits, strictly larger
-// replaces). The scratch holds at most 8 MiB of float32 and at most an eighth of the outputs' size
-// (so within the contract's O(Bi Bt (N + K))), but always one whole (image, text) block. With
-// OpenBLAS this is about 1.5x faster than the register tiles (bench/RESULTS.md); RADKIT_MAXSIM_KERNEL
-// = tiles | blas forces either (benchmarks).
+// Scans the [N, K] similarities of image i and text j (element (n, k) at sp[n * ld + k]) for the
+// row and column maxima with the same tie rule as the fused kernel (ascending visits, strictly
+// larger replaces) and writes the pair's two scores and arg-maxima. colBest/colArg: scratch of K.
+template <typename T>
+void scanPair(const T* sp, int64_t ld, int64_t i, int64_t j, int64_t Bt, int64_t N, int64_t K, const std::vector<int32_t>& R,
+              const std::vector<int32_t>& W, T* i2t, T* t2i, int64_t* argN2K, int64_t* argK2N, T* colBest, int32_t* colArg) {
+  using acc_t = double;
+  const T ninf = -std::numeric_limits<T>::infinity();
+  const int64_t nr = static_cast<int64_t>(R.size()), kj = static_cast<int64_t>(W.size());
+  int64_t* a1 = argN2K + (i * Bt + j) * N;
+  int64_t* a2 = argK2N + (i * Bt + j) * K;
+  if (nr == 0 || kj == 0) return;  // zeros and -1 are already in place
+  std::fill(colBest, colBest + kj, ninf);
+  acc_t s1 = 0;
+  for (int64_t r = 0; r < nr; ++r) {
+    const T* row = sp + R[r] * ld;
+    T best = ninf;
+    int32_t arg = -1;
+    for (int64_t c = 0; c < kj; ++c) {
+      const T v = row[W[c]];
+      if (v > best) {
+        best = v;
+        arg = W[c];
+      }
+      if (v > colBest[c]) {
+        colBest[c] = v;
+        colArg[c] = R[r];
+      }
+    }
+    s1 += acc_t(best);
+    a1[R[r]] = arg;
+  }
+  acc_t s2 = 0;
+  for (int64_t c = 0; c < kj; ++c) {
+    s2 += acc_t(colBest[c]);
+    a2[W[c]] = colArg[c];
+  }
+  i2t[i * Bt + j] = T(s1 / acc_t(nr));
+  t2i[i * Bt + j] = T(s2 / acc_t(kj));
+}
+
+// Forward through GEMMs, for D >= kBlasMinD: the similarities of an image and a few texts come from
+// one GEMM, then each (image, text) pair is scanned (scanPair).
+// With oneDNN (float32, see onednn_gemm.h) every thread runs its own single-threaded GEMMs for its
+// (image, text group) tasks into a private buffer of at most 64K floats that stays in its cache, so
+// nothing waits between tiles. Otherwise, for a block of images and a block of texts, one BLAS GEMM
+// gives the [images * N, texts * K] similarities, scanned in parallel pair by pair; that scratch
+// holds at most 8 MiB of float32 and at most an eighth of the outputs' size (so within the contract's
+// O(Bi Bt (N + K))), but always one whole (image, text) block. RADKIT_MAXSIM_KERNEL = tiles | blas
+// forces the register tiles or this path (benchmarks).
 template <typename T>
 void forwardBlas(const at::Tensor& img, const at::Tensor& txt, int64_t Bi, int64_t N, int64_t Bt, int64_t K, int64_t D,
                  const std::vector<std::vector<int32_t>>& rows, const std::vector<std::vector<int32_t>>& words,
                  T* i2t, T* t2i, int64_t* argN2K, int64_t* argK2N) {
-  using acc_t = double;
+  const OnednnSgemm sgemm = std::is_same<T, float>::value ? onednnSgemm() : nullptr;
+  if (sgemm) {
+    const int64_t group = std::max<int64_t>(1, std::min<int64_t>(Bt, 65536 / std::max<int64_t>(1, N * K)));  // texts per GEMM
+    const int64_t groups = (Bt + group - 1) / group;
+    const float* ip = reinterpret_cast<const float*>(img.data_ptr<T>());
+    const float* tp = reinterpret_cast<const float*>(txt.data_ptr<T>());
+    at::parallel_for(0, Bi * groups, 1, [&](int64_t begin, int64_t end) {
+      std::vector<T> S(static_cast<size_t>(N * group * K)), colBest(static_cast<size_t>(K));
+      std::vector<int32_t> colArg(static_cast<size_t>(K));
+      for (int64_t task = begin; task < end; ++task) {
+        const int64_t i = task / groups, j0 = (task % groups) * group, nj = std::min(group, Bt - j0);
+        if (sgemm('N', 'T', N, nj * K, D, 1.0f, ip + i * N * D, D, tp + j0 * K * D, D, 0.0f, reinterpret_cast<float*>(S.data()), nj * K) != 0)
+          throw std::runtime_error("maxSimilarity: oneDNN's sgemm failed");
+        for (int64_t jl = 0; jl < nj; ++jl)
+          scanPair(S.data() + jl * K, nj * K, i, j0 + jl, Bt, N, K, rows[i], words[j0 + jl], i2t, t2i, argN2K, argK2N, colBest.data(), colArg.data());
+      }
+    });
+    return;
+  }
   const int64_t kTileFloats = std::max<int64_t>(N * K, std::min<int64_t>(int64_t(1) << 21, Bi * Bt * (N + K) / 8));
-  const T ninf = -std::numeric_limits<T>::infinity();
   const int64_t ct = std::max<int64_t>(1, std::min<int64_t>(Bt, kTileFloats / std::max<int64_t>(1, N * K)));
   const int64_t ci = std::max<int64_t>(1, std::min<int64_t>(Bi, kTileFloats / std::max<int64_t>(1, N * ct * K)));
   const at::Tensor img2 = img.reshape({Bi * N, D}), txt2 = txt.reshape({Bt * K, D});
@@ -327,40 +389,9 @@ void forwardBlas(const at::Tensor& img, const at::Tensor& txt, int64_t Bi, int64
         std::vector<T> colBest(K);
         std::vector<int32_t> colArg(K);
         for (int64_t task = begin; task < end; ++task) {
-          const int64_t il = task / nj, jl = task % nj, i = i0 + il, j = j0 + jl;
-          const auto& R = rows[i];
-          const auto& W = words[j];
-          const int64_t nr = static_cast<int64_t>(R.size()), kj = static_cast<int64_t>(W.size());
-          int64_t* a1 = argN2K + (i * Bt + j) * N;
-          int64_t* a2 = argK2N + (i * Bt + j) * K;
-          if (nr == 0 || kj == 0) continue;  // zeros and -1 are already in place
-          std::fill(colBest.begin(), colBest.begin() + kj, ninf);
-          acc_t s1 = 0;
-          for (int64_t r = 0; r < nr; ++r) {
-            const T* row = sp + (il * N + R[r]) * ld + jl * K;
-            T best = ninf;
-            int32_t arg = -1;
-            for (int64_t c = 0; c < kj; ++c) {
-              const T v = row[W[c]];
-              if (v > best) {
-                best = v;
-                arg = W[c];
-              }
-              if (v > colBest[c]) {
-                colBest[c] = v;
-                colArg[c] = R[r];
-              }
-            }
-            s1 += acc_t(best);
-            a1[R[r]] = arg;
-          }
-          acc_t s2 = 0;
-          for (int64_t c = 0; c < kj; ++c) {
-            s2 += acc_t(colBest[c]);
-            a2[W[c]] = colArg[c];
-          }
-          i2t[i * Bt + j] = T(s1 / acc_t(nr));
-          t2i[i * Bt + j] = T(s2 / acc_t(kj));
+          const int64_t il = task / nj, jl = task % nj;
+          scanPair(sp + il * N * ld + jl * K, ld, i0 + il, j0 + jl, Bt, N, K, rows[i0 + il], words[j0 + jl], i2t, t2i, argN2K, argK2N,
+                   colBest.data(), colArg.data());
         }
       });
     }

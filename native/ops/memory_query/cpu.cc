@@ -110,14 +110,16 @@ Scales<T> scalesOf(const T* q, const T* keys, const Dims& d, Similarity sim) {
   return sc;
 }
 
-// Exact selection: each [rows, tile] score block is one BLAS GEMM into a fixed-size buffer, then
-// every row merges the tile into its running top-k (mergeTile). top/idx/count: the running lists.
+// Exact selection: each [rows, tile] score block is computed by GEMMs into a fixed-size buffer,
+// then every row merges the tile into its running top-k (mergeTile). top/idx/count: the running lists.
 template <typename T>
 void exactSelect(const at::Tensor& q2, const at::Tensor& keys, const bool* mp, const Scales<T>& sc, const Dims& d, T* top, int64_t* idx,
                  std::vector<int32_t>& count) {
   const int64_t Ts = std::min<int64_t>(d.S, 2048);
   const int64_t Rc = std::min<int64_t>(d.R, std::max<int64_t>(64, (int64_t{1} << 20) / Ts));  // <= 2^20 + 64*2048 scores per block
   const at::Tensor blockBuf = at::empty({Rc * Ts}, q2.options());
+  // float32 GEMMs through oneDNN where LibTorch loads it (see onednn_gemm.h), else LibTorch's BLAS.
+  const OnednnSgemm sgemm = onednnSgemm();
   int64_t nonFinite = 0;
   for (int64_t h = 0; h < d.H; ++h) {
     const at::Tensor qh = q2.narrow(1, h * d.dh, d.dh);
@@ -128,10 +130,18 @@ void exactSelect(const at::Tensor& q2, const at::Tensor& keys, const bool* mp, c
       for (int64_t s0 = 0, ts = 0; s0 < d.S; s0 += ts) {
         ts = std::min(Ts, d.S - s0);
         at::Tensor block = blockBuf.narrow(0, 0, rc * ts).view({rc, ts});
-        at::mm_out(block, qc, kh.narrow(0, s0, ts).t());
         T* bp = block.data_ptr<T>();
+        // With oneDNN each thread scores its own rows (single-threaded GEMM inside the parallel
+        // region) and merges them while they are in its cache; otherwise one BLAS call scores all.
+        const bool rowGemms = sgemm && std::is_same<T, float>::value;
+        if (!rowGemms) at::mm_out(block, qc, kh.narrow(0, s0, ts).t());
         std::vector<int64_t> bad(static_cast<size_t>(rc), 0);
-        at::parallel_for(0, rc, 16, [&](int64_t i0, int64_t i1) {
+        at::parallel_for(0, rc, rowGemms ? 32 : 16, [&](int64_t i0, int64_t i1) {
+          if constexpr (std::is_same<T, float>::value) {
+            if (rowGemms && sgemm('N', 'T', i1 - i0, ts, d.dh, 1.0f, qc.data_ptr<float>() + i0 * d.D, d.D, kh.data_ptr<float>() + s0 * d.D, d.D,
+                                  0.0f, bp + i0 * ts, ts) != 0)
+              throw std::runtime_error("memoryQuery: oneDNN's sgemm failed");
+          }
           std::vector<int32_t> cand(static_cast<size_t>(ts));
           std::vector<T> groupMax(static_cast<size_t>(2 * d.k));
           for (int64_t i = i0; i < i1; ++i) {
@@ -215,7 +225,6 @@ bool screenedSelect(const at::Tensor& q2, const at::Tensor& keys, const bool* mp
   std::vector<float> errQ(static_cast<size_t>(Rc)), keyScale(static_cast<size_t>(kScreenTile)), kn(static_cast<size_t>(kScreenTile)),
       errK(static_cast<size_t>(kScreenTile));
   const float slack = static_cast<float>((2.1 * static_cast<double>(d.dh) + 48) * 0x1p-24);
-  at::init_num_threads();  // oneDNN's OpenMP threads follow LibTorch's setting on this thread too
   for (int64_t h = 0; h < d.H; ++h) {
     for (int64_t r0 = 0; r0 < d.R; r0 += Rc) {
       const int64_t rc = std::min(Rc, d.R - r0);
@@ -231,12 +240,13 @@ bool screenedSelect(const at::Tensor& q2, const at::Tensor& keys, const bool* mp
           kn[t] = kStats[4 * t + 1];
           errK[t] = kStats[4 * t + 2];
         }
-        // prod[i, t] = (qCodes[i] - offset) . kCodes[t], exact in int32.
-        const int32_t zero = 0;
-        if (gemm('N', 'T', 'F', rc, ts, d.dh, 1.0f, qCodes, d.dh, static_cast<uint8_t>(offset), reinterpret_cast<const int8_t*>(kCodes),
-                 d.dh, 0, 0.0f, prod, ts, &zero) != 0)
-          throw std::runtime_error("memoryQuery: oneDNN's integer GEMM failed");
-        at::parallel_for(0, rc, 16, [&](int64_t i0, int64_t i1) {
+        // Each thread scores its own rows, prod[i, t] = (qCodes[i] - offset) . kCodes[t] (exact in
+        // int32; single-threaded inside the parallel region), and screens them while they are in its cache.
+        at::parallel_for(0, rc, 32, [&](int64_t i0, int64_t i1) {
+          const int32_t zero = 0;
+          if (gemm('N', 'T', 'F', i1 - i0, ts, d.dh, 1.0f, qCodes + i0 * d.dh, d.dh, static_cast<uint8_t>(offset),
+                   reinterpret_cast<const int8_t*>(kCodes), d.dh, 0, 0.0f, prod + i0 * ts, ts, &zero) != 0)
+            throw std::runtime_error("memoryQuery: oneDNN's integer GEMM failed");
           std::vector<float> lows(static_cast<size_t>(ts));
           std::vector<uint8_t> flags(static_cast<size_t>(ts + 8));
           std::vector<int32_t> cand(static_cast<size_t>(ts));
