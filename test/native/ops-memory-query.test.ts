@@ -230,6 +230,25 @@ describe('ops.memoryQuery (CPU)', () => {
       expect(() => withScreening(true, () => ops.memoryQuery(q, Tensor.from(kd, [s, d]), v, o))).toThrow(/finite/);
     });
 
+    it('gives bit-identical results on 1 and 3 threads, screened and unscreened (float32, S = 7,000)', () => {
+      radkit.manualSeed(12);
+      const q = Tensor.randn([3, 70, 96]), kk = Tensor.randn([7000, 96]), v = Tensor.randn([7000, 16]);
+      const o: MemoryQueryOptions = { k: 10, similarity: 'scaled-dot', weighting: 'softmax', heads: 2 };
+      const before = radkit.getNumThreads();
+      const run = (threads: number, on: boolean) => {
+        radkit.setNumThreads(threads);
+        try {
+          return withScreening(on, () => {
+            const r = ops.memoryQuery(q, kk, v, o);
+            return [ints(r.indices), Array.from(r.response.toArray() as Float32Array)];
+          });
+        } finally {
+          radkit.setNumThreads(before);
+        }
+      };
+      for (const on of [true, false]) expect(run(3, on)).toEqual(run(1, on));
+    });
+
     it('keeps ties in index order across screened tiles (integer data, S = 10,000)', () => {
       const b = 1, l = 4, d = 4, s = 10_000, k = 6;
       const qi = Float32Array.from(rand(b * l * d, 31), (x) => Math.round(x * 2));
