@@ -18,7 +18,9 @@
       ],
       "cflags!": ["-fno-exceptions"],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++1y", "-std=gnu++14"],
-      "cflags_cc": ["-std=c++17", "-O3", "-fexceptions", "-frtti", "-Wno-unused-parameter", "-Wno-sign-compare"],
+      # -fopenmp at compile time only, as in CMakeLists.txt: at::parallel_for's pragma needs it, and
+      # the OpenMP symbols resolve to the runtime LibTorch loads.
+      "cflags_cc": ["-std=c++17", "-O3", "-fexceptions", "-frtti", "-fopenmp", "-Wno-unused-parameter", "-Wno-sign-compare"],
       "libraries": [
         "-L<!(node scripts/find-libtorch.js --libdir)",
         "-ltorch",

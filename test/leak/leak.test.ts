@@ -3,8 +3,8 @@ import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 const script = path.join(__dirname, 'leak-script.cjs');
-function run(mode: string, n: number) {
-  const out = execFileSync(process.execPath, ['--expose-gc', script, mode, String(n)], { encoding: 'utf8' });
+function run(mode: string, n: number, env: NodeJS.ProcessEnv = process.env) {
+  const out = execFileSync(process.execPath, ['--expose-gc', script, mode, String(n)], { encoding: 'utf8', env });
   return JSON.parse(out.trim().split('\n').pop()!);
 }
 
@@ -27,4 +27,12 @@ describe('no leaks', () => {
     expect(r.after.liveBytes).toBe(r.before.liveBytes);
     expect(r.rssAfter - r.rssBefore).toBeLessThan(50 * 1024 * 1024);
   });
+
+  it('10,000 forward + backward calls of each CPU kernel leave memory() at its baseline and native memory within 8 MB', () => {
+    const r = run('ops', 10_000, { ...process.env, RADKIT_MQ_SCREEN: '1' });
+    expect(r.after.liveTensors).toBe(r.before.liveTensors);
+    expect(r.after.liveBytes).toBe(r.before.liveBytes);
+    console.log(`kernel loop: native memory growth ${((r.nativeAfter - r.nativeBefore) / 1e6).toFixed(1)} MB`);
+    expect(r.nativeAfter - r.nativeBefore).toBeLessThan(8 * 1024 * 1024); // a leak of 1 KB per call would add 40 MB
+  }, 600_000);
 });
