@@ -1,11 +1,12 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { readR2Gen, type R2GenDataset } from './data/r2gen.js';
-import { synthesize } from './data/synth/index.js';
+import { holdsSynthesis, synthesize } from './data/synth/index.js';
 import { Tokenizer } from './text/tokenizer.js';
 import { xpronet } from './models/xpronet.js';
 import { setNumThreads, getNumThreads } from './runtime.js';
-import { train } from './train/trainer.js';
+import { train, type TrainOptions } from './train/trainer.js';
+import { RadkitError } from './errors.js';
 import { generationTokenizer, loadCheckpoint } from './train/checkpoint.js';
 import { generateSplit, headline, scoreReports, type GeneratedReport } from './train/evaluate.js';
 import { writeHtmlReport } from './report/html.js';
@@ -42,7 +43,13 @@ export async function runDemo(o: DemoOptions = {}) {
   const seed = o.seed ?? 0;
   const counts = { train: o.train ?? 3000, val: o.val ?? 40, test: o.test ?? 100 };
   setNumThreads(Math.max(getNumThreads(), 2));
-  if (!fs.existsSync(path.join(dataDir, 'annotation.json'))) {
+  if (!holdsSynthesis(dataDir, { ...counts, size: 128, seed })) {
+    if (fs.existsSync(dataDir)) {
+      // Made with other counts or seed (or an older generator): the demo owns this folder.
+      log(`1/5 SynthCXR: ${dataDir} holds another dataset; replacing it (and the run trained on it)`);
+      fs.rmSync(dataDir, { recursive: true, force: true });
+      fs.rmSync(path.join(out, 'run'), { recursive: true, force: true });
+    }
     log(`1/5 SynthCXR: ${counts.train}/${counts.val}/${counts.test} studies at 128 px -> ${dataDir}`);
     const s = await synthesize({ out: dataDir, ...counts, size: 128, seed });
     log(`    done in ${s.seconds.toFixed(1)} s`);
@@ -57,7 +64,7 @@ export async function runDemo(o: DemoOptions = {}) {
   const model = xpronet({ tokenizer, preset: 'small', seed, lambdaClass: 10 });
   log(`3/5 training XProNet (small preset, ${model.parameterCount.toLocaleString()} parameters) -> ${runDir}`);
   const tTrain = performance.now();
-  const result = await train(model, ds, {
+  const trainOptions: TrainOptions = {
     tokenizer,
     outDir: runDir,
     epochs: o.epochs ?? 8,
@@ -69,7 +76,16 @@ export async function runDemo(o: DemoOptions = {}) {
     seed,
     evaluate: { split: 'val', metric: 'bleu4', generate: { beams: 3, maxLength: 60, noRepeatNgram: 3, labelSource: 'predicted' } },
     progress: process.stderr.isTTY ? 'bar' : 'none',
-  });
+  };
+  let result;
+  try {
+    result = await train(model, ds, trainOptions);
+  } catch (err) {
+    // A run left by another radkit version or other settings: the demo owns runs/demo/run.
+    if (!(err instanceof RadkitError && err.code === 'ERR_CHECKPOINT')) throw err;
+    log(`    ${runDir} holds another run (${err.message.split('; ')[0]}); training from scratch`);
+    result = await train(model, ds, { ...trainOptions, resume: false });
+  }
   model.dispose();
   const trainSeconds = (performance.now() - tTrain) / 1000;
   const imagesPerSecond = result.history.reduce((s, h) => s + h.imagesPerSecond, 0) / Math.max(1, result.history.length);

@@ -1,5 +1,6 @@
 export {
   synthesize,
+  holdsSynthesis,
   SYNTHCXR_VERSION,
   renderStudy,
   renderFrontal,

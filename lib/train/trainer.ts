@@ -118,6 +118,13 @@ export async function train(model: Model, dataset: R2GenDataset, options: TrainO
   const previous = o.resume === false ? null : readCheckpointMeta(last);
   if (previous) {
     if (previous.kind !== model.kind) throw new RadkitError(`${FN}: ${last} holds a ${previous.kind} checkpoint, not ${model.kind}`, 'ERR_CHECKPOINT', FN);
+    // Resuming into another configuration or vocabulary would load mismatched weights.
+    if (JSON.stringify(previous.config) !== JSON.stringify(model.config) || JSON.stringify(previous.tokenizer) !== JSON.stringify(o.tokenizer.toJSON()))
+      throw new RadkitError(
+        `${FN}: ${last} holds a run of another ${model.kind} configuration or tokenizer; use a new outDir, or resume: false to train from scratch there`,
+        'ERR_CHECKPOINT',
+        FN,
+      );
     await restoreInto(model, last, true);
     startEpoch = previous.epoch;
     best = previous.best;

@@ -28,11 +28,11 @@ describe('no leaks', () => {
     expect(r.rssAfter - r.rssBefore).toBeLessThan(50 * 1024 * 1024);
   });
 
-  it('10,000 forward + backward calls of each CPU kernel leave memory() at its baseline and native memory within 8 MB', () => {
+  it('10,000 forward + backward calls of each CPU kernel leave memory() at its baseline and native memory within 16 MB', () => {
     const r = run('ops', 10_000, { ...process.env, RADKIT_MQ_SCREEN: '1' });
     expect(r.after.liveTensors).toBe(r.before.liveTensors);
     expect(r.after.liveBytes).toBe(r.before.liveBytes);
     console.log(`kernel loop: native memory growth ${((r.nativeAfter - r.nativeBefore) / 1e6).toFixed(1)} MB`);
-    expect(r.nativeAfter - r.nativeBefore).toBeLessThan(8 * 1024 * 1024); // a leak of 1 KB per call would add 40 MB
+    expect(r.nativeAfter - r.nativeBefore).toBeLessThan(16 * 1024 * 1024); // a planted leak of 1.5 KB per call adds 35 MB
   }, 600_000);
 });

@@ -67,6 +67,20 @@ describe('training orchestration (tiny XProNet on SynthCXR)', () => {
     expect(JSON.parse(fs.readFileSync(ckpt, 'utf8')).epoch).toBe(3);
   }, 600_000);
 
+  it('refuses to resume a run into another tokenizer (mismatched weights), with a clear error', async () => {
+    const ds = radkit.data.readR2Gen(path.join(dataDir, 'annotation.json'), { labels: path.join(dataDir, 'labels.json') });
+    const tokenizer = radkit.text.Tokenizer.build(ds.splits.train.map((e) => e.report), { threshold: 3 }); // run-a used 1
+    const model = radkit.xpronet({ tokenizer, preset: 'small', dModel: 64, heads: 4, dFF: 128, encoderLayers: 1, decoderLayers: 1, resnetWidths: [8, 8, 16, 16, 32], resnetBlocks: [1, 1, 1, 1], prototypesPerClass: 4, topK: 4, seed: 1 });
+    try {
+      await expect(radkit.train(model, ds, { tokenizer, outDir: path.join(tmp, 'run-a'), epochs: 4, batchSize: 8, imageSize: 64, progress: 'none', workers: 1 })).rejects.toMatchObject({
+        code: 'ERR_CHECKPOINT',
+        message: expect.stringMatching(/another xpronet configuration or tokenizer/),
+      });
+    } finally {
+      model.dispose();
+    }
+  }, 120_000);
+
   it('a checkpoint loads on its own and generates for new images', async () => {
     const ck = await radkit.loadCheckpoint(path.join(tmp, 'run-a'));
     expect(ck.meta.kind).toBe('xpronet');

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { PNG } from 'pngjs';
 import { describe, expect, it } from 'vitest';
-import { synthesize, planStudy, Rng, hashSeed, renderStudy } from '../../lib/data/index.js';
+import { synthesize, holdsSynthesis, planStudy, Rng, hashSeed, renderStudy } from '../../lib/data/index.js';
 import { label } from '../../lib/text/labeler.js';
 import { CHEXPERT_OBSERVATIONS } from '../../lib/text/chexpert.js';
 
@@ -32,6 +32,12 @@ describe('SynthCXR generator', () => {
     await synthesize({ ...opts, out: c, seed: 43 });
     const ha = treeHash(a);
     expect(ha).toEqual(treeHash(b));
+    // holdsSynthesis: reuse only what the same options would write
+    expect(holdsSynthesis(a, opts)).toBe(true);
+    expect(holdsSynthesis(c, opts)).toBe(false);
+    expect(holdsSynthesis(a, { ...opts, train: 7 })).toBe(false);
+    expect(holdsSynthesis(a, { ...opts, size: 128 })).toBe(false);
+    expect(holdsSynthesis(join(a, 'missing'), opts)).toBe(false);
     expect(treeHash(c)['annotation.json']).not.toBe(ha['annotation.json']);
     const ann = JSON.parse(readFileSync(join(a, 'annotation.json'), 'utf8'));
     expect(Object.keys(ann)).toEqual(['train', 'val', 'test']);

@@ -14,7 +14,7 @@
  * ```
  * The same options give the same bytes, whatever the number of worker threads.
  */
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
@@ -100,6 +100,30 @@ async function runParallel(jobs: SynthJob[], nWorkers: number): Promise<StudyRec
     await Promise.all(workers.map((w) => w.terminate()));
   }
   return results;
+}
+
+/**
+ * Whether `dir` already holds the dataset `synthesize(opts)` would write (same generator version,
+ * seed, size, views and counts, read from its synthcxr.json), so a caller may reuse it.
+ */
+export function holdsSynthesis(dir: string, opts: Omit<SynthesizeOptions, 'out'>): boolean {
+  let m: { generator?: string; version?: number; seed?: number; size?: number; views?: number; counts?: Record<Split, number> };
+  try {
+    if (!existsSync(join(dir, 'annotation.json'))) return false;
+    m = JSON.parse(readFileSync(join(dir, 'synthcxr.json'), 'utf8'));
+  } catch {
+    return false;
+  }
+  return (
+    m.generator === 'synthcxr' &&
+    m.version === SYNTHCXR_VERSION &&
+    m.seed === (opts.seed ?? 0) &&
+    m.size === (opts.size ?? 128) &&
+    m.views === (opts.views ?? 2) &&
+    m.counts?.train === opts.train &&
+    m.counts?.val === opts.val &&
+    m.counts?.test === opts.test
+  );
 }
 
 /** Generates a SynthCXR dataset on disk. */

@@ -166,7 +166,8 @@ void exactSelect(const at::Tensor& q2, const at::Tensor& keys, const bool* mp, c
 // (quantizeRow: |c| <= 127, or 63 without VNNI so the GEMM cannot saturate), each memory tile is
 // scored by one integer GEMM of the codes, and only keys whose estimate plus a proven error bound
 // can reach a row's k-th score get an exact float32 dot product (screenTile). The selection is the
-// exact path's: the bound is proven, not tuned.
+// top k of those float32 dot products: the bound is proven, not tuned (the exact path ranks GEMM
+// entries instead, so the two can differ only where scores are within float32 rounding).
 // The bound, for q = sq cq + eq and k = sk ck + ek: q . k - sq sk (cq . ck) = eq . k + sq (cq . ek),
 // so by Cauchy-Schwarz it is within |eq||k| + sq|cq||ek| (quantizeRow rounds these norms up). The
 // integer product is exact (int32, dh <= 16384); forming the estimate in float32 adds at most
