@@ -40,7 +40,10 @@ export interface TrainOptions {
    * (default metric meanRecall of R@1/5/10 both ways).
    */
   evaluate?: false | { split?: SplitName; metric?: string; every?: number; generate?: GenerateOptions; maxItems?: number; test?: boolean };
-  /** 'auto' (default): continue from checkpoints/last when it exists; false: start over. */
+  /**
+   * 'auto' (default): continue from checkpoints/last when it exists (same model configuration and
+   * tokenizer only, else ERR_CHECKPOINT); false: start over.
+   */
   resume?: 'auto' | false;
   /** Data-driven initialisation (XProNet prototypes) from up to this many training batches (0 = off). */
   initBatches?: number;
@@ -75,7 +78,8 @@ function check(o: TrainOptions): void {
  * Trains `model` on `dataset` (R2Gen format) and keeps its run folder up to date: a checkpoint after
  * every epoch (weights, optimizer, config, vocabulary, preprocessing, metrics; written atomically),
  * the best one by the chosen validation metric, and a JSON-lines log. After a crash, `kill -9` or an
- * abort, calling train() again with the same outDir resumes after the last completed epoch.
+ * abort, calling train() again with the same outDir resumes after the last completed epoch
+ * (a run of another configuration or tokenizer there is an ERR_CHECKPOINT, not a silent mismatch).
  * Every training step runs on a native worker thread.
  */
 export async function train(model: Model, dataset: R2GenDataset, options: TrainOptions): Promise<TrainResult> {
