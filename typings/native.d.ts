@@ -107,6 +107,8 @@ export interface NativeKernels1Testing {
   isContiguous(t: NativeTensor): boolean;
   allocTrackerReset(): { current: number };
   allocTrackerRead(): { current: number; peak: number };
+  /** Distinct threads one of radkit's own parallel loops ran on (1 when built without OpenMP). */
+  parallelThreads(): number;
   adaPatchStep0(options: { batch: number; channels: number; height: number; width: number; stride: number; points: number; outDim: number; dtype?: NativeDtype }): {
     boxes: NativeTensor;
     fixedBoxes: NativeTensor;

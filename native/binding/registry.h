@@ -23,4 +23,13 @@ struct OpRegistrar {
   OpRegistrar(const char* name, RegisterFn fn) { opRegistry().push_back({name, std::move(fn)}); }
 };
 
+// exports.testing (test and benchmark helpers, not public API), created by whichever registrar runs first.
+inline Napi::Object testingExports(Napi::Env env, Napi::Object exports) {
+  Napi::Value existing = exports.Get("testing");
+  if (existing.IsObject()) return existing.As<Napi::Object>();
+  Napi::Object t = Napi::Object::New(env);
+  exports.Set("testing", t);
+  return t;
+}
+
 }  // namespace radkit

@@ -108,8 +108,6 @@ TrackingAllocator* tracker() {
 
 // ---------------------------------------------------------------- bindings
 
-const char* kNs = "testing";
-
 Napi::Object resultObject(Napi::Env env, const ops::MaxSimilarityResult& r) {
   Napi::Object o = Napi::Object::New(env);
   o.Set("imageToText", NativeTensor::Wrap(env, r.imageToText));
@@ -256,8 +254,7 @@ Napi::Value AdaPatchStep0(const Napi::CallbackInfo& info) {
 }
 
 OpRegistrar reg("testing:kernels1", [](Napi::Env env, Napi::Object exports) {
-  Napi::Value existing = exports.Get(kNs);
-  Napi::Object t = existing.IsObject() ? existing.As<Napi::Object>() : Napi::Object::New(env);
+  Napi::Object t = testingExports(env, exports);
   t.Set("adaptivePatchSampleReference", Napi::Function::New(env, ApsReference));
   t.Set("maxSimilarityReference", Napi::Function::New(env, MsReference));
   t.Set("maxSimilarityRaw", Napi::Function::New(env, MsRaw));
@@ -267,7 +264,6 @@ OpRegistrar reg("testing:kernels1", [](Napi::Env env, Napi::Object exports) {
   t.Set("allocTrackerReset", Napi::Function::New(env, AllocTrackerReset));
   t.Set("allocTrackerRead", Napi::Function::New(env, AllocTrackerRead));
   t.Set("adaPatchStep0", Napi::Function::New(env, AdaPatchStep0));
-  exports.Set(kNs, t);
 });
 
 }  // namespace

@@ -31,10 +31,7 @@ Napi::Value LambSteps(const Napi::CallbackInfo& info) {
 }
 
 OpRegistrar reg("testing:optim", [](Napi::Env env, Napi::Object exports) {
-  Napi::Value existing = exports.Get("testing");
-  Napi::Object t = existing.IsObject() ? existing.As<Napi::Object>() : Napi::Object::New(env);
-  t.Set("lambSteps", Napi::Function::New(env, LambSteps, "lambSteps"));
-  exports.Set("testing", t);
+  testingExports(env, exports).Set("lambSteps", Napi::Function::New(env, LambSteps, "lambSteps"));
 });
 
 }  // namespace

@@ -27,10 +27,7 @@ Napi::Value ParallelThreads(const Napi::CallbackInfo& info) {
 }
 
 OpRegistrar reg("testing:threads", [](Napi::Env env, Napi::Object exports) {
-  Napi::Value existing = exports.Get("testing");
-  Napi::Object t = existing.IsObject() ? existing.As<Napi::Object>() : Napi::Object::New(env);
-  t.Set("parallelThreads", Napi::Function::New(env, ParallelThreads, "parallelThreads"));
-  exports.Set("testing", t);
+  testingExports(env, exports).Set("parallelThreads", Napi::Function::New(env, ParallelThreads, "parallelThreads"));
 });
 
 }  // namespace

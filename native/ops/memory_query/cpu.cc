@@ -120,6 +120,9 @@ void exactSelect(const at::Tensor& q2, const at::Tensor& keys, const bool* mp, c
   const at::Tensor blockBuf = at::empty({Rc * Ts}, q2.options());
   // float32 GEMMs through oneDNN where LibTorch loads it (see onednn_gemm.h), else LibTorch's BLAS.
   const OnednnSgemm sgemm = onednnSgemm();
+  // With oneDNN each thread scores its own rows (single-threaded GEMM inside the parallel region)
+  // and merges them while they are in its cache; otherwise one BLAS call scores the whole block.
+  const bool rowGemms = sgemm && std::is_same<T, float>::value;
   int64_t nonFinite = 0;
   for (int64_t h = 0; h < d.H; ++h) {
     const at::Tensor qh = q2.narrow(1, h * d.dh, d.dh);
@@ -131,9 +134,6 @@ void exactSelect(const at::Tensor& q2, const at::Tensor& keys, const bool* mp, c
         ts = std::min(Ts, d.S - s0);
         at::Tensor block = blockBuf.narrow(0, 0, rc * ts).view({rc, ts});
         T* bp = block.data_ptr<T>();
-        // With oneDNN each thread scores its own rows (single-threaded GEMM inside the parallel
-        // region) and merges them while they are in its cache; otherwise one BLAS call scores all.
-        const bool rowGemms = sgemm && std::is_same<T, float>::value;
         if (!rowGemms) at::mm_out(block, qc, kh.narrow(0, s0, ts).t());
         std::vector<int64_t> bad(static_cast<size_t>(rc), 0);
         at::parallel_for(0, rc, rowGemms ? 32 : 16, [&](int64_t i0, int64_t i1) {
@@ -190,18 +190,21 @@ bool screeningWanted(const Dims& d) {
   return d.S >= kScreenMinS && cpuHasVnni();
 }
 
-// Quantizes rows [0, n) of x (row stride ld, dh values each) into codes [n, dh] and
-// stats [n][4] (see quantizeRow). Returns the largest norm, infinity when some row is not finite.
-float quantizeRows(const float* x, int64_t n, int64_t ld, int64_t dh, int levels, int offset, uint8_t* codes, float* stats) {
-  std::vector<float> rowMax(static_cast<size_t>(n));
+// Per-vector results of quantizeRow, one entry per row or key.
+struct QuantStats {
+  std::vector<float> scale, norm, err, codeNorm;
+  explicit QuantStats(int64_t n) : scale(n), norm(n), err(n), codeNorm(n) {}
+};
+
+// Quantizes rows [0, n) of x (row stride ld, dh values each) into codes [n, dh] and st. Returns the
+// largest norm, infinity when some row is not finite.
+float quantizeRows(const float* x, int64_t n, int64_t ld, int64_t dh, int levels, int offset, uint8_t* codes, QuantStats& st) {
   at::parallel_for(0, n, 64, [&](int64_t i0, int64_t i1) {
-    for (int64_t i = i0; i < i1; ++i) {
-      RADKIT_MQ_SIMD(quantizeRow(x + i * ld, dh, levels, offset, codes + i * dh, stats + 4 * i));
-      rowMax[i] = std::isfinite(stats[4 * i + 1]) ? stats[4 * i + 1] : std::numeric_limits<float>::infinity();
-    }
+    for (int64_t i = i0; i < i1; ++i)
+      RADKIT_MQ_SIMD(quantizeRow(x + i * ld, dh, levels, offset, codes + i * dh, st.scale[i], st.norm[i], st.err[i], st.codeNorm[i]));
   });
   float mx = 0;
-  for (float v : rowMax) mx = std::max(mx, v);
+  for (int64_t i = 0; i < n; ++i) mx = std::isfinite(st.norm[i]) ? std::max(mx, st.norm[i]) : std::numeric_limits<float>::infinity();
   return mx;
 }
 
@@ -222,25 +225,19 @@ bool screenedSelect(const at::Tensor& q2, const at::Tensor& keys, const bool* mp
   uint8_t* qCodes = qCodesBuf.data_ptr<uint8_t>();
   uint8_t* kCodes = kCodesBuf.data_ptr<uint8_t>();
   int32_t* prod = prodBuf.data_ptr<int32_t>();
-  std::vector<float> qStats(static_cast<size_t>(4 * Rc)), kStats(static_cast<size_t>(4 * kScreenTile));
-  std::vector<float> errQ(static_cast<size_t>(Rc)), keyScale(static_cast<size_t>(kScreenTile)), kn(static_cast<size_t>(kScreenTile)),
-      errK(static_cast<size_t>(kScreenTile));
+  QuantStats qStats(Rc), kStats(kScreenTile);
+  std::vector<float> errQ(static_cast<size_t>(Rc));
   const float slack = static_cast<float>((2.1 * static_cast<double>(d.dh) + 48) * 0x1p-24);
   for (int64_t h = 0; h < d.H; ++h) {
     for (int64_t r0 = 0; r0 < d.R; r0 += Rc) {
       const int64_t rc = std::min(Rc, d.R - r0);
-      const float qMax = quantizeRows(qp + r0 * d.D + h * d.dh, rc, d.D, d.dh, levels, offset, qCodes, qStats.data());
+      const float qMax = quantizeRows(qp + r0 * d.D + h * d.dh, rc, d.D, d.dh, levels, offset, qCodes, qStats);
       if (!std::isfinite(qMax)) return false;
-      for (int64_t i = 0; i < rc; ++i) errQ[i] = qStats[4 * i + 2] + slack * qStats[4 * i + 1];
+      for (int64_t i = 0; i < rc; ++i) errQ[i] = qStats.err[i] + slack * qStats.norm[i];
       for (int64_t s0 = 0, ts = 0; s0 < d.S; s0 += ts) {
         ts = std::min(kScreenTile, d.S - s0);
-        const float kMax = quantizeRows(kp + s0 * d.D + h * d.dh, ts, d.D, d.dh, levels, 0, kCodes, kStats.data());
+        const float kMax = quantizeRows(kp + s0 * d.D + h * d.dh, ts, d.D, d.dh, levels, 0, kCodes, kStats);
         if (!(static_cast<double>(qMax) * kMax < 1e30)) return false;
-        for (int64_t t = 0; t < ts; ++t) {
-          keyScale[t] = kStats[4 * t];
-          kn[t] = kStats[4 * t + 1];
-          errK[t] = kStats[4 * t + 2];
-        }
         // Each thread scores its own rows, prod[i, t] = (qCodes[i] - offset) . kCodes[t] (exact in
         // int32; single-threaded inside the parallel region), and screens them while they are in its cache.
         at::parallel_for(0, rc, 32, [&](int64_t i0, int64_t i1) {
@@ -255,8 +252,8 @@ bool screenedSelect(const at::Tensor& q2, const at::Tensor& keys, const bool* mp
             const int64_t r = r0 + i, oi = r * d.H + h;
             count[oi] = static_cast<int32_t>(RADKIT_MQ_SIMD(screenTile(
                 prod + i * ts, mp ? mp + (r / d.L) * d.S + s0 : nullptr, ts, s0, d.k, top + oi * d.k, idx + oi * d.k,
-                static_cast<int64_t>(count[oi]), sc.alpha[h * d.R + r], sc.perKey ? sc.beta.data() + h * d.S + s0 : nullptr, qStats[4 * i],
-                errQ[i], qStats[4 * i + 3], keyScale.data(), kn.data(), errK.data(), qp + r * d.D + h * d.dh, kp + h * d.dh, d.D, d.dh,
+                static_cast<int64_t>(count[oi]), sc.alpha[h * d.R + r], sc.perKey ? sc.beta.data() + h * d.S + s0 : nullptr, qStats.scale[i],
+                errQ[i], qStats.codeNorm[i], kStats.scale.data(), kStats.norm.data(), kStats.err.data(), qp + r * d.D + h * d.dh, kp + h * d.dh, d.D, d.dh,
                 lows.data(), flags.data(), cand.data())));
           }
         });
