@@ -13,7 +13,7 @@ function cc(dir) {
   return fs.readdirSync(abs).filter((f) => f.endsWith('.cc')).sort().map((f) => `${dir}/${f}`);
 }
 
-const sources = [...cc('native/binding'), ...cc('native/ops'), ...cc('native/nn'), ...cc('native/models'), ...cc('native/testing')];
+const sources = [...cc('native/core'), ...cc('native/binding'), ...cc('native/ops'), ...cc('native/nn'), ...cc('native/models'), ...cc('native/testing')];
 const opsDir = path.join(root, 'native/ops');
 for (const op of fs.readdirSync(opsDir).sort()) {
   if (fs.statSync(path.join(opsDir, op)).isDirectory() && (!only || only.includes(op))) sources.push(...cc(`native/ops/${op}`));
