@@ -2,7 +2,6 @@
 
 #include <c10/core/GradMode.h>
 #include <torch/cuda.h>
-#include <unistd.h>
 
 #include <cmath>
 #include <cstring>
@@ -241,60 +240,12 @@ std::vector<int64_t> shapeArg(Napi::Value v, const char* fn, const char* name) {
   return shape;
 }
 
-bool parseDtypeName(const std::string& s, at::ScalarType* out) {
-  static const std::pair<const char*, at::ScalarType> table[] = {
-      {"float32", at::kFloat}, {"float64", at::kDouble}, {"float16", at::kHalf}, {"bfloat16", at::kBFloat16},
-      {"int32", at::kInt},     {"int64", at::kLong},     {"bool", at::kBool},    {"uint8", at::kByte}};
-  for (auto& [n, t] : table)
-    if (s == n) {
-      *out = t;
-      return true;
-    }
-  return false;
-}
-
-std::string dtypeName(at::ScalarType t) {
-  switch (t) {
-    case at::kFloat: return "float32";
-    case at::kDouble: return "float64";
-    case at::kHalf: return "float16";
-    case at::kBFloat16: return "bfloat16";
-    case at::kInt: return "int32";
-    case at::kLong: return "int64";
-    case at::kBool: return "bool";
-    case at::kByte: return "uint8";
-    default: return std::string("unsupported(") + c10::toString(t) + ")";
-  }
-}
-
 at::ScalarType dtypeArg(Napi::Value v, const char* fn, const char* name, at::ScalarType fallback) {
   if (v.IsUndefined() || v.IsNull()) return fallback;
   at::ScalarType t;
   if (!v.IsString() || !parseDtypeName(v.As<Napi::String>().Utf8Value(), &t))
     argError("ERR_DTYPE", name, " must be one of float32|float64|float16|bfloat16|int32|int64|bool|uint8, got ", describeJs(v));
   return t;
-}
-
-bool parseDeviceName(const std::string& s, at::Device* out) {
-  if (s == "cpu") {
-    *out = at::Device(at::kCPU);
-    return true;
-  }
-  if (s == "cuda") {
-    *out = at::Device(at::kCUDA, 0);
-    return true;
-  }
-  if (s.rfind("cuda:", 0) == 0 && s.size() > 5 && s.size() < 9 && s.find_first_not_of("0123456789", 5) == std::string::npos) {
-    *out = at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(std::stoi(s.substr(5))));
-    return true;
-  }
-  return false;
-}
-
-std::string deviceName(const at::Device& d) {
-  if (d.is_cpu()) return "cpu";
-  if (d.is_cuda()) return "cuda:" + std::to_string(d.has_index() ? d.index() : 0);
-  return d.str();
 }
 
 at::Device deviceArg(Napi::Value v, const char* fn, const char* name) {
@@ -336,23 +287,6 @@ Napi::Object optionsArg(const Napi::CallbackInfo& info, size_t i, const char* fn
   if (i >= info.Length() || info[i].IsUndefined() || info[i].IsNull()) return Napi::Object::New(info.Env());
   if (!info[i].IsObject() || info[i].IsArray()) argError("ERR_INVALID_ARG", "options must be an object, got ", describeJs(info[i]));
   return info[i].As<Napi::Object>();
-}
-
-std::string shapeString(at::IntArrayRef shape) {
-  std::ostringstream os;
-  os << "[";
-  for (size_t i = 0; i < shape.size(); ++i) os << (i ? ", " : "") << shape[i];
-  os << "]";
-  return os.str();
-}
-
-void checkAllocation(const std::vector<int64_t>& shape, at::ScalarType dtype, const char* fn) {
-  static const double physical = static_cast<double>(sysconf(_SC_PHYS_PAGES)) * static_cast<double>(sysconf(_SC_PAGESIZE));
-  double bytes = static_cast<double>(c10::elementSize(dtype));
-  for (int64_t d : shape) bytes *= static_cast<double>(d);
-  if (bytes > physical)
-    fail(ErrorKind::OutOfMemory, "ERR_OUT_OF_MEMORY", "shape ", shapeString(shape), " of ", dtypeName(dtype), " needs ", bytes / 1073741824.0,
-         " GiB, more than this machine's ", physical / 1073741824.0, " GiB of memory");
 }
 
 }  // namespace radkit

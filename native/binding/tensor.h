@@ -1,4 +1,5 @@
-// NativeTensor: the JS-visible handle owning one at::Tensor, plus argument parsing shared by all bindings.
+// NativeTensor: the JS-visible handle owning one at::Tensor, plus argument parsing shared by all bindings
+// (dtype/device/shape names and the allocation guard are napi-free, in core/checks.h).
 #pragma once
 #include <ATen/ATen.h>
 #include <napi.h>
@@ -7,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "../core/checks.h"
 #include "errors.h"
 
 namespace radkit {
@@ -61,14 +63,5 @@ bool boolArg(Napi::Value v, const char* fn, const char* name, bool fallback);
 double numberArg(Napi::Value v, const char* fn, const char* name);
 int64_t intArg(Napi::Value v, const char* fn, const char* name, int64_t min, int64_t max);
 Napi::Object optionsArg(const Napi::CallbackInfo& info, size_t i, const char* fn);
-
-bool parseDtypeName(const std::string& s, at::ScalarType* out);
-bool parseDeviceName(const std::string& s, at::Device* out);
-std::string dtypeName(at::ScalarType t);
-std::string deviceName(const at::Device& d);
-std::string shapeString(at::IntArrayRef shape);
-
-// Refuses allocations whose byte size overflows or exceeds physical memory before LibTorch tries.
-void checkAllocation(const std::vector<int64_t>& shape, at::ScalarType dtype, const char* fn);
 
 }  // namespace radkit

@@ -18,6 +18,10 @@ namespace ops {
 // Autograd-aware entry point used by model code (AdaPatch) and the TypeScript binding.
 at::Tensor adaptive_patch_sample(const at::Tensor& features, const at::Tensor& boxes, int64_t points);
 
+// The checks of the TypeScript binding, as RadkitFailures with ERR_SHAPE / ERR_DTYPE / ERR_DEVICE /
+// ERR_NOT_FINITE / ERR_OUT_OF_MEMORY codes (`fn` names the caller); the op itself only TORCH_CHECKs.
+void checkAdaptivePatchSampleArgs(const at::Tensor& features, const at::Tensor& boxes, int64_t points, const char* fn);
+
 // Raw kernels (no autograd). Shapes/devices/dtypes are checked with TORCH_CHECK.
 at::Tensor adaptive_patch_sample_forward(const at::Tensor& features, const at::Tensor& boxes, int64_t points);
 // Returns (grad_features [B, C, H, W] or undefined, grad_boxes [B, P, 4] or undefined).

@@ -3,6 +3,8 @@
 
 #include "adaptive_patch.h"
 
+#include "../../core/checks.h"
+
 namespace radkit {
 namespace ops {
 namespace {
@@ -39,6 +41,29 @@ struct AdaptivePatchFunction : public torch::autograd::Function<AdaptivePatchFun
 };
 
 }  // namespace
+
+void checkAdaptivePatchSampleArgs(const at::Tensor& features, const at::Tensor& boxes, int64_t points, const char* fn) {
+  if (features.dim() != 4)
+    argError("ERR_SHAPE", "features must have rank 4 [B, C, H, W], got shape ", shapeString(features.sizes()));
+  if (!isOpDtype(features))
+    argError("ERR_DTYPE", "features must be float32 or float64 (CUDA also float16/bfloat16), got ",
+             dtypeName(features.scalar_type()), " on ", deviceName(features.device()));
+  if (boxes.dim() != 3 || boxes.size(2) != 4)
+    argError("ERR_SHAPE", "boxes must have shape [B, P, 4] (cx, cy, w, h), got ", shapeString(boxes.sizes()));
+  if (boxes.size(0) != features.size(0))
+    argError("ERR_SHAPE", "boxes must have the batch size of features (", features.size(0), "), got shape ",
+             shapeString(boxes.sizes()));
+  if (boxes.device() != features.device())
+    argError("ERR_DEVICE", "boxes must be on the device of features (", deviceName(features.device()), "), got ",
+             deviceName(boxes.device()));
+  if (boxes.scalar_type() != features.scalar_type())
+    argError("ERR_DTYPE", "boxes must have the dtype of features (", dtypeName(features.scalar_type()), "), got ",
+             dtypeName(boxes.scalar_type()));
+  const int64_t outElements = features.size(0) * boxes.size(1) * features.size(1) * points * points;
+  checkAllocation({outElements}, features.scalar_type(), fn);
+  if (boxes.numel() > 0 && !at::isfinite(boxes).all().item<bool>())
+    argError("ERR_NOT_FINITE", "boxes must be finite (no NaN or infinity), got a non-finite value");
+}
 
 at::Tensor adaptive_patch_sample_forward(const at::Tensor& features, const at::Tensor& boxes, int64_t points) {
   checkArgs(features, boxes, points);

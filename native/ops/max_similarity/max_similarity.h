@@ -25,6 +25,11 @@ struct MaxSimilarityResult {
 MaxSimilarityResult max_similarity(const at::Tensor& image, const at::Tensor& text, const at::Tensor& imageMask = {},
                                    const at::Tensor& textMask = {});
 
+// The checks of the TypeScript binding, as RadkitFailures with ERR_SHAPE / ERR_DTYPE / ERR_DEVICE /
+// ERR_NOT_FINITE / ERR_OUT_OF_MEMORY codes (`fn` names the caller); the op itself only TORCH_CHECKs.
+void checkMaxSimilarityArgs(const at::Tensor& image, const at::Tensor& text, const at::Tensor& imageMask,
+                            const at::Tensor& textMask, const char* fn);
+
 // Raw kernels (no autograd).
 MaxSimilarityResult max_similarity_forward(const at::Tensor& image, const at::Tensor& text, const at::Tensor& imageMask,
                                            const at::Tensor& textMask);

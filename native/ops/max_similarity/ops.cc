@@ -3,6 +3,8 @@
 
 #include "max_similarity.h"
 
+#include "../../core/checks.h"
+
 namespace radkit {
 namespace ops {
 namespace {
@@ -52,6 +54,46 @@ struct MaxSimilarityFunction : public torch::autograd::Function<MaxSimilarityFun
 };
 
 }  // namespace
+
+namespace {
+
+void checkMask(const at::Tensor& m, const char* name, const at::Tensor& ref, const char* refName, const char* dims) {
+  if (!m.defined()) return;
+  if (m.scalar_type() != at::kBool) argError("ERR_DTYPE", name, " must be a bool tensor, got ", dtypeName(m.scalar_type()));
+  if (m.dim() != 2 || m.size(0) != ref.size(0) || m.size(1) != ref.size(1))
+    argError("ERR_SHAPE", name, " must have shape ", dims, " = [", ref.size(0), ", ", ref.size(1), "] to match ", refName,
+             ", got ", shapeString(m.sizes()));
+  if (m.device() != ref.device())
+    argError("ERR_DEVICE", name, " must be on the device of ", refName, " (", deviceName(ref.device()), "), got ",
+             deviceName(m.device()));
+}
+
+}  // namespace
+
+void checkMaxSimilarityArgs(const at::Tensor& image, const at::Tensor& text, const at::Tensor& imageMask,
+                            const at::Tensor& textMask, const char* fn) {
+  if (image.dim() != 3) argError("ERR_SHAPE", "image must have rank 3 [Bi, N, D], got shape ", shapeString(image.sizes()));
+  if (text.dim() != 3) argError("ERR_SHAPE", "text must have rank 3 [Bt, K, D], got shape ", shapeString(text.sizes()));
+  if (!isOpDtype(image))
+    argError("ERR_DTYPE", "image must be float32 or float64 (CUDA also float16/bfloat16), got ",
+             dtypeName(image.scalar_type()), " on ", deviceName(image.device()));
+  if (text.device() != image.device())
+    argError("ERR_DEVICE", "text must be on the device of image (", deviceName(image.device()), "), got ",
+             deviceName(text.device()));
+  if (text.scalar_type() != image.scalar_type())
+    argError("ERR_DTYPE", "text must have the dtype of image (", dtypeName(image.scalar_type()), "), got ",
+             dtypeName(text.scalar_type()));
+  if (text.size(2) != image.size(2))
+    argError("ERR_SHAPE", "text must have the embedding size D of image (", image.size(2), "), got shape ",
+             shapeString(text.sizes()));
+  checkMask(imageMask, "options.imageMask", image, "image", "[Bi, N]");
+  checkMask(textMask, "options.textMask", text, "text", "[Bt, K]");
+  checkAllocation({image.size(0), text.size(0), image.size(1) + text.size(1)}, at::kLong, fn);
+  if (image.numel() > 0 && !at::isfinite(image).all().item<bool>())
+    argError("ERR_NOT_FINITE", "image must be finite (padded positions may hold finite garbage), got a non-finite value");
+  if (text.numel() > 0 && !at::isfinite(text).all().item<bool>())
+    argError("ERR_NOT_FINITE", "text must be finite (padded positions may hold finite garbage), got a non-finite value");
+}
 
 namespace detail {
 at::Tensor realCounts(const at::Tensor& mask, int64_t batch, int64_t len, const at::Device& device) {

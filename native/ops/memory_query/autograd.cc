@@ -1,28 +1,15 @@
 // memoryQuery: argument checks, device dispatch and the autograd function.
-#include "../../binding/errors.h"
-#include "../../binding/tensor.h"
+#include "../../core/checks.h"
 #include "memory_query.h"
 
 namespace radkit {
 namespace ops {
-namespace {
-
-bool allowedDtype(const at::Tensor& t) {
-  auto s = t.scalar_type();
-  if (s == at::kFloat || s == at::kDouble) return true;
-  return t.is_cuda() && (s == at::kHalf || s == at::kBFloat16);
-}
-
-}  // namespace
-
 void checkMemoryQueryArgs(const at::Tensor& query, const at::Tensor& keys, const at::Tensor& values, const at::Tensor& mask,
                           const MemoryQueryOptions& o, const char* fn) {
   if (query.dim() != 3) argError("ERR_SHAPE", "query must have shape [B, L, D] (rank 3), got ", shapeString(query.sizes()));
   if (keys.dim() != 2) argError("ERR_SHAPE", "keys must have shape [S, D] (rank 2), got ", shapeString(keys.sizes()));
   if (values.dim() != 2) argError("ERR_SHAPE", "values must have shape [S, Dv] (rank 2), got ", shapeString(values.sizes()));
-  if (!allowedDtype(query))
-    argError("ERR_DTYPE", "query must be ", query.is_cuda() ? "float32, float64, float16 or bfloat16" : "float32 or float64 (float16/bfloat16 only on CUDA)",
-             ", got ", dtypeName(query.scalar_type()));
+  if (!isOpDtype(query)) argError("ERR_DTYPE", "query must be ", opDtypesFor(query), ", got ", dtypeName(query.scalar_type()));
   if (keys.scalar_type() != query.scalar_type())
     argError("ERR_DTYPE", "keys must have query's dtype ", dtypeName(query.scalar_type()), ", got ", dtypeName(keys.scalar_type()));
   if (values.scalar_type() != query.scalar_type())

@@ -26,7 +26,7 @@
 #include <stdexcept>
 #include <vector>
 
-#include "../../binding/errors.h"
+#include "../../core/errors.h"
 #include "../cpu_simd.h"
 #include "../onednn_gemm.h"
 #include "memory_query.h"

@@ -5,7 +5,7 @@
 
 #include <cmath>
 
-#include "../../binding/errors.h"
+#include "../../core/errors.h"
 #include "../cuda_scratch.h"
 #include "kernels.h"
 #include "memory_query.h"

@@ -1,23 +1,12 @@
 // sinkhorn / euclideanCost: argument checks, device dispatch and the autograd functions.
 #include <cmath>
 
-#include "../../binding/errors.h"
-#include "../../binding/tensor.h"
+#include "../../core/checks.h"
 #include "sinkhorn.h"
 
 namespace radkit {
 namespace ops {
 namespace {
-
-bool allowedDtype(const at::Tensor& t) {
-  auto s = t.scalar_type();
-  if (s == at::kFloat || s == at::kDouble) return true;
-  return t.is_cuda() && (s == at::kHalf || s == at::kBFloat16);
-}
-
-const char* allowedDtypes(const at::Tensor& t) {
-  return t.is_cuda() ? "float32, float64, float16 or bfloat16" : "float32 or float64 (float16/bfloat16 only on CUDA)";
-}
 
 void checkFinite(const at::Tensor& t, const char* name) {
   if (t.numel() && !at::isfinite(t).all().item<bool>()) argError("ERR_NOT_FINITE", name, " must hold only finite values (found NaN or infinity)");
@@ -47,7 +36,7 @@ std::pair<at::Tensor, at::Tensor> checkSinkhornArgs(const at::Tensor& cost, cons
   if (!cost.defined()) argError("ERR_INVALID_ARG", "cost must be a tensor");
   if (cost.dim() != 3) argError("ERR_SHAPE", "cost must have shape [B, M, N] (rank 3), got ", shapeString(cost.sizes()));
   if (cost.size(1) < 1 || cost.size(2) < 1) argError("ERR_SHAPE", "cost must have M >= 1 and N >= 1, got ", shapeString(cost.sizes()));
-  if (!allowedDtype(cost)) argError("ERR_DTYPE", "cost must be ", allowedDtypes(cost), ", got ", dtypeName(cost.scalar_type()));
+  if (!isOpDtype(cost)) argError("ERR_DTYPE", "cost must be ", opDtypesFor(cost), ", got ", dtypeName(cost.scalar_type()));
   if (!cost.is_cpu() && !cost.is_cuda()) argError("ERR_DEVICE", "cost must be on the CPU or a CUDA device, got ", deviceName(cost.device()));
   if (!std::isfinite(o.epsilon) || !(o.epsilon > 0)) argError("ERR_INVALID_ARG", "epsilon must be a finite number > 0, got ", o.epsilon);
   if (o.maxIterations < 1 || o.maxIterations > 100000000)
@@ -62,7 +51,7 @@ std::pair<at::Tensor, at::Tensor> checkSinkhornArgs(const at::Tensor& cost, cons
 void checkEuclideanCostArgs(const at::Tensor& x, const at::Tensor& y, const char* fn) {
   if (x.dim() != 3) argError("ERR_SHAPE", "x must have shape [B, M, D] (rank 3), got ", shapeString(x.sizes()));
   if (y.dim() != 3) argError("ERR_SHAPE", "y must have shape [B, N, D] (rank 3), got ", shapeString(y.sizes()));
-  if (!allowedDtype(x)) argError("ERR_DTYPE", "x must be ", allowedDtypes(x), ", got ", dtypeName(x.scalar_type()));
+  if (!isOpDtype(x)) argError("ERR_DTYPE", "x must be ", opDtypesFor(x), ", got ", dtypeName(x.scalar_type()));
   if (y.scalar_type() != x.scalar_type())
     argError("ERR_DTYPE", "y must have x's dtype ", dtypeName(x.scalar_type()), ", got ", dtypeName(y.scalar_type()));
   if (y.device() != x.device()) argError("ERR_DEVICE", "x and y must be on one device, got ", deviceName(x.device()), " and ", deviceName(y.device()));

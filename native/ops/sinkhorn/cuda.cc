@@ -3,7 +3,7 @@
 #include <c10/cuda/CUDAStream.h>
 #include <c10/cuda/CUDAGuard.h>
 
-#include "../../binding/errors.h"
+#include "../../core/errors.h"
 #include "kernels.h"
 #include "sinkhorn.h"
 

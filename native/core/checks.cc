@@ -1,0 +1,85 @@
+#include "checks.h"
+
+#include <unistd.h>
+
+#include <sstream>
+#include <utility>
+
+namespace radkit {
+
+bool parseDtypeName(const std::string& s, at::ScalarType* out) {
+  static const std::pair<const char*, at::ScalarType> table[] = {
+      {"float32", at::kFloat}, {"float64", at::kDouble}, {"float16", at::kHalf}, {"bfloat16", at::kBFloat16},
+      {"int32", at::kInt},     {"int64", at::kLong},     {"bool", at::kBool},    {"uint8", at::kByte}};
+  for (auto& [n, t] : table)
+    if (s == n) {
+      *out = t;
+      return true;
+    }
+  return false;
+}
+
+std::string dtypeName(at::ScalarType t) {
+  switch (t) {
+    case at::kFloat: return "float32";
+    case at::kDouble: return "float64";
+    case at::kHalf: return "float16";
+    case at::kBFloat16: return "bfloat16";
+    case at::kInt: return "int32";
+    case at::kLong: return "int64";
+    case at::kBool: return "bool";
+    case at::kByte: return "uint8";
+    default: return std::string("unsupported(") + c10::toString(t) + ")";
+  }
+}
+
+bool parseDeviceName(const std::string& s, at::Device* out) {
+  if (s == "cpu") {
+    *out = at::Device(at::kCPU);
+    return true;
+  }
+  if (s == "cuda") {
+    *out = at::Device(at::kCUDA, 0);
+    return true;
+  }
+  if (s.rfind("cuda:", 0) == 0 && s.size() > 5 && s.size() < 9 && s.find_first_not_of("0123456789", 5) == std::string::npos) {
+    *out = at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(std::stoi(s.substr(5))));
+    return true;
+  }
+  return false;
+}
+
+std::string deviceName(const at::Device& d) {
+  if (d.is_cpu()) return "cpu";
+  if (d.is_cuda()) return "cuda:" + std::to_string(d.has_index() ? d.index() : 0);
+  return d.str();
+}
+
+std::string shapeString(at::IntArrayRef shape) {
+  std::ostringstream os;
+  os << "[";
+  for (size_t i = 0; i < shape.size(); ++i) os << (i ? ", " : "") << shape[i];
+  os << "]";
+  return os.str();
+}
+
+void checkAllocation(const std::vector<int64_t>& shape, at::ScalarType dtype, const char* fn) {
+  static const double physical = static_cast<double>(sysconf(_SC_PHYS_PAGES)) * static_cast<double>(sysconf(_SC_PAGESIZE));
+  double bytes = static_cast<double>(c10::elementSize(dtype));
+  for (int64_t d : shape) bytes *= static_cast<double>(d);
+  if (bytes > physical)
+    fail(ErrorKind::OutOfMemory, "ERR_OUT_OF_MEMORY", "shape ", shapeString(shape), " of ", dtypeName(dtype), " needs ", bytes / 1073741824.0,
+         " GiB, more than this machine's ", physical / 1073741824.0, " GiB of memory");
+}
+
+bool isOpDtype(const at::Tensor& t) {
+  const auto s = t.scalar_type();
+  if (s == at::kFloat || s == at::kDouble) return true;
+  return t.is_cuda() && (s == at::kHalf || s == at::kBFloat16);
+}
+
+const char* opDtypesFor(const at::Tensor& t) {
+  return t.is_cuda() ? "float32, float64, float16 or bfloat16" : "float32 or float64 (float16/bfloat16 only on CUDA)";
+}
+
+}  // namespace radkit

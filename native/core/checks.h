@@ -1,0 +1,29 @@
+// Names and argument checks shared by compute code and bindings, free of N-API: how dtypes, devices
+// and shapes are written in messages, the dtypes radkit's ops take, and the allocation guard.
+#pragma once
+#include <ATen/ATen.h>
+
+#include <string>
+#include <vector>
+
+#include "errors.h"
+
+namespace radkit {
+
+// Dtype and device names as the TypeScript API writes them ("float32", "cuda:0").
+bool parseDtypeName(const std::string& s, at::ScalarType* out);
+bool parseDeviceName(const std::string& s, at::Device* out);
+std::string dtypeName(at::ScalarType t);
+std::string deviceName(const at::Device& d);
+std::string shapeString(at::IntArrayRef shape);
+
+// The floating dtypes the ops take: float32 and float64 everywhere, float16 and bfloat16 on CUDA.
+bool isOpDtype(const at::Tensor& t);
+// Those dtypes in words, for the device of `t`.
+const char* opDtypesFor(const at::Tensor& t);
+
+// Refuses allocations whose byte size overflows or exceeds physical memory before LibTorch tries
+// (ERR_OUT_OF_MEMORY).
+void checkAllocation(const std::vector<int64_t>& shape, at::ScalarType dtype, const char* fn);
+
+}  // namespace radkit
