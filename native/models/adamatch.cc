@@ -17,7 +17,7 @@
 
 #include <cmath>
 
-#include "../binding/errors.h"
+#include "../core/errors.h"
 #include "../nn/bert.h"
 #include "../nn/pvt.h"
 #include "../ops/max_similarity/max_similarity.h"

@@ -1,6 +1,6 @@
 #include "system.h"
 
-#include "../binding/errors.h"
+#include "../core/errors.h"
 
 namespace radkit {
 

@@ -9,7 +9,7 @@
 #include <torch/nn/modules/dropout.h>
 #include <torch/nn/modules/linear.h>
 
-#include "../binding/errors.h"
+#include "../core/errors.h"
 #include "../nn/decoding.h"
 #include "../nn/resnet.h"
 #include "../nn/transformer.h"
