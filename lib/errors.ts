@@ -1,12 +1,19 @@
 /**
  * Every failure radkit raises is a RadkitError with a stable `code` and the name of the function
  * that failed (`fn`). Native failures arrive as these classes directly: the addon constructs them.
+ *
+ * Codes raised from TypeScript: `ERR_INVALID_ARG` (ArgumentError: a bad argument or option),
+ * `ERR_DATA` (DataError: an input file or one of its entries; `file` and `entry` say which),
+ * `ERR_TOKENIZER` (TokenizerError: a tokenizer file or JSON that is not a usable tokenizer),
+ * `ERR_CHECKPOINT` (a missing or mismatched checkpoint), `ERR_ABORTED` (an AbortSignal fired; the
+ * signal's reason is the `cause`), `ERR_WORKER` (a worker thread failed or its pool was closed),
+ * `ERR_INTERNAL` (an internal invariant broke: a radkit bug).
  */
 export class RadkitError extends Error {
   readonly code: string;
   readonly fn: string;
-  constructor(message: string, code = 'ERR_RADKIT', fn = '') {
-    super(message);
+  constructor(message: string, code = 'ERR_RADKIT', fn = '', options?: { cause?: unknown }) {
+    super(message, options);
     this.name = new.target.name;
     this.code = code;
     this.fn = fn;
@@ -27,6 +34,37 @@ export class NativeError extends RadkitError {}
 
 /** The native addon could not be loaded; the message says why and how to fix it. */
 export class LoadError extends RadkitError {}
+
+/** A problem found in an input file; `DataError` carries the same fields. */
+export interface DataIssue {
+  file: string;
+  /** e.g. `train[12] (id "CXR1_1_IM-0001")`, or undefined for file-level problems */
+  entry?: string;
+  message: string;
+}
+
+/**
+ * A problem in an input data file (annotation, labels, image, word list), code `ERR_DATA`. The
+ * message is `<file>[: <entry>]: <what is wrong>`; `file` and `entry` carry the same names.
+ */
+export class DataError extends RadkitError {
+  readonly file: string;
+  readonly entry?: string;
+  constructor(issue: DataIssue, fn = '') {
+    super(`${issue.file}${issue.entry ? `: ${issue.entry}` : ''}: ${issue.message}`, 'ERR_DATA', fn);
+    this.file = issue.file;
+    this.entry = issue.entry;
+  }
+}
+
+/** A tokenizer file or JSON that is not a usable tokenizer, code `ERR_TOKENIZER`; `file` names the file when there is one. */
+export class TokenizerError extends RadkitError {
+  readonly file?: string;
+  constructor(message: string, fn = '', file?: string) {
+    super(message, 'ERR_TOKENIZER', fn);
+    this.file = file;
+  }
+}
 
 /** The classes the addon instantiates, by native error kind. */
 export const nativeErrorClasses = {

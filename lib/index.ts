@@ -24,7 +24,7 @@ export {
   type CpuCacheInfo,
   type CudaMemoryInfo,
 } from './runtime.js';
-export { RadkitError, ArgumentError, DisposedError, OutOfMemoryError, NativeError, LoadError } from './errors.js';
+export { RadkitError, ArgumentError, DisposedError, OutOfMemoryError, NativeError, LoadError, DataError, TokenizerError } from './errors.js';
 export { loadReport, type LoadReport } from './native.js';
 export * as ops from './ops/index.js';
 export * as nn from './nn/index.js';

@@ -1,4 +1,5 @@
 import type { R2GenDataset, SplitName } from '../data/r2gen.js';
+import { RadkitError } from '../errors.js';
 import { TensorBatch, type Model } from '../models/model.js';
 import type { Tensor } from '../tensor.js';
 import type { Preprocessing } from '../train/checkpoint.js';
@@ -102,7 +103,7 @@ export async function embedSplit(model: Model, dataset: R2GenDataset, o: EmbedOp
   const loader = splitLoader(dataset, o, o.tokenizer, 32);
   const parts: EmbeddedSplit[] = [];
   for await (const batch of loader) {
-    if (o.signal?.aborted) throw o.signal.reason ?? new Error('aborted');
+    if (o.signal?.aborted) throw new RadkitError('embedSplit: aborted', 'ERR_ABORTED', 'embedSplit', { cause: o.signal.reason });
     const tb = new TensorBatch(batch);
     let enc: Record<string, Tensor> = {};
     try {

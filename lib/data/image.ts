@@ -9,6 +9,7 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
+import { ArgumentError, DataError, RadkitError } from '../errors.js';
 
 export type FitMode = 'stretch' | 'center-crop';
 
@@ -36,17 +37,26 @@ export interface DecodedImage {
 export interface ImageLibs {
   PNG: { sync: { read(buf: Buffer, opts?: { skipRescale?: boolean }): { width: number; height: number; data: ArrayLike<number>; depth?: number; color?: boolean; alpha?: boolean } } };
   jpeg: { decode(buf: Uint8Array, opts?: Record<string, unknown>): { width: number; height: number; data: ArrayLike<number> } };
+  /**
+   * Builds the error `decodeResize` throws for bad bytes. `imageLibs()` gives a RadkitError (code
+   * `ERR_DATA`); without it (the loader's worker threads, which cannot import radkit's classes and
+   * only pass the message on) a local Error subclass is thrown.
+   */
+  error?: (message: string) => Error;
 }
 
 /**
- * Decodes PNG/JPEG bytes and resizes. Throws an Error whose message says what is wrong with the
- * bytes (the caller adds the file name). Self-contained: do not reference module-level names here.
+ * Decodes PNG/JPEG bytes and resizes. Throws `libs.error(message)` (see `ImageLibs.error`) with a
+ * message that says what is wrong with the bytes (the caller adds the file name).
+ * Self-contained: do not reference module-level names here.
  */
 export function decodeResize(buf: Uint8Array, opts: ImageOptions, libs: ImageLibs): DecodedImage {
+  class DecodeFailure extends Error {}
+  const failure = (message: string): Error => (libs.error ? libs.error(message) : new DecodeFailure(message));
   const isPng = buf.length >= 8 && buf[0] === 0x89 && buf[1] === 0x50 && buf[2] === 0x4e && buf[3] === 0x47;
   const isJpeg = buf.length >= 3 && buf[0] === 0xff && buf[1] === 0xd8 && buf[2] === 0xff;
-  if (buf.length === 0) throw new Error('empty file');
-  if (!isPng && !isJpeg) throw new Error('not a PNG or JPEG file (unknown signature)');
+  if (buf.length === 0) throw failure('empty file');
+  if (!isPng && !isJpeg) throw failure('not a PNG or JPEG file (unknown signature)');
   let sw = 0;
   let sh = 0;
   let grey: Float32Array;
@@ -57,7 +67,7 @@ export function decodeResize(buf: Uint8Array, opts: ImageOptions, libs: ImageLib
     try {
       img = libs.PNG.sync.read(Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength), { skipRescale: true });
     } catch (e) {
-      throw new Error(`corrupt PNG: ${(e as Error).message}`);
+      throw failure(`corrupt PNG: ${(e as Error).message}`);
     }
     sw = img.width;
     sh = img.height;
@@ -65,7 +75,7 @@ export function decodeResize(buf: Uint8Array, opts: ImageOptions, libs: ImageLib
     channels = img.color ? 3 : 1;
     const max = bitDepth === 16 ? 65535 : 255;
     const d = img.data;
-    if (d.length < sw * sh * 4) throw new Error('corrupt PNG: truncated pixel data');
+    if (d.length < sw * sh * 4) throw failure('corrupt PNG: truncated pixel data');
     grey = new Float32Array(sw * sh);
     for (let i = 0, j = 0; i < grey.length; i++, j += 4) {
       grey[i] = img.color ? (0.299 * d[j] + 0.587 * d[j + 1] + 0.114 * d[j + 2]) / max : d[j] / max;
@@ -75,7 +85,7 @@ export function decodeResize(buf: Uint8Array, opts: ImageOptions, libs: ImageLib
     try {
       img = libs.jpeg.decode(buf, { useTArray: true, formatAsRGBA: true, maxResolutionInMP: 200, maxMemoryUsageInMB: 1024 });
     } catch (e) {
-      throw new Error(`corrupt JPEG: ${(e as Error).message}`);
+      throw failure(`corrupt JPEG: ${(e as Error).message}`);
     }
     sw = img.width;
     sh = img.height;
@@ -89,7 +99,7 @@ export function decodeResize(buf: Uint8Array, opts: ImageOptions, libs: ImageLib
     }
     if (isGrey) channels = 1;
   }
-  if (sw <= 0 || sh <= 0) throw new Error('image has no pixels');
+  if (sw <= 0 || sh <= 0) throw failure('image has no pixels');
 
   // source crop (center-crop keeps the aspect ratio of the output)
   const H = opts.height;
@@ -172,16 +182,22 @@ export function imageLibs(): ImageLibs {
   if (!libsCache) {
     const p = imageLibPaths();
     const req = typeof require === 'function' ? require : createRequire(join(process.cwd(), 'noop.js'));
-    libsCache = { PNG: (req(p.png) as { PNG: ImageLibs['PNG'] }).PNG, jpeg: req(p.jpeg) as ImageLibs['jpeg'] };
+    libsCache = {
+      PNG: (req(p.png) as { PNG: ImageLibs['PNG'] }).PNG,
+      jpeg: req(p.jpeg) as ImageLibs['jpeg'],
+      error: (message) => new RadkitError(message, 'ERR_DATA', 'decodeResize'),
+    };
   }
   return libsCache;
 }
 
+const FN_OPTS = 'checkImageOptions';
+
 export function checkImageOptions(o: ImageOptions): ImageOptions {
   if (!o || !Number.isInteger(o.height) || !Number.isInteger(o.width) || o.height < 1 || o.width < 1 || o.height > 8192 || o.width > 8192)
-    throw new Error(`image options: height and width must be integers in [1, 8192], got ${o?.height} x ${o?.width}`);
-  if (o.fit !== undefined && o.fit !== 'stretch' && o.fit !== 'center-crop') throw new Error(`image options: unknown fit '${String(o.fit)}'`);
-  if (o.std !== undefined && !(o.std > 0)) throw new Error('image options: std must be > 0');
+    throw new ArgumentError(`image options: height and width must be integers in [1, 8192], got ${o?.height} x ${o?.width}`, 'ERR_INVALID_ARG', FN_OPTS);
+  if (o.fit !== undefined && o.fit !== 'stretch' && o.fit !== 'center-crop') throw new ArgumentError(`image options: unknown fit '${String(o.fit)}'`, 'ERR_INVALID_ARG', FN_OPTS);
+  if (o.std !== undefined && !(o.std > 0)) throw new ArgumentError(`image options: std must be > 0, got ${String(o.std)}`, 'ERR_INVALID_ARG', FN_OPTS);
   return o;
 }
 
@@ -193,11 +209,11 @@ export function loadImage(path: string, opts: ImageOptions): DecodedImage {
     buf = readFileSync(path);
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
-    throw new Error(`cannot read image ${path}: ${err.code === 'ENOENT' ? 'file not found' : err.message}`);
+    throw new DataError({ file: path, message: err.code === 'ENOENT' ? 'file not found' : `cannot read image: ${err.message}` }, 'loadImage');
   }
   try {
     return decodeResize(buf, opts, imageLibs());
   } catch (e) {
-    throw new Error(`cannot decode image ${path}: ${(e as Error).message}`);
+    throw new DataError({ file: path, message: (e as Error).message }, 'loadImage');
   }
 }

@@ -27,6 +27,7 @@ import { Worker } from 'node:worker_threads';
 import { CHEXPERT_OBSERVATIONS, type ReportLabels } from '../text/chexpert.js';
 import type { ReportTokenizer } from '../text/report-tokenizer.js';
 import { checkImageOptions, decodeResize, imageLibPaths, imageLibs, type FitMode, type ImageOptions } from './image.js';
+import { ArgumentError, RadkitError } from '../errors.js';
 import { DataError, type DataIssue, type OnError, type R2GenDataset, type R2GenEntry, type SplitName } from './r2gen.js';
 import { Rng, hashSeed } from './synth/rng.js';
 
@@ -109,21 +110,21 @@ export class ImagePool {
         this.pending.delete(m.id);
         if (this.pending.size === 0) for (const x of this.workers) x.unref(); // idle: never keep the process alive
         if (m.ok) p.resolve(m.data!);
-        else p.reject(new Error(m.error));
+        else p.reject(new RadkitError(m.error ?? 'image worker failed', 'ERR_DATA', 'ImagePool.decode'));
       });
-      w.on('error', (e: unknown) => this.failAll(e instanceof Error ? e : new Error(String(e))));
+      w.on('error', (e: unknown) => this.failAll(e instanceof Error ? e.message : String(e)));
       w.unref();
       this.workers.push(w);
     }
   }
 
-  private failAll(e: Error): void {
-    for (const p of this.pending.values()) p.reject(new Error(`image worker failed: ${e.message}`));
+  private failAll(why: string): void {
+    for (const p of this.pending.values()) p.reject(new RadkitError(`image worker failed: ${why}`, 'ERR_WORKER', 'ImagePool.decode'));
     this.pending.clear();
   }
 
   decode(path: string, opts: ImageOptions): Promise<Float32Array> {
-    if (this.closed) return Promise.reject(new Error('image pool is closed'));
+    if (this.closed) return Promise.reject(new RadkitError('ImagePool.decode: image pool is closed', 'ERR_WORKER', 'ImagePool.decode'));
     const id = this.nextId++;
     const w = this.workers[this.rr++ % this.workers.length];
     if (this.pending.size === 0) for (const x of this.workers) x.ref(); // work pending: keep the process alive
@@ -136,7 +137,7 @@ export class ImagePool {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    this.failAll(new Error('closed'));
+    this.failAll('closed');
     await Promise.all(this.workers.map((w) => w.terminate()));
   }
 }
@@ -148,13 +149,13 @@ async function decodeHere(path: string, opts: ImageOptions): Promise<Float32Arra
     buf = await readFile(path);
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
-    throw new Error(`cannot read image ${path}: ${err.code === 'ENOENT' ? 'file not found' : err.message}`);
+    throw new RadkitError(`cannot read image ${path}: ${err.code === 'ENOENT' ? 'file not found' : err.message}`, 'ERR_DATA', 'DataLoader');
   }
   await new Promise((r) => setImmediate(r));
   try {
     return decodeResize(buf, opts, imageLibs()).data;
   } catch (e) {
-    throw new Error(`cannot decode image ${path}: ${(e as Error).message}`);
+    throw new RadkitError(`cannot decode image ${path}: ${(e as Error).message}`, 'ERR_DATA', 'DataLoader');
   }
 }
 
@@ -174,18 +175,18 @@ export class DataLoader implements AsyncIterable<Batch> {
     readonly options: LoaderOptions,
   ) {
     const o = options;
-    if (!o || !['train', 'val', 'test'].includes(o.split)) throw new Error(`DataLoader: split must be 'train', 'val' or 'test'`);
-    if (!Number.isInteger(o.batchSize) || o.batchSize < 1) throw new Error(`DataLoader: batchSize must be a positive integer, got ${o.batchSize}`);
+    if (!o || !['train', 'val', 'test'].includes(o.split)) throw new ArgumentError(`DataLoader: split must be 'train', 'val' or 'test', got ${String(o?.split)}`, 'ERR_INVALID_ARG', 'DataLoader');
+    if (!Number.isInteger(o.batchSize) || o.batchSize < 1) throw new ArgumentError(`DataLoader: batchSize must be a positive integer, got ${o.batchSize}`, 'ERR_INVALID_ARG', 'DataLoader');
     const [H, W] = typeof o.imageSize === 'number' ? [o.imageSize, o.imageSize] : o.imageSize;
     this.img = checkImageOptions({ height: H, width: W, fit: o.fit, mean: o.mean, std: o.std });
     this.V = o.views ?? (dataset.style === 'iu' ? 2 : 1);
-    if (!Number.isInteger(this.V) || this.V < 1) throw new Error(`DataLoader: views must be a positive integer, got ${o.views}`);
+    if (!Number.isInteger(this.V) || this.V < 1) throw new ArgumentError(`DataLoader: views must be a positive integer, got ${o.views}`, 'ERR_INVALID_ARG', 'DataLoader');
     const workers = o.workers ?? Math.max(1, Math.min(4, availableParallelism() - 1));
-    if (!Number.isInteger(workers) || workers < 0) throw new Error(`DataLoader: workers must be a non-negative integer`);
+    if (!Number.isInteger(workers) || workers < 0) throw new ArgumentError(`DataLoader: workers must be a non-negative integer, got ${workers}`, 'ERR_INVALID_ARG', 'DataLoader');
     const prefetch = o.prefetch ?? 2;
-    if (!Number.isInteger(prefetch) || prefetch < 1) throw new Error(`DataLoader: prefetch must be a positive integer`);
+    if (!Number.isInteger(prefetch) || prefetch < 1) throw new ArgumentError(`DataLoader: prefetch must be a positive integer, got ${prefetch}`, 'ERR_INVALID_ARG', 'DataLoader');
     const onError = o.onError ?? 'throw';
-    if (onError !== 'throw' && onError !== 'skip') throw new Error(`DataLoader: onError must be 'throw' or 'skip'`);
+    if (onError !== 'throw' && onError !== 'skip') throw new ArgumentError(`DataLoader: onError must be 'throw' or 'skip', got '${String(onError)}'`, 'ERR_INVALID_ARG', 'DataLoader');
     this.o = {
       batchSize: o.batchSize,
       prefetch,
@@ -291,7 +292,7 @@ export class DataLoader implements AsyncIterable<Batch> {
     for (const r of results) {
       if ('error' in r && r.error !== undefined) {
         const issue: DataIssue = { file: this.dataset.annotationPath, entry: `${r.e.split} study "${r.e.id}"`, message: r.error };
-        if (this.o.onError === 'throw') throw new DataError(issue);
+        if (this.o.onError === 'throw') throw new DataError(issue, 'DataLoader');
         this.issues.push(issue);
         skipped.push(r.e.id);
       } else kept.push(r as { e: R2GenEntry; views: Float32Array[] });

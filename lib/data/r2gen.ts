@@ -13,6 +13,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
+import { ArgumentError, DataError, type DataIssue } from '../errors.js';
 import { CHEXPERT_OBSERVATIONS, type LabelValue, type Observation, type ReportLabels } from '../text/chexpert.js';
 
 export type SplitName = 'train' | 'val' | 'test';
@@ -20,25 +21,8 @@ export const SPLITS: readonly SplitName[] = ['train', 'val', 'test'];
 export type R2GenStyle = 'iu' | 'mimic';
 export type OnError = 'throw' | 'skip';
 
-/** A problem found in the input; `DataError` carries the same fields. */
-export interface DataIssue {
-  file: string;
-  /** e.g. `train[12] (id "CXR1_1_IM-0001")`, or undefined for file-level problems */
-  entry?: string;
-  message: string;
-}
-
-export class DataError extends Error {
-  readonly file: string;
-  readonly entry?: string;
-  readonly code = 'RADKIT_DATA';
-  constructor(issue: DataIssue) {
-    super(`${issue.file}${issue.entry ? `: ${issue.entry}` : ''}: ${issue.message}`);
-    this.name = 'DataError';
-    this.file = issue.file;
-    this.entry = issue.entry;
-  }
-}
+// DataError lives in ../errors.ts with the other RadkitError classes; re-exported here for existing imports.
+export { DataError, type DataIssue };
 
 export interface R2GenEntry {
   id: string;
@@ -85,14 +69,14 @@ export function readUtf8(file: string): string {
     buf = readFileSync(file);
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
-    throw new DataError({ file, message: err.code === 'ENOENT' ? 'file not found' : `cannot read: ${err.message}` });
+    throw new DataError({ file, message: err.code === 'ENOENT' ? 'file not found' : `cannot read: ${err.message}` }, 'readUtf8');
   }
   try {
     const text = new TextDecoder('utf-8', { fatal: true }).decode(buf);
     return text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
   } catch {
     const off = firstBadUtf8(buf);
-    throw new DataError({ file, message: `not valid UTF-8 text (first bad byte at offset ${off})` });
+    throw new DataError({ file, message: `not valid UTF-8 text (first bad byte at offset ${off})` }, 'readUtf8');
   }
 }
 
@@ -134,7 +118,7 @@ export function readJson(file: string): unknown {
   try {
     return JSON.parse(text);
   } catch (e) {
-    throw new DataError({ file, message: `malformed JSON: ${(e as Error).message}` });
+    throw new DataError({ file, message: `malformed JSON: ${(e as Error).message}` }, 'readJson');
   }
 }
 
@@ -158,18 +142,18 @@ export function parseLabels(x: unknown): ReportLabels | string {
 export function readR2Gen(annotationPath: string, opts: ReadR2GenOptions = {}): R2GenDataset {
   const file = resolve(annotationPath);
   const onError = opts.onError ?? 'throw';
-  if (onError !== 'throw' && onError !== 'skip') throw new Error(`readR2Gen: onError must be 'throw' or 'skip', got '${String(onError)}'`);
+  if (onError !== 'throw' && onError !== 'skip') throw new ArgumentError(`readR2Gen: onError must be 'throw' or 'skip', got '${String(onError)}'`, 'ERR_INVALID_ARG', 'readR2Gen');
   const issues: DataIssue[] = [];
   const problem = (issue: DataIssue) => {
-    if (onError === 'throw') throw new DataError(issue);
+    if (onError === 'throw') throw new DataError(issue, 'readR2Gen');
     issues.push(issue);
   };
   const root = readJson(file);
   if (!root || typeof root !== 'object' || Array.isArray(root))
-    throw new DataError({ file, message: 'expected an object { "train": [...], "val": [...], "test": [...] }' });
+    throw new DataError({ file, message: 'expected an object { "train": [...], "val": [...], "test": [...] }' }, 'readR2Gen');
   const ann = root as Record<string, unknown>;
   const wanted = opts.splits ?? [...SPLITS];
-  if (!SPLITS.some((s) => s in ann)) throw new DataError({ file, message: 'no "train", "val" or "test" array' });
+  if (!SPLITS.some((s) => s in ann)) throw new DataError({ file, message: 'no "train", "val" or "test" array' }, 'readR2Gen');
 
   let style: R2GenStyle;
   if (opts.style === 'iu' || opts.style === 'mimic') style = opts.style;
@@ -187,7 +171,7 @@ export function readR2Gen(annotationPath: string, opts: ReadR2GenOptions = {}): 
   if (typeof opts.labels === 'string') {
     labelsFile = resolve(opts.labels);
     const l = readJson(labelsFile);
-    if (!l || typeof l !== 'object' || Array.isArray(l)) throw new DataError({ file: labelsFile, message: 'expected an object keyed by study id' });
+    if (!l || typeof l !== 'object' || Array.isArray(l)) throw new DataError({ file: labelsFile, message: 'expected an object keyed by study id' }, 'readR2Gen');
     extLabels = l as Record<string, unknown>;
   } else if (opts.labels) extLabels = opts.labels;
 
@@ -247,9 +231,10 @@ export interface UnpairedDataset {
 /** Reads `unpaired/images.json` + `unpaired/reports.json` as written by `synthesize({ unpaired: true })`. */
 export function readUnpaired(dir: string, opts: { imageDir?: string; onError?: OnError } = {}): UnpairedDataset {
   const onError = opts.onError ?? 'throw';
+  if (onError !== 'throw' && onError !== 'skip') throw new ArgumentError(`readUnpaired: onError must be 'throw' or 'skip', got '${String(onError)}'`, 'ERR_INVALID_ARG', 'readUnpaired');
   const issues: DataIssue[] = [];
   const problem = (issue: DataIssue) => {
-    if (onError === 'throw') throw new DataError(issue);
+    if (onError === 'throw') throw new DataError(issue, 'readUnpaired');
     issues.push(issue);
   };
   const imageDir = resolve(opts.imageDir ?? join(dir, '..', 'images'));
@@ -257,8 +242,8 @@ export function readUnpaired(dir: string, opts: { imageDir?: string; onError?: O
   const repFile = resolve(join(dir, 'reports.json'));
   const imgs = readJson(imgFile);
   const reps = readJson(repFile);
-  if (!Array.isArray(imgs)) throw new DataError({ file: imgFile, message: 'expected an array' });
-  if (!Array.isArray(reps)) throw new DataError({ file: repFile, message: 'expected an array' });
+  if (!Array.isArray(imgs)) throw new DataError({ file: imgFile, message: 'expected an array' }, 'readUnpaired');
+  if (!Array.isArray(reps)) throw new DataError({ file: repFile, message: 'expected an array' }, 'readUnpaired');
   const out: UnpairedDataset = { images: [], reports: [], issues };
   imgs.forEach((x: Record<string, unknown>, i) => {
     const where = `[${i}]`;

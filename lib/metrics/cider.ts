@@ -14,6 +14,7 @@
  * - item score: mean over the 4 orders, summed over references and divided by their number,
  *   times 10; corpus score: mean over items.
  */
+import { ArgumentError } from '../errors.js';
 import { checkCorpus, checkPositiveInt, ngramCounts, splitWhitespace } from './inputs.js';
 
 export interface CiderOptions {
@@ -45,7 +46,7 @@ export function ciderDWithStats(hyps: string[], refs: string[][], options: Cider
   const n = checkPositiveInt('metrics.ciderD', 'options.n', options.n ?? 4);
   const sigma = options.sigma ?? 6.0;
   if (typeof sigma !== 'number' || !(sigma > 0)) {
-    throw new RangeError(`metrics.ciderD: expected options.sigma to be a positive number, got ${String(sigma)}`);
+    throw new ArgumentError(`metrics.ciderD: expected options.sigma to be a positive number, got ${String(sigma)}`, 'ERR_INVALID_ARG', 'metrics.ciderD');
   }
 
   const crefs = c.refs.map((rs) => rs.map((r) => precook(r, n)));

@@ -8,6 +8,7 @@
  * `zero_division=0`). Macro averages the per-observation P, R and F1 (F1 per observation from its
  * own P and R); example-based averages per-report P, R and F1 over reports.
  */
+import { ArgumentError } from '../errors.js';
 import { CHEXPERT_OBSERVATIONS, type LabelValue, type Observation, type ReportLabels } from '../text/chexpert.js';
 
 export type UncertainPolicy = 'negative' | 'positive';
@@ -53,16 +54,18 @@ const ratio = (a: number, b: number): number => (b === 0 ? 0 : a / b);
 const f1Of = (p: number, r: number): number => (p + r === 0 ? 0 : (2 * p * r) / (p + r));
 
 function checkLabels(name: string, v: unknown): ReportLabels[] {
-  if (!Array.isArray(v)) throw new TypeError(`metrics.clinical: expected ${name} to be an array of label records, got ${typeof v}`);
+  if (!Array.isArray(v)) throw new ArgumentError(`metrics.clinical: expected ${name} to be an array of label records, got ${typeof v}`, 'ERR_INVALID_ARG', 'metrics.clinical');
   v.forEach((rec, i) => {
     if (rec === null || typeof rec !== 'object' || Array.isArray(rec)) {
-      throw new TypeError(`metrics.clinical: expected ${name}[${i}] to be a record of the 14 CheXpert observations, got ${rec === null ? 'null' : typeof rec}`);
+      throw new ArgumentError(`metrics.clinical: expected ${name}[${i}] to be a record of the 14 CheXpert observations, got ${rec === null ? 'null' : typeof rec}`, 'ERR_INVALID_ARG', 'metrics.clinical');
     }
     for (const o of CHEXPERT_OBSERVATIONS) {
       const x = (rec as Record<string, unknown>)[o];
       if (!VALUES.includes(x as LabelValue)) {
-        throw new TypeError(
+        throw new ArgumentError(
           `metrics.clinical: expected ${name}[${i}]['${o}'] to be one of ${VALUES.join(' | ')}, got ${JSON.stringify(x)}`,
+          'ERR_INVALID_ARG',
+          'metrics.clinical',
         );
       }
     }
@@ -75,12 +78,12 @@ export function clinical(hypLabels: ReportLabels[], refLabels: ReportLabels[], o
   const hyp = checkLabels('hypLabels', hypLabels);
   const ref = checkLabels('refLabels', refLabels);
   if (hyp.length !== ref.length) {
-    throw new RangeError(`metrics.clinical: expected as many hypothesis as reference label records, got ${hyp.length} and ${ref.length}`);
+    throw new ArgumentError(`metrics.clinical: expected as many hypothesis as reference label records, got ${hyp.length} and ${ref.length}`, 'ERR_INVALID_ARG', 'metrics.clinical');
   }
-  if (hyp.length === 0) throw new RangeError('metrics.clinical: expected at least one label record, got none');
+  if (hyp.length === 0) throw new ArgumentError('metrics.clinical: expected at least one label record, got none', 'ERR_INVALID_ARG', 'metrics.clinical');
   const uncertain = options.uncertain ?? 'negative';
   if (uncertain !== 'negative' && uncertain !== 'positive') {
-    throw new RangeError(`metrics.clinical: expected options.uncertain to be 'negative' or 'positive', got ${JSON.stringify(uncertain)}`);
+    throw new ArgumentError(`metrics.clinical: expected options.uncertain to be 'negative' or 'positive', got ${JSON.stringify(uncertain)}`, 'ERR_INVALID_ARG', 'metrics.clinical');
   }
   const pos = (v: LabelValue): boolean => v === 'positive' || (v === 'uncertain' && uncertain === 'positive');
 

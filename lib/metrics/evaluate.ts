@@ -3,6 +3,7 @@
  * setting that changes a number (tokenisation, reference mode, uncertain-label policy, METEOR
  * modules, where the clinical labels came from).
  */
+import { ArgumentError } from '../errors.js';
 import type { ReportLabels } from '../text/chexpert.js';
 import { label as ruleLabel } from '../text/labeler.js';
 import { bleuWithStats } from './bleu.js';
@@ -73,15 +74,15 @@ export function evaluate(hyps: string[], refs: string[][], options: EvaluateOpti
   const c = checkCorpus('metrics.evaluate', hyps, refs);
   const metrics = options.metrics ?? ALL;
   for (const m of metrics) {
-    if (!ALL.includes(m)) throw new RangeError(`metrics.evaluate: expected metrics among ${ALL.join(', ')}, got ${JSON.stringify(m)}`);
+    if (!ALL.includes(m)) throw new ArgumentError(`metrics.evaluate: expected metrics among ${ALL.join(', ')}, got ${JSON.stringify(m)}`, 'ERR_INVALID_ARG', 'metrics.evaluate');
   }
   const referenceMode = options.referenceMode ?? 'full';
   if (referenceMode !== 'full' && referenceMode !== 'r2gen-truncated') {
-    throw new RangeError(`metrics.evaluate: expected referenceMode 'full' or 'r2gen-truncated', got ${JSON.stringify(referenceMode)}`);
+    throw new ArgumentError(`metrics.evaluate: expected referenceMode 'full' or 'r2gen-truncated', got ${JSON.stringify(referenceMode)}`, 'ERR_INVALID_ARG', 'metrics.evaluate');
   }
   const maxSeqLength = options.maxSeqLength ?? 60;
   if (!Number.isInteger(maxSeqLength) || maxSeqLength < 2) {
-    throw new RangeError(`metrics.evaluate: expected maxSeqLength to be an integer >= 2, got ${String(options.maxSeqLength)}`);
+    throw new ArgumentError(`metrics.evaluate: expected maxSeqLength to be an integer >= 2, got ${String(options.maxSeqLength)}`, 'ERR_INVALID_ARG', 'metrics.evaluate');
   }
   const usedRefs = referenceMode === 'full' ? c.refs : c.refs.map((rs) => rs.map((r) => r2genTruncate(r, maxSeqLength)));
   const uncertain = options.uncertain ?? 'negative';
@@ -136,7 +137,7 @@ export function evaluate(hyps: string[], refs: string[][], options: EvaluateOpti
   if (metrics.includes('ciderD')) out.ciderD = timed('ciderD', () => ciderDWithStats(c.hyps, usedRefs).score);
   if (metrics.includes('clinical')) {
     const labeler = options.labeler ?? ruleLabel;
-    if (typeof labeler !== 'function') throw new TypeError('metrics.evaluate: expected options.labeler to be a function');
+    if (typeof labeler !== 'function') throw new ArgumentError('metrics.evaluate: expected options.labeler to be a function', 'ERR_INVALID_ARG', 'metrics.evaluate');
     const hypLabels = options.hypLabels ?? c.hyps.map((h) => labeler(h));
     const refLabels = options.refLabels ?? usedRefs.map((rs) => labeler(rs[0]));
     out.clinical = timed('clinical', () => clinical(hypLabels, refLabels, { uncertain }));

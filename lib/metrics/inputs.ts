@@ -5,6 +5,7 @@
  * `refs: string[][]` (one or more pre-tokenised references per item). Mistakes are reported as
  * TypeError / RangeError naming what was expected and what was given.
  */
+import { ArgumentError } from '../errors.js';
 
 function describe(v: unknown): string {
   if (v === null) return 'null';
@@ -15,30 +16,32 @@ function describe(v: unknown): string {
 
 /** Checks `hyps`/`refs` and returns them typed; `metric` names the caller in messages. */
 export function checkCorpus(metric: string, hyps: unknown, refs: unknown): { hyps: string[]; refs: string[][] } {
-  if (!Array.isArray(hyps)) throw new TypeError(`${metric}: expected hyps to be an array of strings, got ${describe(hyps)}`);
+  if (!Array.isArray(hyps)) throw new ArgumentError(`${metric}: expected hyps to be an array of strings, got ${describe(hyps)}`, 'ERR_INVALID_ARG', metric);
   if (!Array.isArray(refs)) {
-    throw new TypeError(`${metric}: expected refs to be an array of string arrays, got ${describe(refs)}`);
+    throw new ArgumentError(`${metric}: expected refs to be an array of string arrays, got ${describe(refs)}`, 'ERR_INVALID_ARG', metric);
   }
   if (hyps.length !== refs.length) {
-    throw new RangeError(
+    throw new ArgumentError(
       `${metric}: expected one reference list per hypothesis, got ${hyps.length} hypotheses and ${refs.length} reference lists`,
+      'ERR_INVALID_ARG',
+      metric,
     );
   }
-  if (hyps.length === 0) throw new RangeError(`${metric}: expected at least one hypothesis, got an empty list`);
+  if (hyps.length === 0) throw new ArgumentError(`${metric}: expected at least one hypothesis, got an empty list`, 'ERR_INVALID_ARG', metric);
   for (let i = 0; i < hyps.length; i++) {
     if (typeof hyps[i] !== 'string') {
-      throw new TypeError(`${metric}: expected hyps[${i}] to be a string, got ${describe(hyps[i])}`);
+      throw new ArgumentError(`${metric}: expected hyps[${i}] to be a string, got ${describe(hyps[i])}`, 'ERR_INVALID_ARG', metric);
     }
     const r = refs[i];
     if (!Array.isArray(r)) {
-      throw new TypeError(`${metric}: expected refs[${i}] to be an array of strings, got ${describe(r)}`);
+      throw new ArgumentError(`${metric}: expected refs[${i}] to be an array of strings, got ${describe(r)}`, 'ERR_INVALID_ARG', metric);
     }
     if (r.length === 0) {
-      throw new RangeError(`${metric}: expected refs[${i}] to hold at least one reference, got an empty list`);
+      throw new ArgumentError(`${metric}: expected refs[${i}] to hold at least one reference, got an empty list`, 'ERR_INVALID_ARG', metric);
     }
     for (let j = 0; j < r.length; j++) {
       if (typeof r[j] !== 'string') {
-        throw new TypeError(`${metric}: expected refs[${i}][${j}] to be a string, got ${describe(r[j])}`);
+        throw new ArgumentError(`${metric}: expected refs[${i}][${j}] to be a string, got ${describe(r[j])}`, 'ERR_INVALID_ARG', metric);
       }
     }
   }
@@ -61,7 +64,7 @@ export function splitWhitespace(s: string): string[] {
 /** Upper bound check for small integer options. */
 export function checkPositiveInt(metric: string, name: string, v: unknown): number {
   if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) {
-    throw new RangeError(`${metric}: expected ${name} to be a positive integer, got ${String(v)}`);
+    throw new ArgumentError(`${metric}: expected ${name} to be a positive integer, got ${String(v)}`, 'ERR_INVALID_ARG', metric);
   }
   return v;
 }

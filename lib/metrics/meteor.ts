@@ -23,6 +23,7 @@
  * Input is pre-tokenised text; it is lower-cased and split on whitespace (Meteor's `-norm` would
  * also re-tokenise punctuation).
  */
+import { ArgumentError } from '../errors.js';
 import { checkCorpus, splitWhitespace } from './inputs.js';
 import { snowballEnglishStem } from './stemmer.js';
 import { loadWordNet, type WordNetIndex } from './wordnet.js';
@@ -515,22 +516,24 @@ const functionWordsDefault = new Set(ENGLISH_FUNCTION_WORDS);
 function makeConfig(o: MeteorOptions): { cfg: Config; settings: MeteorSettings } {
   const modules = o.modules ?? ['exact', 'stem', 'synonym'];
   if (!Array.isArray(modules) || modules.length === 0) {
-    throw new RangeError(`metrics.meteor: expected options.modules to be a non-empty array, got ${String(modules)}`);
+    throw new ArgumentError(`metrics.meteor: expected options.modules to be a non-empty array, got ${String(modules)}`, 'ERR_INVALID_ARG', 'metrics.meteor');
   }
   for (const m of modules) {
     if (m !== 'exact' && m !== 'stem' && m !== 'synonym') {
-      throw new RangeError(
+      throw new ArgumentError(
         `metrics.meteor: expected modules among 'exact' | 'stem' | 'synonym' (no paraphrase table ships), got ${JSON.stringify(m)}`,
+        'ERR_INVALID_ARG',
+        'metrics.meteor',
       );
     }
   }
   if (new Set(modules).size !== modules.length) {
-    throw new RangeError(`metrics.meteor: expected each module once, got ${JSON.stringify(modules)}`);
+    throw new ArgumentError(`metrics.meteor: expected each module once, got ${JSON.stringify(modules)}`, 'ERR_INVALID_ARG', 'metrics.meteor');
   }
   const num = (name: string, v: number | undefined, d: number): number => {
     const x = v ?? d;
     if (typeof x !== 'number' || !Number.isFinite(x)) {
-      throw new RangeError(`metrics.meteor: expected options.${name} to be a finite number, got ${String(x)}`);
+      throw new ArgumentError(`metrics.meteor: expected options.${name} to be a finite number, got ${String(x)}`, 'ERR_INVALID_ARG', 'metrics.meteor');
     }
     return x;
   };
@@ -541,7 +544,7 @@ function makeConfig(o: MeteorOptions): { cfg: Config; settings: MeteorSettings }
   const weights = modules.map((m) => num(`weights.${m}`, o.weights?.[m], DEFAULT_WEIGHTS[m]));
   const beamSize = o.beamSize ?? 40;
   if (!Number.isInteger(beamSize) || beamSize < 1) {
-    throw new RangeError(`metrics.meteor: expected options.beamSize to be a positive integer, got ${String(beamSize)}`);
+    throw new ArgumentError(`metrics.meteor: expected options.beamSize to be a positive integer, got ${String(beamSize)}`, 'ERR_INVALID_ARG', 'metrics.meteor');
   }
   const key = o.wordnetPath ?? '';
   let lexicon = lexicons.get(key);

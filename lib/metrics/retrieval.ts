@@ -7,6 +7,7 @@
  * number scoring exactly the same (ties never help). R@K is the fraction of queries whose match
  * ranks <= K (a number in [0, 1]).
  */
+import { ArgumentError } from '../errors.js';
 
 export type SimilarityMatrix = number[][] | { data: Float32Array | Float64Array; rows: number; cols: number };
 
@@ -35,34 +36,36 @@ export interface RetrievalResult {
 function toGetter(sim: SimilarityMatrix): { n: number; at: (i: number, j: number) => number } {
   if (Array.isArray(sim)) {
     const rows = sim.length;
-    if (rows === 0) throw new RangeError('metrics.retrieval: expected a non-empty similarity matrix, got 0 rows');
+    if (rows === 0) throw new ArgumentError('metrics.retrieval: expected a non-empty similarity matrix, got 0 rows', 'ERR_INVALID_ARG', 'metrics.retrieval');
     sim.forEach((row, i) => {
-      if (!Array.isArray(row)) throw new TypeError(`metrics.retrieval: expected row ${i} to be an array of numbers, got ${typeof row}`);
+      if (!Array.isArray(row)) throw new ArgumentError(`metrics.retrieval: expected row ${i} to be an array of numbers, got ${typeof row}`, 'ERR_INVALID_ARG', 'metrics.retrieval');
       if (row.length !== rows) {
-        throw new RangeError(
+        throw new ArgumentError(
           `metrics.retrieval: expected a square [images x reports] matrix with the matches on the diagonal, got row ${i} of length ${row.length} in a ${rows}-row matrix`,
+          'ERR_INVALID_ARG',
+          'metrics.retrieval',
         );
       }
       for (let j = 0; j < row.length; j++) {
         if (typeof row[j] !== 'number' || Number.isNaN(row[j])) {
-          throw new TypeError(`metrics.retrieval: expected numbers, got ${String(row[j])} at [${i}][${j}]`);
+          throw new ArgumentError(`metrics.retrieval: expected numbers, got ${String(row[j])} at [${i}][${j}]`, 'ERR_INVALID_ARG', 'metrics.retrieval');
         }
       }
     });
     return { n: rows, at: (i, j) => sim[i][j] };
   }
   if (sim === null || typeof sim !== 'object' || !(sim.data instanceof Float32Array || sim.data instanceof Float64Array)) {
-    throw new TypeError('metrics.retrieval: expected number[][] or { data: Float32Array | Float64Array, rows, cols }');
+    throw new ArgumentError('metrics.retrieval: expected number[][] or { data: Float32Array | Float64Array, rows, cols }', 'ERR_INVALID_ARG', 'metrics.retrieval');
   }
   const { data, rows, cols } = sim;
   if (!Number.isInteger(rows) || !Number.isInteger(cols) || rows < 1 || rows !== cols) {
-    throw new RangeError(`metrics.retrieval: expected a square matrix (rows === cols >= 1), got rows=${rows} cols=${cols}`);
+    throw new ArgumentError(`metrics.retrieval: expected a square matrix (rows === cols >= 1), got rows=${rows} cols=${cols}`, 'ERR_INVALID_ARG', 'metrics.retrieval');
   }
   if (data.length !== rows * cols) {
-    throw new RangeError(`metrics.retrieval: expected data.length = rows * cols = ${rows * cols}, got ${data.length}`);
+    throw new ArgumentError(`metrics.retrieval: expected data.length = rows * cols = ${rows * cols}, got ${data.length}`, 'ERR_INVALID_ARG', 'metrics.retrieval');
   }
   for (let i = 0; i < data.length; i++) {
-    if (Number.isNaN(data[i])) throw new TypeError(`metrics.retrieval: expected numbers, got NaN at flat index ${i}`);
+    if (Number.isNaN(data[i])) throw new ArgumentError(`metrics.retrieval: expected numbers, got NaN at flat index ${i}`, 'ERR_INVALID_ARG', 'metrics.retrieval');
   }
   return { n: rows, at: (i, j) => data[i * cols + j] };
 }
@@ -81,11 +84,11 @@ export function retrieval(similarity: SimilarityMatrix, options: RetrievalOption
   const { n, at } = toGetter(similarity);
   const ks = options.k ?? [1, 5, 10];
   if (!Array.isArray(ks) || ks.length === 0 || ks.some((k) => !Number.isInteger(k) || k < 1)) {
-    throw new RangeError(`metrics.retrieval: expected options.k to be positive integers, got ${JSON.stringify(ks)}`);
+    throw new ArgumentError(`metrics.retrieval: expected options.k to be positive integers, got ${JSON.stringify(ks)}`, 'ERR_INVALID_ARG', 'metrics.retrieval');
   }
   const ties = options.ties ?? 'pessimistic';
   if (ties !== 'pessimistic' && ties !== 'optimistic') {
-    throw new RangeError(`metrics.retrieval: expected options.ties 'pessimistic' or 'optimistic', got ${JSON.stringify(ties)}`);
+    throw new ArgumentError(`metrics.retrieval: expected options.ties 'pessimistic' or 'optimistic', got ${JSON.stringify(ties)}`, 'ERR_INVALID_ARG', 'metrics.retrieval');
   }
   const i2r: number[] = [];
   const r2i: number[] = [];

@@ -9,6 +9,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { DataError } from '../errors.js';
 
 const POS = ['noun', 'verb', 'adj', 'adv'] as const;
 
@@ -71,7 +72,8 @@ export function loadWordNet(dictPath: string = defaultWordNetPath()): WordNetInd
     try {
       text = fs.readFileSync(file, 'utf8');
     } catch (err) {
-      throw new Error(`WordNet: cannot read ${file} (${(err as Error).message}); expected a WordNet dict folder`);
+      const why = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'file not found' : (err as Error).message;
+      throw new DataError({ file, message: `cannot read WordNet index (${why}); expected a WordNet dict folder` }, 'loadWordNet');
     }
     parseIndex(text, i, map);
   });

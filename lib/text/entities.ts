@@ -52,6 +52,7 @@
  * than phrase lists; the unit tests check that every labeler mention in SynthCXR reports is covered by
  * an entity here.
  */
+import { ArgumentError, RadkitError } from '../errors.js';
 
 export type EntityGroup = 'biological_structure' | 'detailed_description' | 'disease_disorder' | 'sign_symptom';
 
@@ -486,11 +487,11 @@ function buildLexicon(): { map: Map<string, LexEntry>; maxLen: number } {
       const canonical = variants[0];
       for (const v of variants) {
         const toks = tokenize(v);
-        if (toks.length === 0) throw new Error(`entities lexicon: empty variant in "${line}"`);
+        if (toks.length === 0) throw new RadkitError(`entities lexicon: empty variant in "${line}"`, 'ERR_INTERNAL', 'buildLexicon');
         const key = toks.map((t) => t.norm).join(' ');
         const prev = map.get(key);
         if (prev && (prev.text !== canonical || prev.group !== group))
-          throw new Error(`entities lexicon: "${v}" (${group}: ${canonical}) clashes with ${prev.group}: ${prev.text}`);
+          throw new RadkitError(`entities lexicon: "${v}" (${group}: ${canonical}) clashes with ${prev.group}: ${prev.text}`, 'ERR_INTERNAL', 'buildLexicon');
         map.set(key, { text: canonical, group });
         maxLen = Math.max(maxLen, toks.length);
       }
@@ -514,7 +515,7 @@ const LEXICON = buildLexicon();
  * mentions are included. `start`/`end` index the input string.
  */
 export function extractEntities(report: string): Entity[] {
-  if (typeof report !== 'string') throw new TypeError(`extractEntities(report): expected a string, got ${typeof report}`);
+  if (typeof report !== 'string') throw new ArgumentError(`extractEntities(report): expected a string, got ${typeof report}`, 'ERR_INVALID_ARG', 'extractEntities');
   const toks = tokenize(report);
   const out: Entity[] = [];
   const { map, maxLen } = LEXICON;
@@ -555,9 +556,9 @@ export interface TextualCodebook {
  * independent of report order.
  */
 export function buildTextualCodebook(reports: Iterable<string>, kappa0 = 200): TextualCodebook {
-  if (!Number.isInteger(kappa0) || kappa0 < 0) throw new RangeError(`buildTextualCodebook: kappa0 must be a non-negative integer, got ${String(kappa0)}`);
+  if (!Number.isInteger(kappa0) || kappa0 < 0) throw new ArgumentError(`buildTextualCodebook: kappa0 must be a non-negative integer, got ${String(kappa0)}`, 'ERR_INVALID_ARG', 'buildTextualCodebook');
   if (reports == null || typeof (reports as Iterable<string>)[Symbol.iterator] !== 'function')
-    throw new TypeError('buildTextualCodebook(reports): expected an iterable of strings');
+    throw new ArgumentError('buildTextualCodebook(reports): expected an iterable of strings', 'ERR_INVALID_ARG', 'buildTextualCodebook');
   const counts = {} as Record<EntityGroup, Map<string, number>>;
   for (const g of ENTITY_GROUPS) counts[g] = new Map();
   for (const r of reports) for (const e of extractEntities(r)) counts[e.group].set(e.text, (counts[e.group].get(e.text) ?? 0) + 1);

@@ -23,6 +23,7 @@
  * The labeler reads the whole text it is given; pass the findings/impression sections only if the
  * report also carries an indication ("rule out pneumonia" would be read as uncertain pneumonia).
  */
+import { ArgumentError } from '../errors.js';
 import { CHEXPERT_OBSERVATIONS, type LabelValue, type Observation, type ReportLabels } from './chexpert.js';
 
 type Polarity = 'positive' | 'negative' | 'uncertain';
@@ -374,7 +375,7 @@ export function finalizeLabels(labels: ReportLabels): ReportLabels {
 
 /** Labels one report: one CheXpert value per observation. Never throws on string input. */
 export function label(report: string): ReportLabels {
-  if (typeof report !== 'string') throw new TypeError(`label(report): expected a string, got ${typeof report}`);
+  if (typeof report !== 'string') throw new ArgumentError(`label(report): expected a string, got ${typeof report}`, 'ERR_INVALID_ARG', 'label');
   const labels = emptyLabels();
   for (const s of splitSentences(report)) {
     for (const m of labelSentence(s)) {

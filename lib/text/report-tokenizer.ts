@@ -6,7 +6,8 @@
  * (models use `vocabSize + 1` logits); `WordPieceTokenizer` uses `[CLS] ... [SEP]`, pads with the
  * `[PAD]` id and `vocabSize` counts every vocabulary entry.
  */
-import { Tokenizer, readTokenizerJSON, type EncodedBatch, type TokenizerJSON } from './tokenizer.js';
+import { TokenizerError } from '../errors.js';
+import { Tokenizer, inTokenizerFile, readTokenizerJSON, type EncodedBatch, type TokenizerJSON } from './tokenizer.js';
 import { WordPieceTokenizer, type WordPieceJSON } from './wordpiece.js';
 
 export type ReportTokenizerJSON = TokenizerJSON | WordPieceJSON;
@@ -34,7 +35,7 @@ export function tokenizerFromJSON(json: unknown): Tokenizer | WordPieceTokenizer
   if (json && typeof json === 'object' && 'kind' in json) {
     const kind = (json as { kind: unknown }).kind;
     if (kind === 'wordpiece') return WordPieceTokenizer.fromJSON(json);
-    throw new Error(`tokenizer: unknown tokenizer kind '${String(kind)}'`);
+    throw new TokenizerError(`tokenizer: unknown tokenizer kind '${String(kind)}'`, 'tokenizerFromJSON');
   }
   return Tokenizer.fromJSON(json);
 }
@@ -42,9 +43,5 @@ export function tokenizerFromJSON(json: unknown): Tokenizer | WordPieceTokenizer
 /** Loads a tokenizer saved as JSON (`Tokenizer.save` or `WordPieceTokenizer.save`). */
 export function loadTokenizer(path: string): Tokenizer | WordPieceTokenizer {
   const json = readTokenizerJSON(path);
-  try {
-    return tokenizerFromJSON(json);
-  } catch (e) {
-    throw new Error(`${(e as Error).message} (in ${path})`);
-  }
+  return inTokenizerFile(path, 'loadTokenizer', () => tokenizerFromJSON(json));
 }

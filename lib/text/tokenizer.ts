@@ -19,6 +19,7 @@
  * truncation work the same way.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
+import { ArgumentError, RadkitError, TokenizerError } from '../errors.js';
 
 export type TokenizerMode = 'r2gen' | 'clean';
 export type R2GenDataset = 'iu_xray' | 'mimic_cxr';
@@ -150,18 +151,18 @@ export class Tokenizer {
     this.maxLength = opts.maxLength;
     this.idx2token = ['', ...vocab];
     this.token2idx = new Map(vocab.map((t, i) => [t, i + 1]));
-    if (!this.token2idx.has('<unk>')) throw new Error('tokenizer vocabulary lacks <unk>');
+    if (!this.token2idx.has('<unk>')) throw new TokenizerError('tokenizer: vocabulary lacks <unk>', 'Tokenizer');
   }
 
   private static defaults(opts: TokenizerOptions): Required<TokenizerOptions> {
     const dataset = opts.dataset ?? 'iu_xray';
     const mode = opts.mode ?? 'r2gen';
-    if (mode !== 'r2gen' && mode !== 'clean') throw new Error(`tokenizer: unknown mode '${String(mode)}'`);
-    if (dataset !== 'iu_xray' && dataset !== 'mimic_cxr') throw new Error(`tokenizer: unknown dataset '${String(dataset)}'`);
+    if (mode !== 'r2gen' && mode !== 'clean') throw new ArgumentError(`tokenizer: unknown mode '${String(mode)}'`, 'ERR_INVALID_ARG', 'Tokenizer');
+    if (dataset !== 'iu_xray' && dataset !== 'mimic_cxr') throw new ArgumentError(`tokenizer: unknown dataset '${String(dataset)}'`, 'ERR_INVALID_ARG', 'Tokenizer');
     const threshold = opts.threshold ?? (dataset === 'iu_xray' ? 3 : 10);
     const maxLength = opts.maxLength ?? (dataset === 'iu_xray' ? 60 : 100);
-    if (!Number.isInteger(threshold) || threshold < 1) throw new Error(`tokenizer: threshold must be a positive integer, got ${threshold}`);
-    if (!Number.isInteger(maxLength) || maxLength < 2) throw new Error(`tokenizer: maxLength must be an integer >= 2, got ${maxLength}`);
+    if (!Number.isInteger(threshold) || threshold < 1) throw new ArgumentError(`tokenizer: threshold must be a positive integer, got ${threshold}`, 'ERR_INVALID_ARG', 'Tokenizer');
+    if (!Number.isInteger(maxLength) || maxLength < 2) throw new ArgumentError(`tokenizer: maxLength must be an integer >= 2, got ${maxLength}`, 'ERR_INVALID_ARG', 'Tokenizer');
     return { mode, dataset, threshold, maxLength };
   }
 
@@ -172,7 +173,7 @@ export class Tokenizer {
     const clean = Tokenizer.cleanerFor(o.mode, o.dataset);
     let i = 0;
     for (const r of trainReports) {
-      if (typeof r !== 'string') throw new TypeError(`tokenizer: training report #${i} is not a string`);
+      if (typeof r !== 'string') throw new ArgumentError(`tokenizer: training report #${i} is not a string`, 'ERR_INVALID_ARG', 'Tokenizer.build');
       for (const t of pySplit(clean(r))) counts.set(t, (counts.get(t) ?? 0) + 1);
       i++;
     }
@@ -184,10 +185,10 @@ export class Tokenizer {
 
   /** Builds from an R2Gen `annotation.json` object, using its `train` split only. */
   static fromAnnotation(ann: { train: Array<{ report: string }> }, opts: TokenizerOptions = {}): Tokenizer {
-    if (!ann || !Array.isArray(ann.train)) throw new Error('tokenizer: annotation has no "train" array');
+    if (!ann || !Array.isArray(ann.train)) throw new ArgumentError('tokenizer: annotation has no "train" array', 'ERR_INVALID_ARG', 'Tokenizer.fromAnnotation');
     return Tokenizer.build(
       ann.train.map((e, i) => {
-        if (!e || typeof e.report !== 'string') throw new Error(`tokenizer: annotation train[${i}] has no string "report"`);
+        if (!e || typeof e.report !== 'string') throw new ArgumentError(`tokenizer: annotation train[${i}] has no string "report"`, 'ERR_INVALID_ARG', 'Tokenizer.fromAnnotation');
         return e.report;
       }),
       opts,
@@ -220,7 +221,7 @@ export class Tokenizer {
 
   idToToken(id: number): string {
     const t = this.idx2token[id];
-    if (id <= 0 || t === undefined) throw new RangeError(`tokenizer: no token with id ${id}`);
+    if (id <= 0 || t === undefined) throw new ArgumentError(`tokenizer: no token with id ${id}`, 'ERR_INVALID_ARG', 'Tokenizer.idToToken');
     return t;
   }
 
@@ -278,12 +279,13 @@ export class Tokenizer {
 
   static fromJSON(json: unknown): Tokenizer {
     const j = json as Partial<TokenizerJSON> | null;
-    if (!j || typeof j !== 'object' || j.format !== 'radkit-tokenizer') throw new Error('tokenizer: not a radkit tokenizer JSON (format field missing)');
-    if (j.version !== 1) throw new Error(`tokenizer: unsupported version ${String(j.version)}`);
-    if (!Array.isArray(j.vocab) || !j.vocab.every((t) => typeof t === 'string')) throw new Error('tokenizer: "vocab" must be an array of strings');
-    if (new Set(j.vocab).size !== j.vocab.length) throw new Error('tokenizer: "vocab" has duplicates');
-    const o = Tokenizer.defaults({ mode: j.mode, dataset: j.dataset, threshold: j.threshold, maxLength: j.maxLength });
-    return new Tokenizer(j.vocab, o);
+    const FN = 'Tokenizer.fromJSON';
+    if (!j || typeof j !== 'object' || j.format !== 'radkit-tokenizer') throw new TokenizerError('tokenizer: not a radkit tokenizer JSON (format field missing)', FN);
+    if (j.version !== 1) throw new TokenizerError(`tokenizer: unsupported version ${String(j.version)}`, FN);
+    if (!Array.isArray(j.vocab) || !j.vocab.every((t) => typeof t === 'string')) throw new TokenizerError('tokenizer: "vocab" must be an array of strings', FN);
+    if (new Set(j.vocab).size !== j.vocab.length) throw new TokenizerError('tokenizer: "vocab" has duplicates', FN);
+    const vocab = j.vocab;
+    return asTokenizerError(FN, () => new Tokenizer(vocab, Tokenizer.defaults({ mode: j.mode, dataset: j.dataset, threshold: j.threshold, maxLength: j.maxLength })));
   }
 
   save(path: string): void {
@@ -292,11 +294,7 @@ export class Tokenizer {
 
   static load(path: string): Tokenizer {
     const json = readTokenizerJSON(path);
-    try {
-      return Tokenizer.fromJSON(json);
-    } catch (e) {
-      throw new Error(`${(e as Error).message} (in ${path})`);
-    }
+    return inTokenizerFile(path, 'Tokenizer.load', () => Tokenizer.fromJSON(json));
   }
 }
 
@@ -306,11 +304,35 @@ export function readTokenizerJSON(path: string): unknown {
   try {
     text = readFileSync(path, 'utf8');
   } catch (e) {
-    throw new Error(`tokenizer: cannot read ${path}: ${(e as Error).message}`);
+    const why = (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'file not found' : (e as Error).message;
+    throw new TokenizerError(`tokenizer: cannot read ${path}: ${why}`, 'readTokenizerJSON', path);
   }
   try {
     return JSON.parse(text);
   } catch (e) {
-    throw new Error(`tokenizer: ${path} is not valid JSON: ${(e as Error).message}`);
+    throw new TokenizerError(`tokenizer: ${path} is not valid JSON: ${(e as Error).message}`, 'readTokenizerJSON', path);
+  }
+}
+
+/**
+ * Runs `build`, turning a RadkitError raised on the way (a bad option read from the JSON, a
+ * vocabulary without a special token) into a TokenizerError: the data is at fault, not the caller.
+ */
+export function asTokenizerError<T>(fn: string, build: () => T): T {
+  try {
+    return build();
+  } catch (e) {
+    if (e instanceof RadkitError && !(e instanceof TokenizerError)) throw new TokenizerError(e.message, fn);
+    throw e;
+  }
+}
+
+/** Runs `build` (reading a tokenizer from `path`); a RadkitError it raises is rethrown as a TokenizerError naming the file. */
+export function inTokenizerFile<T>(path: string, fn: string, build: () => T): T {
+  try {
+    return build();
+  } catch (e) {
+    if (e instanceof RadkitError) throw new TokenizerError(`${e.message} (in ${path})`, fn, path);
+    throw e;
   }
 }

@@ -19,7 +19,8 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import type { ReportTokenizer } from './report-tokenizer.js';
-import { pySplit, readTokenizerJSON, type EncodedBatch } from './tokenizer.js';
+import { ArgumentError, TokenizerError } from '../errors.js';
+import { asTokenizerError, inTokenizerFile, pySplit, readTokenizerJSON, type EncodedBatch } from './tokenizer.js';
 
 export interface WordPieceOptions {
   /** Lower-case and strip accents (uncased BERT models). Default true. */
@@ -109,7 +110,7 @@ export function bertBasicTokenize(text: string, lowercase = true): string[] {
 }
 
 function checkInt(name: string, v: unknown, min: number): number {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < min) throw new Error(`wordpiece: ${name} must be an integer >= ${min}, got ${String(v)}`);
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min) throw new ArgumentError(`wordpiece: ${name} must be an integer >= ${min}, got ${String(v)}`, 'ERR_INVALID_ARG', 'WordPieceTokenizer');
   return v;
 }
 
@@ -126,9 +127,9 @@ export class WordPieceTokenizer implements ReportTokenizer {
   private readonly specialIds: Set<number>;
 
   private constructor(tokens: string[], opts: WordPieceOptions) {
-    if (tokens.length === 0) throw new Error('wordpiece: vocabulary is empty');
+    if (tokens.length === 0) throw new ArgumentError('wordpiece: vocabulary is empty', 'ERR_INVALID_ARG', 'WordPieceTokenizer');
     this.lowercase = opts.lowercase ?? true;
-    if (typeof this.lowercase !== 'boolean') throw new Error(`wordpiece: lowercase must be a boolean, got ${String(this.lowercase)}`);
+    if (typeof this.lowercase !== 'boolean') throw new ArgumentError(`wordpiece: lowercase must be a boolean, got ${String(this.lowercase)}`, 'ERR_INVALID_ARG', 'WordPieceTokenizer');
     this.maxLength = checkInt('maxLength', opts.maxLength ?? 128, 2);
     this.maxCharsPerWord = checkInt('maxCharsPerWord', opts.maxCharsPerWord ?? 100, 1);
     this.unkToken = opts.unkToken ?? '[UNK]';
@@ -145,16 +146,16 @@ export class WordPieceTokenizer implements ReportTokenizer {
       ['sepToken', this.sepToken],
       ['padToken', this.padToken],
     ] as const) {
-      if (typeof t !== 'string' || t === '') throw new Error(`wordpiece: ${opt} must be a non-empty string`);
+      if (typeof t !== 'string' || t === '') throw new ArgumentError(`wordpiece: ${opt} must be a non-empty string`, 'ERR_INVALID_ARG', 'WordPieceTokenizer');
       if (!this.token2idx.has(t)) missing.push(`${t} (${opt})`);
     }
-    if (missing.length > 0) throw new Error(`wordpiece: vocabulary lacks special token${missing.length > 1 ? 's' : ''} ${missing.join(', ')}`);
+    if (missing.length > 0) throw new ArgumentError(`wordpiece: vocabulary lacks special token${missing.length > 1 ? 's' : ''} ${missing.join(', ')}`, 'ERR_INVALID_ARG', 'WordPieceTokenizer');
     this.specialIds = new Set([this.clsId, this.sepId, this.padId]);
   }
 
   /** From tokens in id order (`tokens[i]` has id `i`), e.g. the lines of `vocab.txt`. */
   static fromVocab(tokens: string[], opts: WordPieceOptions = {}): WordPieceTokenizer {
-    if (!Array.isArray(tokens) || !tokens.every((t) => typeof t === 'string')) throw new Error('wordpiece: vocabulary must be an array of strings');
+    if (!Array.isArray(tokens) || !tokens.every((t) => typeof t === 'string')) throw new ArgumentError('wordpiece: vocabulary must be an array of strings', 'ERR_INVALID_ARG', 'WordPieceTokenizer.fromVocab');
     return new WordPieceTokenizer(tokens, opts);
   }
 
@@ -165,18 +166,14 @@ export class WordPieceTokenizer implements ReportTokenizer {
       text = readFileSync(path, 'utf8');
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
-      throw new Error(`wordpiece: cannot read vocab file ${path}: ${code === 'ENOENT' ? 'file not found' : (e as Error).message}`);
+      throw new TokenizerError(`wordpiece: cannot read vocab file ${path}: ${code === 'ENOENT' ? 'file not found' : (e as Error).message}`, 'WordPieceTokenizer.fromVocabFile', path);
     }
     if (text.startsWith('\ufeff')) text = text.slice(1);
     const lines = text.split('\n');
     if (lines[lines.length - 1] === '') lines.pop(); // final newline, as Python readlines()
     const tokens = lines.map((l) => (l.endsWith('\r') ? l.slice(0, -1) : l));
-    if (tokens.length === 0 || tokens.every((t) => t.trim() === '')) throw new Error(`wordpiece: vocab file ${path} is empty`);
-    try {
-      return new WordPieceTokenizer(tokens, opts);
-    } catch (e) {
-      throw new Error(`${(e as Error).message} (in ${path})`);
-    }
+    if (tokens.length === 0 || tokens.every((t) => t.trim() === '')) throw new TokenizerError(`wordpiece: vocab file ${path} is empty`, 'WordPieceTokenizer.fromVocabFile', path);
+    return inTokenizerFile(path, 'WordPieceTokenizer.fromVocabFile', () => new WordPieceTokenizer(tokens, opts));
   }
 
   /** Number of vocabulary entries (lines of vocab.txt): the embedding's row count. */
@@ -208,7 +205,7 @@ export class WordPieceTokenizer implements ReportTokenizer {
 
   idToToken(id: number): string {
     const t = Number.isInteger(id) && id >= 0 ? this.idx2token[id] : undefined;
-    if (t === undefined) throw new RangeError(`wordpiece: no token with id ${id}`);
+    if (t === undefined) throw new ArgumentError(`wordpiece: no token with id ${id}`, 'ERR_INVALID_ARG', 'WordPieceTokenizer.idToToken');
     return t;
   }
 
@@ -262,7 +259,7 @@ export class WordPieceTokenizer implements ReportTokenizer {
   /** `[CLS] ...pieces [SEP]`, the pieces cut so the result has at most `maxLength` ids and still ends with `[SEP]`. */
   encode(report: string, maxLength: number = this.maxLength): number[] {
     checkInt('maxLength', maxLength, 2);
-    if (typeof report !== 'string') throw new TypeError('wordpiece: report must be a string');
+    if (typeof report !== 'string') throw new ArgumentError(`wordpiece: report must be a string, got ${typeof report}`, 'ERR_INVALID_ARG', 'WordPieceTokenizer.encode');
     const pieces = this.tokenize(report);
     const ids = [this.clsId];
     const n = Math.min(pieces.length, maxLength - 2);
@@ -328,13 +325,15 @@ export class WordPieceTokenizer implements ReportTokenizer {
 
   static fromJSON(json: unknown): WordPieceTokenizer {
     const j = json as Partial<WordPieceJSON> | null;
-    if (!j || typeof j !== 'object' || j.kind !== 'wordpiece') throw new Error("wordpiece: not a WordPiece tokenizer JSON (kind must be 'wordpiece')");
-    if (j.version !== undefined && j.version !== 1) throw new Error(`wordpiece: unsupported version ${String(j.version)}`);
-    if (!Array.isArray(j.vocab) || !j.vocab.every((t) => typeof t === 'string')) throw new Error('wordpiece: "vocab" must be an array of strings');
+    const FN = 'WordPieceTokenizer.fromJSON';
+    if (!j || typeof j !== 'object' || j.kind !== 'wordpiece') throw new TokenizerError("wordpiece: not a WordPiece tokenizer JSON (kind must be 'wordpiece')", FN);
+    if (j.version !== undefined && j.version !== 1) throw new TokenizerError(`wordpiece: unsupported version ${String(j.version)}`, FN);
+    if (!Array.isArray(j.vocab) || !j.vocab.every((t) => typeof t === 'string')) throw new TokenizerError('wordpiece: "vocab" must be an array of strings', FN);
     for (const k of ['unkToken', 'clsToken', 'sepToken', 'padToken'] as const) {
-      if (j[k] !== undefined && typeof j[k] !== 'string') throw new Error(`wordpiece: "${k}" must be a string`);
+      if (j[k] !== undefined && typeof j[k] !== 'string') throw new TokenizerError(`wordpiece: "${k}" must be a string`, FN);
     }
-    return new WordPieceTokenizer(j.vocab, {
+    const vocab = j.vocab;
+    return asTokenizerError(FN, () => new WordPieceTokenizer(vocab, {
       lowercase: j.lowercase,
       maxLength: j.maxLength,
       maxCharsPerWord: j.maxCharsPerWord,
@@ -342,7 +341,7 @@ export class WordPieceTokenizer implements ReportTokenizer {
       clsToken: j.clsToken,
       sepToken: j.sepToken,
       padToken: j.padToken,
-    });
+    }));
   }
 
   save(path: string): void {
@@ -351,10 +350,6 @@ export class WordPieceTokenizer implements ReportTokenizer {
 
   static load(path: string): WordPieceTokenizer {
     const json = readTokenizerJSON(path);
-    try {
-      return WordPieceTokenizer.fromJSON(json);
-    } catch (e) {
-      throw new Error(`${(e as Error).message} (in ${path})`);
-    }
+    return inTokenizerFile(path, 'WordPieceTokenizer.load', () => WordPieceTokenizer.fromJSON(json));
   }
 }

@@ -3,6 +3,7 @@ import type { R2GenDataset, SplitName } from '../data/r2gen.js';
 import { evaluate, type EvaluateResult, type MetricName } from '../metrics/evaluate.js';
 import type { ReportLabels } from '../text/chexpert.js';
 import type { Tokenizer } from '../text/tokenizer.js';
+import { RadkitError } from '../errors.js';
 import type { ReportTokenizer } from '../text/report-tokenizer.js';
 import { TensorBatch, type GenerateOptions, type Model } from '../models/model.js';
 import type { Preprocessing } from './checkpoint.js';
@@ -53,7 +54,7 @@ export async function generateSplit(model: Model, tokenizer: Tokenizer, dataset:
   const loader = splitLoader(dataset, o, tokenizer, 16);
   const out: GeneratedReport[] = [];
   for await (const batch of loader) {
-    if (o.signal?.aborted) throw o.signal.reason ?? new Error('aborted');
+    if (o.signal?.aborted) throw new RadkitError('generateSplit: aborted', 'ERR_ABORTED', 'generateSplit', { cause: o.signal.reason });
     const tb = new TensorBatch(batch);
     try {
       const g = await model.generate(tb, o.generate);

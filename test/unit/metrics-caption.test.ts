@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { bleu, bleuWithStats } from '../../lib/metrics/bleu.js';
 import { rougeL, rougeLSentence, lcsLength } from '../../lib/metrics/rouge.js';
 import { ciderD, ciderDWithStats } from '../../lib/metrics/cider.js';
+import { ArgumentError } from '../../lib/errors.js';
 
 const TINY = 1e-15;
 const SMALL = 1e-9;
@@ -168,13 +169,13 @@ describe('metrics.ciderD (coco-caption CIDEr-D, sigma 6, x10)', () => {
 
 describe('input checks', () => {
   it('rejects mismatched lengths, non-strings and empty reference lists with clear errors', () => {
-    expect(() => bleu(['a'], [['a'], ['b']])).toThrow(RangeError);
+    expect(() => bleu(['a'], [['a'], ['b']])).toThrow(ArgumentError);
     expect(() => bleu(['a'], [['a'], ['b']])).toThrow(/1 hypotheses and 2 reference lists/);
-    expect(() => rougeL([1 as unknown as string], [['a']])).toThrow(TypeError);
+    expect(() => rougeL([1 as unknown as string], [['a']])).toThrow(ArgumentError);
     expect(() => rougeL([1 as unknown as string], [['a']])).toThrow(/hyps\[0\] to be a string, got a number/);
     expect(() => ciderD(['a'], [[]])).toThrow(/refs\[0\] to hold at least one reference/);
-    expect(() => ciderD(['a'], ['a' as unknown as string[]])).toThrow(TypeError);
-    expect(() => bleu([], [])).toThrow(RangeError);
+    expect(() => ciderD(['a'], ['a' as unknown as string[]])).toThrow(ArgumentError);
+    expect(() => bleu([], [])).toThrow(ArgumentError);
     expect(() => bleu('a' as unknown as string[], [['a']])).toThrow(/hyps to be an array/);
   });
 });

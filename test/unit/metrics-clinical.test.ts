@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { clinical } from '../../lib/metrics/clinical.js';
 import { retrieval } from '../../lib/metrics/retrieval.js';
 import { CHEXPERT_OBSERVATIONS, type LabelValue, type Observation, type ReportLabels } from '../../lib/text/chexpert.js';
+import { ArgumentError } from '../../lib/errors.js';
 
 function labels(values: Partial<Record<Observation, LabelValue>>): ReportLabels {
   const r = {} as ReportLabels;
@@ -58,8 +59,8 @@ describe('metrics.clinical', () => {
   it('rejects bad inputs with clear errors', () => {
     expect(() => clinical(hyp, [ref[0]])).toThrow(/2 and 1/);
     expect(() => clinical([{ ...hyp[0], Edema: 'maybe' as LabelValue }], [ref[0]])).toThrow(/\['Edema'\]/);
-    expect(() => clinical(hyp, ref, { uncertain: 'ignore' as 'negative' })).toThrow(RangeError);
-    expect(() => clinical('x' as unknown as ReportLabels[], ref)).toThrow(TypeError);
+    expect(() => clinical(hyp, ref, { uncertain: 'ignore' as 'negative' })).toThrow(ArgumentError);
+    expect(() => clinical('x' as unknown as ReportLabels[], ref)).toThrow(ArgumentError);
   });
 });
 
@@ -98,7 +99,7 @@ describe('metrics.retrieval', () => {
   it('rejects non-square or malformed matrices', () => {
     expect(() => retrieval([[1, 2]])).toThrow(/square/);
     expect(() => retrieval({ data: new Float64Array(5), rows: 2, cols: 2 })).toThrow(/rows \* cols = 4, got 5/);
-    expect(() => retrieval([[NaN]])).toThrow(TypeError);
-    expect(() => retrieval([[1]], { k: [0] })).toThrow(RangeError);
+    expect(() => retrieval([[NaN]])).toThrow(ArgumentError);
+    expect(() => retrieval([[1]], { k: [0] })).toThrow(ArgumentError);
   });
 });

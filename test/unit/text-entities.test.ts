@@ -3,6 +3,7 @@ import { buildTextualCodebook, ENTITY_GROUPS, extractEntities, type EntityGroup 
 import * as text from '../../lib/text/index.js';
 import { labelSentence, splitSentences } from '../../lib/text/labeler.js';
 import { planStudy, Rng, hashSeed, type FindingKind, type StudyPlan } from '../../lib/data/synth/index.js';
+import { ArgumentError } from '../../lib/errors.js';
 
 const S: EntityGroup = 'biological_structure';
 const D: EntityGroup = 'detailed_description';
@@ -205,7 +206,7 @@ describe('extractEntities', () => {
   it('returns nothing for text without entities and rejects non-strings', () => {
     expect(extractEntities('')).toEqual([]);
     expect(extractEntities('Comparison is made to the prior study of 2021.')).toEqual([]);
-    expect(() => extractEntities(undefined as unknown as string)).toThrow(TypeError);
+    expect(() => extractEntities(undefined as unknown as string)).toThrow(ArgumentError);
   });
 
   it('is exported from lib/text', () => {
@@ -293,9 +294,9 @@ describe('buildTextualCodebook', () => {
   });
 
   it('validates kappa0', () => {
-    expect(() => buildTextualCodebook(REPORTS, -1)).toThrow(RangeError);
-    expect(() => buildTextualCodebook(REPORTS, 1.5)).toThrow(RangeError);
-    expect(() => buildTextualCodebook(REPORTS, Number.NaN)).toThrow(RangeError);
+    expect(() => buildTextualCodebook(REPORTS, -1)).toThrow(ArgumentError);
+    expect(() => buildTextualCodebook(REPORTS, 1.5)).toThrow(ArgumentError);
+    expect(() => buildTextualCodebook(REPORTS, Number.NaN)).toThrow(ArgumentError);
   });
 });
 

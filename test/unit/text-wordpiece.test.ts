@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { WordPieceTokenizer, bertBasicTokenize } from '../../lib/text/wordpiece.js';
 import { Tokenizer } from '../../lib/text/tokenizer.js';
 import { loadTokenizer, tokenizerFromJSON, type ReportTokenizer } from '../../lib/text/report-tokenizer.js';
+import { ArgumentError } from '../../lib/errors.js';
 
 // id = index, as in a BERT vocab.txt.
 const VOCAB = [
@@ -54,7 +55,7 @@ describe('WordPieceTokenizer: vocabulary', () => {
     expect(tok.tokenToId('effusion')).toBe(15);
     expect(tok.tokenToId('zebra')).toBe(1);
     expect(tok.idToToken(6)).toBe('##aff');
-    expect(() => tok.idToToken(VOCAB.length)).toThrow(RangeError);
+    expect(() => tok.idToToken(VOCAB.length)).toThrow(ArgumentError);
     expect(tok.maxLength).toBe(16);
     expect(tok.lowercase).toBe(true);
   });
@@ -163,7 +164,7 @@ describe('WordPieceTokenizer: encode / decode', () => {
     expect(tok.decode(Int32Array.from([8, 9, 1, 3, 14]))).toBe('the heart [UNK]');
     expect(tok.decode([])).toBe('');
     expect(tok.decodeBatch([[2, 14, 15, 3], [2, 3]])).toEqual(['no effusion', '']);
-    expect(() => tok.decode([999])).toThrow(RangeError);
+    expect(() => tok.decode([999])).toThrow(ArgumentError);
   });
 
   it('round-trips decode(encode(x)) to clean(x)', () => {

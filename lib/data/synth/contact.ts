@@ -1,4 +1,5 @@
 import { PNG } from 'pngjs';
+import { ArgumentError } from '../../errors.js';
 
 export interface SheetTile {
   width: number;
@@ -17,7 +18,7 @@ const COLORS: Array<[number, number, number]> = [
 
 /** Tiles grey images into one RGB PNG (boxes outlined in colour), for eyeballing a dataset. */
 export function contactSheet(tiles: SheetTile[], cols = 6, gap = 4): Buffer {
-  if (tiles.length === 0) throw new Error('contactSheet: no images');
+  if (tiles.length === 0) throw new ArgumentError('contactSheet: no images (tiles is empty)', 'ERR_INVALID_ARG', 'contactSheet');
   const tw = Math.max(...tiles.map((t) => t.width));
   const th = Math.max(...tiles.map((t) => t.height));
   const rows = Math.ceil(tiles.length / cols);

@@ -18,6 +18,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
+import { ArgumentError, RadkitError } from '../../errors.js';
 import type { ReportLabels } from '../../text/chexpert.js';
 import type { FindingBox } from './render.js';
 import { Rng, hashSeed } from './rng.js';
@@ -58,7 +59,7 @@ export interface SynthesizeResult {
 export const SYNTHCXR_VERSION = 1;
 
 function checkCount(name: string, n: unknown): number {
-  if (typeof n !== 'number' || !Number.isInteger(n) || n < 0) throw new Error(`synthesize: ${name} must be a non-negative integer, got ${String(n)}`);
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < 0) throw new ArgumentError(`synthesize: ${name} must be a non-negative integer, got ${String(n)}`, 'ERR_INVALID_ARG', 'synthesize');
   return n;
 }
 
@@ -85,13 +86,13 @@ async function runParallel(jobs: SynthJob[], nWorkers: number): Promise<StudyRec
               if (next >= jobs.length) return resolve();
               const k = next++;
               w.once('message', (m: { ok: boolean; records?: StudyRecord[]; error?: string }) => {
-                if (!m.ok) return reject(new Error(`synthesize worker: ${m.error}`));
+                if (!m.ok) return reject(new RadkitError(`synthesize worker: ${m.error}`, 'ERR_WORKER', 'synthesize'));
                 results[k] = m.records!;
                 feed();
               });
               w.postMessage(jobs[k]);
             };
-            w.once('error', reject);
+            w.once('error', (e: Error) => reject(new RadkitError(`synthesize worker failed: ${e.message}`, 'ERR_WORKER', 'synthesize', { cause: e })));
             feed();
           }),
       ),
@@ -129,14 +130,14 @@ export function holdsSynthesis(dir: string, opts: Omit<SynthesizeOptions, 'out'>
 /** Generates a SynthCXR dataset on disk. */
 export async function synthesize(opts: SynthesizeOptions): Promise<SynthesizeResult> {
   const t0 = process.hrtime.bigint();
-  if (!opts || typeof opts.out !== 'string' || opts.out === '') throw new Error('synthesize: "out" (output directory) is required');
+  if (!opts || typeof opts.out !== 'string' || opts.out === '') throw new ArgumentError('synthesize: "out" (output directory) is required', 'ERR_INVALID_ARG', 'synthesize');
   const counts: Record<Split, number> = { train: checkCount('train', opts.train), val: checkCount('val', opts.val), test: checkCount('test', opts.test) };
   const size = opts.size ?? 128;
-  if (!Number.isInteger(size) || size < 32 || size > 1024) throw new Error(`synthesize: size must be an integer in [32, 1024], got ${size}`);
+  if (!Number.isInteger(size) || size < 32 || size > 1024) throw new ArgumentError(`synthesize: size must be an integer in [32, 1024], got ${size}`, 'ERR_INVALID_ARG', 'synthesize');
   const seed = opts.seed ?? 0;
-  if (!Number.isInteger(seed)) throw new Error(`synthesize: seed must be an integer, got ${seed}`);
+  if (!Number.isInteger(seed)) throw new ArgumentError(`synthesize: seed must be an integer, got ${seed}`, 'ERR_INVALID_ARG', 'synthesize');
   const views = opts.views ?? 2;
-  if (views !== 1 && views !== 2) throw new Error(`synthesize: views must be 1 or 2, got ${String(views)}`);
+  if (views !== 1 && views !== 2) throw new ArgumentError(`synthesize: views must be 1 or 2, got ${String(views)}`, 'ERR_INVALID_ARG', 'synthesize');
   const nWorkers = opts.workers ?? Math.min(8, availableParallelism());
   const imageDir = join(opts.out, 'images');
   mkdirSync(imageDir, { recursive: true });
