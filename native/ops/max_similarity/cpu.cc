@@ -31,8 +31,8 @@
 #define RADKIT_X86_SIMD 1
 #endif
 
-#include "../cpu_simd.h"
-#include "../onednn_gemm.h"
+#include "../../core/cpu_simd.h"
+#include "../../core/onednn_gemm.h"
 #include "max_similarity.h"
 
 namespace radkit {

@@ -27,8 +27,8 @@
 #include <vector>
 
 #include "../../core/errors.h"
-#include "../cpu_simd.h"
-#include "../onednn_gemm.h"
+#include "../../core/cpu_simd.h"
+#include "../../core/onednn_gemm.h"
 #include "memory_query.h"
 
 namespace radkit {
@@ -36,8 +36,8 @@ namespace ops {
 namespace memory_query_cpu {
 constexpr double kNormEps = 1e-12;  // smallest norm used by cosine similarity
 constexpr double kShift = 1e-6;     // normalized weighting: u = s - min(0, s_min) + kShift
-#define RADKIT_SIMD_LOOPS "memory_query/cpu_loops.inc"
-#include "../cpu_simd_variants.inc"
+#define RADKIT_SIMD_LOOPS "../ops/memory_query/cpu_loops.inc"
+#include "../../core/cpu_simd_variants.inc"
 #if defined(__x86_64__) && defined(__GNUC__)
 #define RADKIT_MQ_SIMD(call) (cpuHasAvx2Fma() ? memory_query_cpu::avx2::call : memory_query_cpu::base::call)
 #else

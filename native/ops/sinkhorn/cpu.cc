@@ -10,15 +10,15 @@
 #include <limits>
 #include <vector>
 
-#include "../cpu_simd.h"
+#include "../../core/cpu_simd.h"
 #include "sinkhorn.h"
 
 namespace radkit {
 namespace ops {
 namespace sinkhorn_cpu {
-#define RADKIT_SIMD_LOOPS "sinkhorn/cpu_loops.inc"
+#define RADKIT_SIMD_LOOPS "../ops/sinkhorn/cpu_loops.inc"
 #define RADKIT_SIMD_NO_TRAPPING 1
-#include "../cpu_simd_variants.inc"
+#include "../../core/cpu_simd_variants.inc"
 }  // namespace sinkhorn_cpu
 
 namespace detail {

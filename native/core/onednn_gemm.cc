@@ -5,8 +5,6 @@
 #include <initializer_list>
 
 namespace radkit {
-namespace ops {
-
 namespace {
 void* lookUp(const char* symbol) {
   if (void* f = dlsym(RTLD_DEFAULT, symbol)) return f;
@@ -33,5 +31,4 @@ OnednnSgemm onednnSgemm() {
   return fn;
 }
 
-}  // namespace ops
 }  // namespace radkit

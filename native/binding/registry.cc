@@ -1,6 +1,7 @@
-// Registers the TypeScript-facing bindings of every op folder compiled into this build.
-#include "../binding/bindings.h"
-#include "../binding/registry.h"
+// Runs the self-registered binding modules (registry.h): op bindings, models, the transformer
+// handle, testing helpers.
+#include "bindings.h"
+#include "registry.h"
 
 namespace radkit {
 

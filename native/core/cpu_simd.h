@@ -4,7 +4,6 @@
 #pragma once
 
 namespace radkit {
-namespace ops {
 
 inline bool cpuHasAvx2Fma() {
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -27,5 +26,4 @@ inline bool cpuHasVnni() {
 #endif
 }
 
-}  // namespace ops
 }  // namespace radkit

@@ -12,12 +12,12 @@
 #include <future>
 #include <memory>
 
-#include "../../binding/async.h"
-#include "../../binding/errors.h"
-#include "../../binding/registry.h"
-#include "../../binding/tensor.h"
-#include "../../nn/decoding.h"
-#include "../../nn/transformer.h"
+#include "../nn/decoding.h"
+#include "../nn/transformer.h"
+#include "async.h"
+#include "errors.h"
+#include "registry.h"
+#include "tensor.h"
 
 namespace radkit {
 namespace {
@@ -463,7 +463,7 @@ Napi::Value Dispose(const Napi::CallbackInfo& info) {
   });
 }
 
-static OpRegistrar reg("decoding", [](Napi::Env env, Napi::Object exports) {
+static OpRegistrar reg("transformer", [](Napi::Env env, Napi::Object exports) {
   exports.Set("transformerCreate", Napi::Function::New(env, Create, "transformerCreate"));
   exports.Set("transformerGenerate", Napi::Function::New(env, Generate, "transformerGenerate"));
   exports.Set("transformerLogProbs", Napi::Function::New(env, LogProbs, "transformerLogProbs"));

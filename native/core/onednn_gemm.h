@@ -8,7 +8,6 @@
 #include <cstdint>
 
 namespace radkit {
-namespace ops {
 
 // Row-major C[M, N] = alpha * (op(A) - ao) * (op(B) - bo) + beta * C + co (oneDNN's C API; returns
 // 0 on success). A: uint8, B: int8, C: int32 with exact integer accumulation on VNNI hardware.
@@ -24,5 +23,4 @@ using OnednnSgemm = int (*)(char transa, char transb, int64_t M, int64_t N, int6
 OnednnGemmU8S8S32 onednnGemmU8S8S32();
 OnednnSgemm onednnSgemm();
 
-}  // namespace ops
 }  // namespace radkit
