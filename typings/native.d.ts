@@ -97,6 +97,14 @@ export interface NativeMaxSimilarityResult {
   textToImageArgmax?: NativeTensor;
 }
 
+// ---- nn: losses (native/nn/losses, bound in native/binding/losses.cc); each returns a 0-dim tensor
+export interface NativeLosses {
+  symmetricInfoNCE(a: NativeTensor, b: NativeTensor, options: { temperature: number; normalize?: boolean }): NativeTensor;
+  supervisedContrastive(features: NativeTensor, labels: NativeTensor, instances: NativeTensor | undefined, options: { temperature: number; normalize?: boolean }): NativeTensor;
+  focalLoss(logits: NativeTensor, targets: NativeTensor, alpha: NativeTensor | undefined, options: { gamma?: number }): NativeTensor;
+  maskedCrossEntropy(logits: NativeTensor, targets: NativeTensor, mask: NativeTensor, options: { labelSmoothing?: number }): NativeTensor;
+}
+
 /** exports.testing: test and benchmark helpers of the kernels of issue 3 (not public API). */
 export interface NativeKernels1Testing {
   adaptivePatchSampleReference(features: NativeTensor, boxes: NativeTensor, points: number): NativeTensor;
@@ -168,6 +176,8 @@ export interface NativeModule {
   transformerInfo(model: NativeTransformerHandle): { config: Record<string, unknown>; parameterCount: number; parameterNames: string[] };
   transformerDispose(model: NativeTransformerHandle): void;
   setErrorClasses(classes: Record<'argument' | 'disposed' | 'outOfMemory' | 'native', Function>): void;
+  /** nn.losses (native/binding/losses.cc). */
+  losses: NativeLosses;
   /** ops.adaptivePatchSample (present when the 'adaptive_patch' op is compiled in). */
   adaptivePatchSample(features: NativeTensor, boxes: NativeTensor, options: { points: number }): NativeTensor;
   /** ops.maxSimilarity (present when the 'max_similarity' op is compiled in). */

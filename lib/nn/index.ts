@@ -1,4 +1,4 @@
-/** Model building blocks on native torch::nn modules: `radkit.nn.createTransformer(...)`. */
+/** Model building blocks on native torch::nn modules: `radkit.nn.createTransformer(...)`; losses: `radkit.nn.losses.*`. */
 export {
   TransformerModel,
   createTransformer,
@@ -10,3 +10,4 @@ export {
   type TokenEvent,
   type TokenStream,
 } from './transformer.js';
+export * as losses from './losses.js';
