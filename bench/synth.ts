@@ -5,16 +5,20 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseFlags } from '../lib/cli/command.js';
+import { parseCommandLine } from '../lib/cli/command.js';
 import { synthesize } from '../lib/data/synth/index.js';
 
 export async function benchSynth(
   argv: string[] = [],
 ): Promise<{ seconds: number; cpuSeconds: number; studies: number; workers: number; views: number; size: number }> {
-  const { flags } = parseFlags(argv);
-  const size = Number(flags.size ?? 128);
-  const views = Number(flags.views ?? 2) as 1 | 2;
-  const workers = flags.workers !== undefined ? Number(flags.workers) : undefined;
+  const { values } = parseCommandLine(argv, {
+    size: { type: 'integer', min: 16, default: 128, help: 'image side' },
+    views: { type: 'integer', min: 1, max: 2, default: 2, help: 'views per study' },
+    workers: { type: 'integer', min: 1, help: 'worker threads' },
+  });
+  const size = values.size as number;
+  const views = values.views as 1 | 2;
+  const workers = values.workers as number | undefined;
   const out = mkdtempSync(join(tmpdir(), 'radkit-bench-synth-'));
   try {
     const c0 = process.cpuUsage();

@@ -74,7 +74,7 @@ export async function runDemo(o: DemoOptions = {}) {
     visualLr: 1e-3,
     schedule: { kind: 'step', gamma: 0.8 },
     seed,
-    evaluate: { split: 'val', metric: 'bleu4', generate: { beams: 3, maxLength: 60, noRepeatNgram: 3, labelSource: 'predicted' } },
+    evaluate: { split: 'val', metric: 'bleu4', generate: { systemOptions: { labelSource: 'predicted' } } },
     progress: process.stderr.isTTY ? 'bar' : 'none',
   };
   let result;
@@ -93,9 +93,10 @@ export async function runDemo(o: DemoOptions = {}) {
 
   log('4/5 generating test reports (beam 3) and scoring');
   const ck = await loadCheckpoint(runDir);
-  const generate = { beams: 3, maxLength: 60, noRepeatNgram: 3 };
-  const predicted = await generateSplit(ck.model, generationTokenizer(ck, 'demo'), ds, { split: 'test', preprocessing: ck.meta.preprocessing, generate: { ...generate, labelSource: 'predicted' } });
-  const oracle = await generateSplit(ck.model, generationTokenizer(ck, 'demo'), ds, { split: 'test', preprocessing: ck.meta.preprocessing, generate: { ...generate, labelSource: 'oracle' } });
+  // XProNet's generation defaults (beam 3, at most 60 tokens, no repeated trigram), as recorded below.
+  const generate = ck.model.generateDefaults;
+  const predicted = await generateSplit(ck.model, generationTokenizer(ck, 'demo'), ds, { split: 'test', preprocessing: ck.meta.preprocessing, generate: { systemOptions: { labelSource: 'predicted' } } });
+  const oracle = await generateSplit(ck.model, generationTokenizer(ck, 'demo'), ds, { split: 'test', preprocessing: ck.meta.preprocessing, generate: { systemOptions: { labelSource: 'oracle' } } });
   ck.model.dispose();
   const baselineText = mostCommonReport(ds, tokenizer);
   const baseline: GeneratedReport[] = predicted.map((r) => ({ ...r, hypothesis: baselineText, extras: {} }));

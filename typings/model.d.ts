@@ -6,7 +6,11 @@ export type NativeConfig = Record<string, number | boolean | string | number[] |
 export interface NativeBatch {
   images?: NativeTensor;
   tokens?: NativeTensor;
+  /** int64 [B, 14] label states: 0 absent, 1 positive, 2 negative, 3 uncertain. */
   labels?: NativeTensor;
+  extras?: Record<string, NativeTensor>;
+  /** false: images and reports may have different row counts (default true). */
+  paired?: boolean;
 }
 
 export interface NativeStepResult {
@@ -16,8 +20,9 @@ export interface NativeStepResult {
 }
 
 export interface NativeGenerated {
-  tokens: NativeTensor;
-  scores: NativeTensor;
+  /** Per study: generated ids, EOS and padding excluded. */
+  tokens: number[][];
+  scores: number[];
   extras: Record<string, NativeTensor>;
 }
 
@@ -34,7 +39,13 @@ export declare class NativeModel {
   encode(batch: NativeBatch): Promise<Record<string, NativeTensor>>;
   save(weightsPath: string, optimizerPath?: string): Promise<void>;
   load(weightsPath: string, optimizerPath?: string): Promise<void>;
-  loadNamedTensors(prefix: string, tensors: Record<string, NativeTensor>): { loaded: number; missing: string[]; unexpected: string[] };
+  loadNamedTensors(
+    prefix: string,
+    tensors: Record<string, NativeTensor>,
+    options?: { skipMismatched?: boolean },
+  ): { loaded: number; missing: string[]; unexpected: string[]; skipped: { name: string; reason: string }[] };
+  namedTensors(): Record<string, NativeTensor>;
+  freeze(prefixes: string[]): string[];
   dispose(): void;
   isDisposed(): boolean;
 }

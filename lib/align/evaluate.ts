@@ -1,5 +1,6 @@
 import type { R2GenDataset, SplitName } from '../data/r2gen.js';
 import type { Model } from '../models/model.js';
+import type { Evaluation, EvaluationOptions } from '../models/registry.js';
 import type { Preprocessing } from '../train/checkpoint.js';
 import type { ReportTokenizer } from '../text/report-tokenizer.js';
 import { embedSplit } from './embed.js';
@@ -22,4 +23,10 @@ export async function evaluateRetrieval(
   const e = await embedSplit(model, dataset, { ...o, tokenizer });
   const metrics = retrievalMetrics(similarityMatrices(e));
   return { split: o.split, metrics, headline: { ...metrics } };
+}
+
+/** The evaluation of alignment models (a kind's `evaluate`): retrieval R@1/5/10 both ways. */
+export async function retrievalEvaluation(model: Model, tokenizer: ReportTokenizer, dataset: R2GenDataset, o: EvaluationOptions): Promise<Evaluation> {
+  const ev = await evaluateRetrieval(model, tokenizer, dataset, o);
+  return { headline: ev.headline, record: { metrics: ev.metrics } };
 }

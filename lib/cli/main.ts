@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { commands } from './commands/index.js';
+import { runCommand, UsageError } from './command.js';
 
 function usage(): string {
   const lines = ['usage: radkit <command> [options]', '', 'commands:'];
@@ -24,9 +25,14 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   }
   try {
-    return await cmd.run(rest);
+    return await runCommand(cmd, rest);
   } catch (err) {
     const e = err as Error & { code?: string };
+    if (err instanceof UsageError) {
+      // A command line radkit cannot act on: one line, then what the command takes (exit 2).
+      console.error(`radkit ${name}: ${e.message}\n\n${cmd.usage}`);
+      return 2;
+    }
     console.error(`radkit ${name}: ${e.code ? `[${e.code}] ` : ''}${e.message}`);
     if (process.env.RADKIT_DEBUG) console.error(e.stack);
     return 1;

@@ -15,8 +15,8 @@
  *   `mean`/`std`). Studies with fewer than V images repeat their last image; extra images are dropped.
  * - `tokens` (with a tokenizer): `data` Int32Array `[B, L]`, BOS=EOS=PAD=0, R2Gen truncation;
  *   `mask` Uint8Array `[B, L]` (1 on real tokens, BOS/EOS included).
- * - `labels` (when the dataset has them): one `ReportLabels` per study, and `labelMatrix`
- *   Float32Array `[B, 14]` in CheXpert order: positive 1, negative 0, uncertain -1, absent NaN.
+ * - `labels` (when the dataset has them): one `ReportLabels` per study, and `labelStates`
+ *   Int32Array `[B, 14]` in CheXpert order: 0 absent, 1 positive, 2 negative, 3 uncertain.
  * A missing or corrupt image throws a `DataError` naming the file and the study (`onError: 'throw'`,
  * default) or drops that study from its batch and records it in `loader.issues` (`'skip'`); a batch
  * is then smaller than `batchSize`, never padded with wrong data.
@@ -24,7 +24,7 @@
 import { availableParallelism } from 'node:os';
 import { readFile } from 'node:fs/promises';
 import { Worker } from 'node:worker_threads';
-import { CHEXPERT_OBSERVATIONS, type ReportLabels } from '../text/chexpert.js';
+import { labelStateMatrix, type ReportLabels } from '../text/chexpert.js';
 import type { ReportTokenizer } from '../text/report-tokenizer.js';
 import { checkImageOptions, decodeResize, imageLibPaths, imageLibs, type FitMode, type ImageOptions } from './image.js';
 import { ArgumentError, RadkitError } from '../errors.js';
@@ -37,7 +37,8 @@ export interface Batch {
   images: { data: Float32Array; shape: [number, number, 1, number, number] };
   tokens?: { data: Int32Array; mask: Uint8Array; shape: [number, number] };
   labels?: ReportLabels[];
-  labelMatrix?: { data: Float32Array; shape: [number, 14] };
+  /** Label states [B, 14] in CheXpert order: 0 absent, 1 positive, 2 negative, 3 uncertain (`LABEL_STATES`). */
+  labelStates?: { data: Int32Array; shape: [number, 14] };
   /** Ids of studies dropped from this batch with `onError: 'skip'`. */
   skipped: string[];
 }
@@ -160,8 +161,6 @@ async function decodeHere(path: string, opts: ImageOptions): Promise<Float32Arra
 }
 
 // ---------------------------------------------------------------------------------------------
-
-const LABEL_CODE = { positive: 1, negative: 0, uncertain: -1, absent: Number.NaN } as const;
 
 export class DataLoader implements AsyncIterable<Batch> {
   readonly entries: R2GenEntry[];
@@ -313,9 +312,7 @@ export class DataLoader implements AsyncIterable<Batch> {
     }
     if (kept.length > 0 && kept.every((k) => k.e.labels)) {
       batch.labels = kept.map((k) => k.e.labels!);
-      const m = new Float32Array(B * 14);
-      batch.labels.forEach((l, b) => CHEXPERT_OBSERVATIONS.forEach((o, j) => (m[b * 14 + j] = LABEL_CODE[l[o]])));
-      batch.labelMatrix = { data: m, shape: [B, 14] };
+      batch.labelStates = { data: labelStateMatrix(batch.labels), shape: [B, 14] };
     }
     return batch;
   }

@@ -6,6 +6,10 @@ import type { Tensor } from '../tensor.js';
 import type { ReportTokenizer } from '../text/report-tokenizer.js';
 import { WordPieceTokenizer } from '../text/wordpiece.js';
 import { Model } from './model.js';
+import { createOptions, registerModelKind, type FlagValues } from './registry.js';
+import { retrievalEvaluation } from '../align/evaluate.js';
+import { Tokenizer } from '../text/tokenizer.js';
+import type { R2GenDataset } from '../data/r2gen.js';
 
 /** AdaMatch configuration (seed 000 section 3.1 and supplementary section 8). */
 export interface AdaMatchOptions {
@@ -69,26 +73,33 @@ const PRESETS = {
   paper: { stem: 'linear', projectionNorm: 'batch', classWeight: 0, imageSize: 256, dims: [64, 128, 320, 512], depths: [3, 4, 18, 3], heads: [1, 2, 5, 8], reductions: [8, 4, 2, 1], textHidden: 768, textLayers: 12, textHeads: 12, textIntermediate: 3072 },
 } as const;
 
-/** The native configuration for AdaMatch options (recorded in checkpoints). */
-export function adamatchConfig(o: AdaMatchOptions): Record<string, number | string | number[]> {
-  if (!o || !o.tokenizer) throw new ArgumentError('adamatch: options.tokenizer is required', 'ERR_INVALID_ARG', 'adamatch');
-  const preset = PRESETS[o.preset ?? 'small'];
-  if (!preset) throw new ArgumentError(`adamatch: preset must be 'small' or 'paper', got '${String(o.preset)}'`, 'ERR_INVALID_ARG', 'adamatch');
-  const { tokenizer, preset: _p, textWeights: _w, adaptive, learnTemperature, ...rest } = o;
-  const cfg: Record<string, number | string | number[]> = {
-    ...preset,
-    dims: [...preset.dims],
-    depths: [...preset.depths],
-    heads: [...preset.heads],
-    reductions: [...preset.reductions],
+/** Every configuration key AdaMatch reads with its default, for a preset (vocabulary sizes come from the tokenizer). */
+function configDefaults(preset: string): Record<string, number | string | number[]> {
+  const p = PRESETS[preset as keyof typeof PRESETS];
+  if (!p) throw new ArgumentError(`adamatch: preset must be 'small' or 'paper', got '${String(preset)}'`, 'ERR_INVALID_ARG', 'adamatch');
+  return {
+    ...p,
+    dims: [...p.dims],
+    depths: [...p.depths],
+    heads: [...p.heads],
+    reductions: [...p.reductions],
     featureStage: 3,
     points: 3,
     embedDim: 256,
     temperature: 0.07,
-    adaptive: adaptive === false ? 0 : 1,
-    learnTemperature: learnTemperature === false ? 0 : 1,
+    adaptive: 1,
+    learnTemperature: 1,
     seed: 0,
   };
+}
+
+/** The native configuration for AdaMatch options (recorded in checkpoints). */
+export function adamatchConfig(o: AdaMatchOptions): Record<string, number | string | number[]> {
+  if (!o || !o.tokenizer) throw new ArgumentError('adamatch: options.tokenizer is required', 'ERR_INVALID_ARG', 'adamatch');
+  const { tokenizer, preset, textWeights: _w, adaptive, learnTemperature, ...rest } = o;
+  const cfg = configDefaults(preset ?? 'small');
+  if (adaptive === false) cfg.adaptive = 0;
+  if (learnTemperature === false) cfg.learnTemperature = 0;
   for (const [k, v] of Object.entries(rest)) if (v !== undefined) cfg[k] = v as number | string | number[];
   // radkit's Tokenizer leaves id 0 (BOS/EOS/PAD) out of vocabSize; a WordPiece vocabulary counts every row.
   cfg.vocabSize = tokenizer instanceof WordPieceTokenizer ? tokenizer.vocabSize : tokenizer.vocabSize + 1;
@@ -121,7 +132,7 @@ export function loadTextWeights(model: Model, file: string): { loaded: number; m
 
 /** Creates an AdaMatch model in native memory (dispose it when done). */
 export function adamatch(options: AdaMatchOptions): Model {
-  const model = Model.create('adamatch', adamatchConfig(options));
+  const model = Model.create('adamatch', adamatchConfig(options), createOptions(ADAMATCH));
   if (options.textWeights) {
     try {
       loadTextWeights(model, options.textWeights);
@@ -170,3 +181,37 @@ export function bertTextOptions(dir: string, maxLength = 128): Pick<AdaMatchOpti
     textMaxPositions: cfg.max_position_embeddings ?? 512,
   };
 }
+
+/** The training tokenizer: a BERT folder's WordPiece vocabulary (`--bert DIR`), else radkit's. */
+function trainingTokenizer(ds: R2GenDataset, flags: FlagValues) {
+  if (typeof flags.bert === 'string') return bertTextOptions(flags.bert).tokenizer;
+  return Tokenizer.build(ds.splits.train.map((e) => e.report), { threshold: (flags.threshold as number | undefined) ?? 3 });
+}
+
+/**
+ * AdaMatch in the registry: retrieval task (model selection by the mean of R@1/5/10 both ways),
+ * one frontal view, the published LAMB recipe (adamatchTraining), and the classification head only
+ * when the training set has CheXpert labels.
+ */
+export const ADAMATCH = registerModelKind({
+  name: 'adamatch',
+  summary: 'AdaMatch image-report alignment: adaptive patches, patch-word matching (seed 000)',
+  task: 'retrieval',
+  presets: ['small', 'paper'],
+  configDefaults,
+  tokenizer: trainingTokenizer,
+  create: (c) => {
+    // The classification head (stand-in for the paper's classification pre-training) needs labels.
+    const labelled = c.dataset.splits.train.every((e) => e.labels);
+    if (!labelled) console.error('radkit train: the dataset has no CheXpert labels; training AdaMatch without its classification head');
+    const text = typeof c.flags.bert === 'string' ? bertTextOptions(c.flags.bert) : null;
+    return adamatch({ tokenizer: c.tokenizer, preset: c.preset as AdaMatchOptions['preset'], seed: c.seed, adaptive: !c.flags['fixed-patches'], imageSize: c.imageSize, classWeight: labelled ? undefined : 0, ...(text ? { ...text, tokenizer: c.tokenizer } : {}) });
+  },
+  recipe: (c) => adamatchTraining(c.batchSize ?? 32),
+  metric: 'meanRecall',
+  evaluate: retrievalEvaluation,
+  trainFlags: {
+    'fixed-patches': { type: 'boolean', help: 'no AdaPatch: fixed patch embedding (the ablation)' },
+    bert: { type: 'string', arg: 'DIR', help: 'Hugging Face BERT folder (model.safetensors + vocab.txt + config.json): text encoder and WordPiece tokenizer' },
+  },
+});

@@ -1,4 +1,24 @@
-export { Model, TensorBatch, type GenerateOptions, type Generation, type StepResult } from './model.js';
-export { xpronet, xpronetConfig, type XProNetOptions } from './xpronet.js';
-export { adamatch, adamatchConfig, adamatchTraining, loadTextWeights, bertTextOptions, type AdaMatchOptions } from './adamatch.js';
-export { modelTask, type ModelTask } from './tasks.js';
+import './builtins.js';
+
+export { Model, TensorBatch, type GenerateOptions, type Generation, type StepResult, type LoadReport, type ArrayTensor, type ModelCreateOptions } from './model.js';
+export { xpronet, xpronetConfig, XPRONET, type XProNetOptions, type XProNetSystemOptions, type XProNetLabelSource } from './xpronet.js';
+export { adamatch, adamatchConfig, adamatchTraining, loadTextWeights, bertTextOptions, ADAMATCH, type AdaMatchOptions } from './adamatch.js';
+export {
+  registerModelKind,
+  unregisterModelKind,
+  modelKinds,
+  modelKind,
+  findModelKind,
+  modelTask,
+  prepareBatch,
+  createOptions,
+  type ModelKind,
+  type ModelTask,
+  type FlagSpec,
+  type FlagSpecs,
+  type FlagValues,
+  type BuildContext,
+  type TrainingRecipe,
+  type Evaluation,
+  type EvaluationOptions,
+} from './registry.js';

@@ -3,26 +3,20 @@ import { Tensor } from '../tensor.js';
 import type { Batch } from '../data/loader.js';
 import { readSafetensors } from '../io/safetensors.js';
 import type { NativeBatch, NativeConfig, NativeModel, NativeModelModule } from '../../typings/model.js';
+import { withGenerateDefaults, type GenerateOptions } from '../generation.js';
 
-/** Options of `Model.generate` (beam search by default, as XProNet decodes with beam 3). */
-export interface GenerateOptions {
-  method?: 'greedy' | 'beam' | 'sample';
-  beams?: number;
-  maxLength?: number;
-  minLength?: number;
-  lengthPenalty?: number;
-  noRepeatNgram?: number;
-  repetitionPenalty?: number;
-  temperature?: number;
-  topK?: number;
-  topP?: number;
-  seed?: number;
-  /** XProNet: which labels select the prototypes (oracle needs labels in the batch). */
-  labelSource?: 'oracle' | 'predicted' | 'none';
+/** How `Model.create` builds a model besides its configuration. */
+export interface ModelCreateOptions {
+  /** The native system computing it (default: the kind). */
+  nativeKind?: string;
+  /** Generation defaults under every generate() call. */
+  generate?: GenerateOptions;
 }
 
+export type { GenerateOptions } from '../generation.js';
+
 export interface Generation {
-  /** Token ids per study (EOS and padding removed). */
+  /** Token ids per study (EOS and padding excluded), ragged. */
   tokens: number[][];
   scores: number[];
   /** Model-specific explanations as plain arrays, e.g. XProNet `wordPrototypes` [B][L][k]. */
@@ -35,40 +29,65 @@ export interface StepResult {
   parts: Record<string, number>;
 }
 
+/** What `loadTensors` / `loadPretrained` did: copied names, model names left as they were, file names without a slot, and (with skipMismatched) names whose shape did not fit. */
+export interface LoadReport {
+  loaded: number;
+  missing: string[];
+  unexpected: string[];
+  skipped: { name: string; reason: string }[];
+}
+
 function nativeModels(): NativeModelModule {
   return loadNative() as unknown as NativeModelModule;
 }
 
-/** CheXpert label matrix (1 positive, 0 negative, -1 uncertain, NaN absent) -> int64 1/0/2/0. */
-function labelTensor(m: { data: Float32Array; shape: [number, 14] }): Tensor {
-  const out = new BigInt64Array(m.data.length);
-  m.data.forEach((v, i) => {
-    out[i] = v === 1 ? 1n : v === -1 ? 2n : 0n;
-  });
-  return Tensor.from(out, m.shape);
+/** Plain typed-array tensor data, as a batch preparer produces it. */
+export interface ArrayTensor {
+  data: Float32Array | Float64Array | Int32Array | BigInt64Array | Uint8Array;
+  shape: number[];
+  dtype?: 'float32' | 'float64' | 'int64' | 'int32' | 'uint8' | 'bool';
 }
 
-/** Tensors of a loader batch (images, tokens or both); dispose() frees them. */
+type LoaderFields = Partial<Pick<Batch, 'images' | 'tokens' | 'labelStates'>>;
+
+/**
+ * The tensors of one batch (dispose() frees them): images [Bi, V, 1, H, W], report tokens [Bt, T]
+ * int64, CheXpert label states [Bt, 14] int64 (0 absent, 1 positive, 2 negative, 3 uncertain), and
+ * named `extras` a system needs. `paired: false` lets images and reports have different row counts
+ * (systems trained on unpaired image and report sets).
+ */
 export class TensorBatch {
   readonly images?: Tensor;
   readonly tokens?: Tensor;
   readonly labels?: Tensor;
-  constructor(batch: Partial<Pick<Batch, 'images' | 'tokens' | 'labelMatrix'>>) {
-    if (batch.images) this.images = Tensor.from(batch.images.data, batch.images.shape);
-    if (batch.tokens) this.tokens = Tensor.from(batch.tokens.data, batch.tokens.shape, { dtype: 'int64' });
-    if (batch.labelMatrix) this.labels = labelTensor(batch.labelMatrix);
+  readonly extras: Record<string, Tensor> = {};
+  readonly paired: boolean;
+  constructor(batch: LoaderFields, options: { extras?: Record<string, ArrayTensor | Tensor>; paired?: boolean } = {}) {
+    this.paired = options.paired ?? true;
+    try {
+      if (batch.images) this.images = Tensor.from(batch.images.data, batch.images.shape);
+      if (batch.tokens) this.tokens = Tensor.from(batch.tokens.data, batch.tokens.shape, { dtype: 'int64' });
+      if (batch.labelStates) this.labels = Tensor.from(batch.labelStates.data, batch.labelStates.shape, { dtype: 'int64' });
+      for (const [k, v] of Object.entries(options.extras ?? {})) this.extras[k] = v instanceof Tensor ? v : Tensor.from(v.data, v.shape, v.dtype ? { dtype: v.dtype } : {});
+    } catch (err) {
+      this.dispose();
+      throw err;
+    }
   }
   toNative(): NativeBatch {
     return {
       images: this.images && Tensor.handle(this.images),
       tokens: this.tokens && Tensor.handle(this.tokens),
       labels: this.labels && Tensor.handle(this.labels),
+      extras: Object.fromEntries(Object.entries(this.extras).map(([k, t]) => [k, Tensor.handle(t)])),
+      paired: this.paired,
     };
   }
   dispose(): void {
     this.images?.dispose();
     this.tokens?.dispose();
     this.labels?.dispose();
+    for (const t of Object.values(this.extras)) t.dispose();
   }
 }
 
@@ -83,22 +102,30 @@ function extrasToArrays(t: Tensor): { shape: number[]; data: number[] } {
  */
 export class Model {
   readonly #h: NativeModel;
+  /** The registered model kind (`radkit.models.modelKinds()`); checkpoints record it. */
   readonly kind: string;
+  /** The native system that computes it (the kind itself for radkit's systems). */
+  readonly nativeKind: string;
   /** The configuration the native model was built with (recorded in checkpoints). */
   readonly config: NativeConfig;
+  /** The kind's generation defaults, under every `generate()` call's own options. */
+  readonly generateDefaults: GenerateOptions;
 
-  protected constructor(kind: string, config: NativeConfig) {
-    this.#h = nativeModels().createModel(kind, config);
+  protected constructor(kind: string, config: NativeConfig, options: ModelCreateOptions = {}) {
+    this.nativeKind = options.nativeKind ?? kind;
+    this.#h = nativeModels().createModel(this.nativeKind, config);
     this.kind = kind;
     this.config = { ...config };
+    this.generateDefaults = options.generate ?? {};
   }
 
-  static create(kind: string, config: NativeConfig): Model {
-    return new Model(kind, config);
+  /** A model of native system `options.nativeKind ?? kind`, known to radkit as `kind`. */
+  static create(kind: string, config: NativeConfig, options: ModelCreateOptions = {}): Model {
+    return new Model(kind, config, options);
   }
 
-  /** Model kinds compiled into the native addon. */
-  static kinds(): string[] {
+  /** Native systems compiled into the addon. */
+  static nativeKinds(): string[] {
     return nativeModels().modelKinds();
   }
 
@@ -118,7 +145,11 @@ export class Model {
     this.#h.setLearningRates(lr, visualLr);
   }
 
-  async trainStep(batch: TensorBatch, options: { clipNorm?: number } = {}): Promise<StepResult> {
+  /**
+   * One optimisation step. `step` / `totalSteps` (the run's global position) reach the system's
+   * loss schedules; `clipNorm` clips the global gradient norm (0 = off).
+   */
+  async trainStep(batch: TensorBatch, options: { clipNorm?: number; step?: number; totalSteps?: number } = {}): Promise<StepResult> {
     return this.#h.trainStep(batch.toNative(), options);
   }
 
@@ -130,34 +161,19 @@ export class Model {
     return this.#h.initializeFromData(batches.map((b) => b.toNative()));
   }
 
+  /** Generates for the batch's images with `options` over the kind's defaults (`generateDefaults`). */
   async generate(batch: TensorBatch, options: GenerateOptions = {}): Promise<Generation> {
-    const g = await this.#h.generate(batch.toNative(), options as NativeConfig);
-    const tokens = Tensor.wrap(g.tokens);
-    const scores = Tensor.wrap(g.scores);
-    try {
-      const [B, L] = tokens.shape;
-      const flat = tokens.toArray() as BigInt64Array;
-      const out: number[][] = [];
-      for (let i = 0; i < B; i++) {
-        const row: number[] = [];
-        for (let j = 0; j < L; j++) {
-          const id = Number(flat[i * L + j]);
-          if (id === 0) break;
-          row.push(id);
-        }
-        out.push(row);
-      }
-      const extras: Generation['extras'] = {};
-      for (const [k, h] of Object.entries(g.extras)) {
-        const t = Tensor.wrap(h);
+    const g = await this.#h.generate(batch.toNative(), withGenerateDefaults(this.generateDefaults, options) as NativeConfig);
+    const extras: Generation['extras'] = {};
+    for (const [k, h] of Object.entries(g.extras)) {
+      const t = Tensor.wrap(h);
+      try {
         extras[k] = extrasToArrays(t);
+      } finally {
         t.dispose();
       }
-      return { tokens: out, scores: Array.from(scores.toArray() as Float32Array), extras };
-    } finally {
-      tokens.dispose();
-      scores.dispose();
     }
+    return { tokens: g.tokens, scores: g.scores, extras };
   }
 
   /**
@@ -185,7 +201,7 @@ export class Model {
    * parameters and buffers named `prefix + name`. Nothing is written when a shape does not fit.
    * Returns which model tensors got no weights (`missing`) and which file tensors had no slot.
    */
-  loadPretrained(file: string, prefix = ''): { loaded: number; missing: string[]; unexpected: string[] } {
+  loadPretrained(file: string, prefix = ''): LoadReport {
     const { tensors } = readSafetensors(file);
     try {
       return this.loadTensors(prefix, tensors);
@@ -194,10 +210,27 @@ export class Model {
     }
   }
 
-  /** Copies in-memory tensors into the parameters and buffers named `prefix + name` (see loadPretrained). */
-  loadTensors(prefix: string, tensors: Record<string, Tensor>): { loaded: number; missing: string[]; unexpected: string[] } {
+  /**
+   * Copies in-memory tensors into the parameters and buffers named `prefix + name` (see
+   * loadPretrained). A shape that does not fit is an ERR_SHAPE with nothing written, or with
+   * `skipMismatched` that tensor is left out and listed in `skipped`.
+   */
+  loadTensors(prefix: string, tensors: Record<string, Tensor>, options: { skipMismatched?: boolean } = {}): LoadReport {
     const handles = Object.fromEntries(Object.entries(tensors).map(([k, t]) => [k, Tensor.handle(t)]));
-    return this.#h.loadNamedTensors(prefix, handles);
+    return this.#h.loadNamedTensors(prefix, handles, options);
+  }
+
+  /** Copies of every parameter and buffer by name (the caller disposes them). */
+  namedTensors(): Record<string, Tensor> {
+    return Object.fromEntries(Object.entries(this.#h.namedTensors()).map(([k, h]) => [k, Tensor.wrap(h)]));
+  }
+
+  /**
+   * Stops training the parameters whose names start with one of `prefixes` (before
+   * setupOptimizer). Returns the frozen names; a prefix that matches nothing is an ERR_INVALID_ARG.
+   */
+  freeze(prefixes: string[]): string[] {
+    return this.#h.freeze(prefixes);
   }
 
   dispose(): void {

@@ -2,6 +2,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { RadkitError } from '../errors.js';
 import { Model } from '../models/model.js';
+import '../models/builtins.js';
+import { createOptions, findModelKind } from '../models/registry.js';
 import { Tokenizer } from '../text/tokenizer.js';
 import { tokenizerFromJSON, type ReportTokenizerJSON } from '../text/report-tokenizer.js';
 import type { WordPieceTokenizer } from '../text/wordpiece.js';
@@ -18,7 +20,10 @@ export interface Preprocessing {
 export interface CheckpointMeta {
   format: 'radkit-checkpoint';
   version: 1;
+  /** The registered model kind. */
   kind: string;
+  /** The native system computing it, when it is not `kind` (kinds built on another kind's system). */
+  nativeKind?: string;
   config: Record<string, unknown>;
   tokenizer: ReportTokenizerJSON;
   preprocessing: Preprocessing;
@@ -93,16 +98,26 @@ export interface LoadedCheckpoint {
   meta: CheckpointMeta;
 }
 
+/** The checkpoint folder `dir` names: itself, or a run's checkpoints/best, else checkpoints/last. */
+export function findCheckpointDir(dir: string, fn: string): string {
+  const candidates = [dir, path.join(dir, 'checkpoints', 'best'), path.join(dir, 'checkpoints', 'last')];
+  const found = candidates.find((c) => resolveCheckpointDir(c));
+  if (!found) throw new RadkitError(`${fn}: no radkit checkpoint in ${dir} (looked for ${candidates.map((c) => path.join(c, META)).join(', ')})`, 'ERR_CHECKPOINT', fn);
+  return found;
+}
+
 /**
  * Loads a checkpoint for generation on its own: `dir` is a checkpoint folder (with checkpoint.json)
  * or a run folder (its checkpoints/best, else checkpoints/last).
  */
 export async function loadCheckpoint(dir: string): Promise<LoadedCheckpoint> {
-  const candidates = [dir, path.join(dir, 'checkpoints', 'best'), path.join(dir, 'checkpoints', 'last')];
-  const found = candidates.find((c) => resolveCheckpointDir(c));
-  if (!found) throw new RadkitError(`no radkit checkpoint in ${dir} (looked for ${candidates.map((c) => path.join(c, META)).join(', ')})`, 'ERR_CHECKPOINT', 'loadCheckpoint');
+  const found = findCheckpointDir(dir, 'loadCheckpoint');
   const meta = readCheckpointMeta(found)!;
-  const model = Model.create(meta.kind, meta.config as Record<string, number>);
+  // The registry gives the kind's native system and generation defaults; a kind this process has
+  // not registered still loads through the native system the checkpoint names.
+  const kind = findModelKind(meta.kind);
+  const options = kind ? createOptions(kind) : { nativeKind: meta.nativeKind ?? meta.kind };
+  const model = Model.create(meta.kind, meta.config as Record<string, number>, options);
   try {
     await restoreInto(model, found, false);
   } catch (err) {

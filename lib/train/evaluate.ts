@@ -2,10 +2,12 @@ import { DataLoader } from '../data/loader.js';
 import type { R2GenDataset, SplitName } from '../data/r2gen.js';
 import { evaluate, type EvaluateResult, type MetricName } from '../metrics/evaluate.js';
 import type { ReportLabels } from '../text/chexpert.js';
-import type { Tokenizer } from '../text/tokenizer.js';
-import { RadkitError } from '../errors.js';
+import { Tokenizer } from '../text/tokenizer.js';
+import { ArgumentError, RadkitError } from '../errors.js';
+import { withGenerateDefaults } from '../generation.js';
 import type { ReportTokenizer } from '../text/report-tokenizer.js';
-import { TensorBatch, type GenerateOptions, type Model } from '../models/model.js';
+import type { GenerateOptions, Model } from '../models/model.js';
+import { prepareBatch, type Evaluation, type EvaluationOptions } from '../models/registry.js';
 import type { Preprocessing } from './checkpoint.js';
 
 export interface GeneratedReport {
@@ -55,7 +57,7 @@ export async function generateSplit(model: Model, tokenizer: Tokenizer, dataset:
   const out: GeneratedReport[] = [];
   for await (const batch of loader) {
     if (o.signal?.aborted) throw new RadkitError('generateSplit: aborted', 'ERR_ABORTED', 'generateSplit', { cause: o.signal.reason });
-    const tb = new TensorBatch(batch);
+    const tb = prepareBatch(model.kind, batch);
     try {
       const g = await model.generate(tb, o.generate);
       batch.ids.forEach((id, i) => {
@@ -98,4 +100,15 @@ export async function evaluateSplit(model: Model, tokenizer: Tokenizer, dataset:
   const reports = await generateSplit(model, tokenizer, dataset, o);
   const result = scoreReports(reports, o.metrics);
   return { reports, result, headline: headline(result) };
+}
+
+/**
+ * The evaluation of report generators (a kind's `evaluate`): generated reports scored with the
+ * caption and clinical-efficacy metrics; the record keeps the options, the full result and the reports.
+ */
+export async function generationEvaluation(model: Model, tokenizer: ReportTokenizer, dataset: R2GenDataset, o: EvaluationOptions): Promise<Evaluation> {
+  if (!(tokenizer instanceof Tokenizer))
+    throw new ArgumentError(`evaluate: ${model.kind} generates reports and needs radkit's Tokenizer (BOS = EOS = PAD = 0), not ${tokenizer.constructor.name}`, 'ERR_INVALID_ARG', 'evaluate');
+  const ev = await evaluateSplit(model, tokenizer, dataset, o);
+  return { headline: ev.headline, record: { generate: withGenerateDefaults(model.generateDefaults, o.generate), result: ev.result, reports: ev.reports } };
 }

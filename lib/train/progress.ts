@@ -1,6 +1,7 @@
 /** Training progress events, as the trainer emits them. */
 export type ProgressEvent =
-  | { type: 'start'; epochs: number; stepsPerEpoch: number; startEpoch: number; parameters: number }
+  | { type: 'start'; epochs: number; stepsPerEpoch: number; startEpoch: number; parameters: number; frozen: number }
+  | { type: 'init'; from: string; prefix: string; copied: number; skipped: number; new: number }
   | { type: 'step'; epoch: number; step: number; stepInEpoch: number; stepsPerEpoch: number; loss: number; parts: Record<string, number>; lr: number; imagesPerSecond: number }
   | { type: 'epoch'; epoch: number; trainLoss: number; seconds: number; metrics?: Record<string, number>; best: boolean }
   | { type: 'checkpoint'; epoch: number; path: string }
@@ -22,8 +23,10 @@ export function progressPrinter(mode: 'auto' | 'bar' | 'json' | 'none' = 'auto',
     } else if (e.type === 'epoch') {
       const ms = e.metrics ? ' ' + Object.entries(e.metrics).map(([k, v]) => `${k} ${v.toFixed(4)}`).join(' ') : '';
       stream.write(`\n epoch ${e.epoch + 1}: train loss ${e.trainLoss.toFixed(3)} (${e.seconds.toFixed(0)} s)${ms}${e.best ? ' (best)' : ''}\n`);
+    } else if (e.type === 'init') {
+      stream.write(` initialised from ${e.from}${e.prefix ? ` (${e.prefix}*)` : ''}: ${e.copied} tensors copied, ${e.skipped} skipped, ${e.new} left new\n`);
     } else if (e.type === 'start') {
-      stream.write(` training ${e.parameters.toLocaleString()} parameters, ${e.epochs} epochs x ${e.stepsPerEpoch} steps${e.startEpoch ? `, resuming after epoch ${e.startEpoch}` : ''}\n`);
+      stream.write(` training ${e.parameters.toLocaleString()} parameters${e.frozen ? ` (${e.frozen} tensors frozen)` : ''}, ${e.epochs} epochs x ${e.stepsPerEpoch} steps${e.startEpoch ? `, resuming after epoch ${e.startEpoch}` : ''}\n`);
     }
   };
 }

@@ -3,14 +3,14 @@ import * as path from 'node:path';
 import { DataLoader } from '../data/loader.js';
 import type { R2GenDataset, SplitName } from '../data/r2gen.js';
 import { ArgumentError, RadkitError } from '../errors.js';
-import { TensorBatch, type GenerateOptions, type Model } from '../models/model.js';
+import type { GenerateOptions, Model, TensorBatch } from '../models/model.js';
+import { findModelKind, prepareBatch, type TrainingRecipe } from '../models/registry.js';
 import { manualSeed } from '../runtime.js';
 import { Tokenizer } from '../text/tokenizer.js';
 import type { ReportTokenizer } from '../text/report-tokenizer.js';
 import { readCheckpointMeta, restoreInto, writeCheckpoint, type CheckpointMeta, type Preprocessing } from './checkpoint.js';
-import { evaluateSplit } from './evaluate.js';
-import { evaluateRetrieval } from '../align/evaluate.js';
-import { modelTask } from '../models/tasks.js';
+import { generationEvaluation } from './evaluate.js';
+import { initFromRun, parseInitSpec, type InitReport, type InitSpec } from './init.js';
 import { progressPrinter, type ProgressEvent } from './progress.js';
 import { lrFactor, type Schedule } from './schedule.js';
 
@@ -29,6 +29,8 @@ export interface TrainOptions {
   /** Learning rate of everything but the visual extractor, and of the visual extractor. */
   lr?: number;
   visualLr?: number;
+  /** visualLr as a fraction of lr when visualLr is not given (default: the kind's recipe, else 0.5). */
+  visualLrFactor?: number;
   weightDecay?: number;
   schedule?: Schedule;
   /** Global gradient-norm clipping (0 = off). */
@@ -52,13 +54,41 @@ export interface TrainOptions {
   progress?: 'auto' | 'bar' | 'json' | 'none' | ((e: ProgressEvent) => void);
   /** Image decoding threads of the loader. */
   workers?: number;
+  /**
+   * Staged runs: before the first epoch of a new run, copy the weights named `prefix*` from another
+   * run's best checkpoint (`'RUN[:prefix]'` or { run, prefix }). What was copied, skipped or left
+   * new is written to outDir/init.json and returned. Ignored when resuming (the run has its own weights).
+   */
+  init?: string | InitSpec;
+  /** Parameter-name prefixes to freeze (no gradient, in no optimizer group), e.g. ['visual.']. */
+  freeze?: string[];
 }
+
+/**
+ * What every run uses unless the model kind's recipe or the caller says otherwise (XProNet's
+ * published recipe: Adam, step decay 0.8 per epoch, the visual extractor at half the rate).
+ */
+export const TRAIN_DEFAULTS = {
+  batchSize: 16,
+  optimizer: 'adam',
+  lr: 1e-3,
+  visualLrFactor: 0.5,
+  schedule: { kind: 'step', gamma: 0.8 },
+  clipNorm: 1,
+  initBatches: 8,
+  seed: 0,
+  imageSize: 128,
+} as const satisfies TrainingRecipe;
 
 export interface TrainResult {
   outDir: string;
   epochs: number;
   best: CheckpointMeta['best'];
   history: { epoch: number; trainLoss: number; seconds: number; imagesPerSecond: number; metrics?: Record<string, number> }[];
+  /** What `init` copied (fresh runs with `init` only). */
+  init?: InitReport;
+  /** Parameters frozen by `freeze`. */
+  frozen: string[];
 }
 
 const FN = 'train';
@@ -68,7 +98,9 @@ function check(o: TrainOptions): void {
   if (!o.tokenizer) throw new ArgumentError(`${FN}: options.tokenizer is required`, 'ERR_INVALID_ARG', FN);
   if (typeof o.outDir !== 'string' || !o.outDir) throw new ArgumentError(`${FN}: options.outDir must be a folder path`, 'ERR_INVALID_ARG', FN);
   if (!Number.isInteger(o.epochs) || o.epochs < 1) throw new ArgumentError(`${FN}: options.epochs must be a positive integer, got ${o.epochs}`, 'ERR_INVALID_ARG', FN);
-  for (const k of ['lr', 'visualLr', 'batchSize', 'imageSize'] as const) {
+  if (o.freeze !== undefined && !(Array.isArray(o.freeze) && o.freeze.every((p) => typeof p === 'string' && p)))
+    throw new ArgumentError(`${FN}: options.freeze must be an array of parameter-name prefixes`, 'ERR_INVALID_ARG', FN);
+  for (const k of ['lr', 'visualLr', 'batchSize', 'imageSize', 'visualLrFactor'] as const) {
     const v = o[k];
     if (v !== undefined && !(typeof v === 'number' && v > 0 && Number.isFinite(v))) throw new ArgumentError(`${FN}: options.${k} must be a positive number, got ${String(v)}`, 'ERR_INVALID_ARG', FN);
   }
@@ -84,18 +116,23 @@ function check(o: TrainOptions): void {
  */
 export async function train(model: Model, dataset: R2GenDataset, options: TrainOptions): Promise<TrainResult> {
   check(options);
-  const o = options;
-  const task = modelTask(model.kind);
+  const kind = findModelKind(model.kind);
+  // Defaults, then the kind's recipe, then the caller's options (undefined never overrides).
+  const o = layer<TrainOptions>(TRAIN_DEFAULTS as Partial<TrainOptions>, kind?.recipe?.({ batchSize: options.batchSize, dataset, flags: {} }) ?? {}, options);
+  const task = kind?.task ?? 'generation';
+  const evaluateWith = kind?.evaluate ?? generationEvaluation;
   if (task === 'generation' && !(o.tokenizer instanceof Tokenizer))
     throw new ArgumentError(`${FN}: ${model.kind} generates reports and needs radkit's Tokenizer (BOS = EOS = PAD = 0), not ${o.tokenizer.constructor.name}`, 'ERR_INVALID_ARG', FN);
-  // Alignment models match one (frontal) image to its report; report generators read every view.
-  const pre: Preprocessing = { imageSize: o.imageSize ?? 128, views: o.views ?? (dataset.style === 'iu' && task === 'generation' ? 2 : 1) };
-  const batchSize = o.batchSize ?? 16;
-  const lr = o.lr ?? 1e-3;
-  const visualLr = o.visualLr ?? lr / 2;
-  const schedule = o.schedule ?? { kind: 'step', gamma: 0.8 };
-  const seed = o.seed ?? 0;
-  const evalCfg = o.evaluate === false ? null : { split: 'val' as SplitName, metric: task === 'retrieval' ? 'meanRecall' : 'bleu4', every: 1, ...(o.evaluate ?? {}) };
+  const pre: Preprocessing = { imageSize: o.imageSize!, views: o.views ?? kind?.views?.(dataset) ?? 1 };
+  const batchSize = o.batchSize!;
+  const lr = o.lr!;
+  const visualLr = o.visualLr ?? lr * o.visualLrFactor!;
+  const schedule = o.schedule!;
+  const seed = o.seed!;
+  const clipNorm = o.clipNorm!;
+  const initBatches = o.initBatches!;
+  const evalCfg = o.evaluate === false ? null : layer<Exclude<TrainOptions['evaluate'], false | undefined> & { split: SplitName; metric: string; every: number }>({ split: 'val', metric: kind?.metric ?? 'bleu4', every: 1 }, o.evaluate ?? {});
+  const init = o.init === undefined ? undefined : parseInitSpec(o.init, FN);
   fs.mkdirSync(o.outDir, { recursive: true });
   const ckptDir = path.join(o.outDir, 'checkpoints');
   const logPath = path.join(o.outDir, 'train-log.jsonl');
@@ -104,10 +141,14 @@ export async function train(model: Model, dataset: R2GenDataset, options: TrainO
     fs.appendFileSync(logPath, `${JSON.stringify({ time: new Date().toISOString(), ...e })}\n`);
     print(e);
   };
-  const trainOptions = { batchSize, lr, visualLr, schedule, seed, clipNorm: o.clipNorm ?? 1, optimizer: o.optimizer ?? 'adam', optimizerOptions: o.optimizerOptions, weightDecay: o.weightDecay, epochs: o.epochs, evaluate: evalCfg, preprocessing: pre };
+  const trainOptions = {
+    batchSize, lr, visualLr, schedule, seed, clipNorm, optimizer: o.optimizer, optimizerOptions: o.optimizerOptions, weightDecay: o.weightDecay,
+    epochs: o.epochs, evaluate: evalCfg, preprocessing: pre, init, freeze: o.freeze ?? [],
+  };
 
   manualSeed(seed);
-  model.setupOptimizer({ kind: o.optimizer ?? 'adam', lr, visualLr, weightDecay: o.weightDecay, ...o.optimizerOptions });
+  const frozen = o.freeze?.length ? model.freeze(o.freeze) : [];
+  model.setupOptimizer({ kind: o.optimizer, lr, visualLr, weightDecay: o.weightDecay, ...o.optimizerOptions });
   const trainSet = dataset.splits.train;
   if (!trainSet.length) throw new ArgumentError(`${FN}: the dataset has no training studies`, 'ERR_INVALID_ARG', FN);
   const loaderFor = (epoch: number) =>
@@ -118,6 +159,7 @@ export async function train(model: Model, dataset: R2GenDataset, options: TrainO
   let startEpoch = 0;
   let best: CheckpointMeta['best'] = null;
   let history: TrainResult['history'] = [];
+  let initReport: InitReport | undefined;
   const last = path.join(ckptDir, 'last');
   const previous = o.resume === false ? null : readCheckpointMeta(last);
   if (previous) {
@@ -133,24 +175,32 @@ export async function train(model: Model, dataset: R2GenDataset, options: TrainO
     startEpoch = previous.epoch;
     best = previous.best;
     history = (previous.metrics.history as TrainResult['history']) ?? [];
-  } else if ((o.initBatches ?? 8) > 0) {
-    const batches: TensorBatch[] = [];
-    for await (const b of loaderFor(0)) {
-      batches.push(new TensorBatch(b));
-      if (batches.length >= (o.initBatches ?? 8)) break;
+  } else {
+    if (init) {
+      initReport = await initFromRun(model, init, FN);
+      fs.writeFileSync(path.join(o.outDir, 'init.json'), JSON.stringify(initReport, null, 2));
+      emit({ type: 'init', from: initReport.from, prefix: initReport.prefix, copied: initReport.copied.length, skipped: initReport.skipped.length, new: initReport.new.length });
     }
-    try {
-      await model.initializeFromData(batches);
-    } finally {
-      batches.forEach((b) => b.dispose());
+    if (initBatches > 0) {
+      const batches: TensorBatch[] = [];
+      try {
+        for await (const b of loaderFor(0)) {
+          batches.push(prepareBatch(model.kind, b));
+          if (batches.length >= initBatches) break;
+        }
+        await model.initializeFromData(batches);
+      } finally {
+        batches.forEach((b) => b.dispose());
+      }
     }
   }
-  emit({ type: 'start', epochs: o.epochs, stepsPerEpoch, startEpoch, parameters: model.parameterCount });
+  emit({ type: 'start', epochs: o.epochs, stepsPerEpoch, startEpoch, parameters: model.parameterCount, frozen: frozen.length });
 
   const meta = (epoch: number, metrics: Record<string, unknown>): CheckpointMeta => ({
     format: 'radkit-checkpoint',
     version: 1,
     kind: model.kind,
+    ...(model.nativeKind !== model.kind ? { nativeKind: model.nativeKind } : {}),
     config: model.config,
     tokenizer: o.tokenizer.toJSON(),
     preprocessing: pre,
@@ -173,10 +223,10 @@ export async function train(model: Model, dataset: R2GenDataset, options: TrainO
       const step = epoch * stepsPerEpoch + stepInEpoch;
       const f = lrFactor(schedule, epoch, step, totalSteps);
       model.setLearningRates(lr * f, visualLr * f);
-      const tb = new TensorBatch(batch);
+      const tb = prepareBatch(model.kind, batch);
       let r;
       try {
-        r = await model.trainStep(tb, { clipNorm: o.clipNorm ?? 1 });
+        r = await model.trainStep(tb, { clipNorm, step, totalSteps });
       } finally {
         tb.dispose();
       }
@@ -190,7 +240,7 @@ export async function train(model: Model, dataset: R2GenDataset, options: TrainO
     let isBest = !evalCfg;
     if (evalCfg && ((epoch + 1) % evalCfg.every === 0 || epoch + 1 === o.epochs)) {
       const split = { split: evalCfg.split, preprocessing: pre, maxItems: evalCfg.maxItems, signal: o.signal, workers: o.workers };
-      const ev = task === 'retrieval' ? await evaluateRetrieval(model, o.tokenizer, dataset, split) : await evaluateSplit(model, o.tokenizer as Tokenizer, dataset, { ...split, generate: evalCfg.generate });
+      const ev = await evaluateWith(model, o.tokenizer, dataset, { ...split, generate: evalCfg.generate });
       entry.metrics = ev.headline;
       const score = ev.headline[evalCfg.metric];
       if (score === undefined) throw new ArgumentError(`${FN}: evaluate.metric '${evalCfg.metric}' is not one of ${Object.keys(ev.headline).join(', ')}`, 'ERR_INVALID_ARG', FN);
@@ -209,5 +259,12 @@ export async function train(model: Model, dataset: R2GenDataset, options: TrainO
   }
   fs.writeFileSync(path.join(o.outDir, 'metrics.json'), JSON.stringify({ best, history }, null, 2));
   emit({ type: 'done', epochs: o.epochs, best });
-  return { outDir: o.outDir, epochs: o.epochs, best, history };
+  return { outDir: o.outDir, epochs: o.epochs, best, history, init: initReport, frozen };
+}
+
+/** Later layers override earlier ones key by key; undefined values do not override. */
+function layer<T>(...layers: Partial<T>[]): T {
+  const out: Record<string, unknown> = {};
+  for (const l of layers) for (const [k, v] of Object.entries(l)) if (v !== undefined) out[k] = v;
+  return out as T;
 }

@@ -8,10 +8,12 @@
 #include <atomic>
 #include <set>
 #include <cmath>
+#include <limits>
 
 #include "../models/system.h"
 #include "../nn/lamb.h"
 #include "async.h"
+#include "generate_options.h"
 #include "bindings.h"
 #include "registry.h"
 #include "tensor.h"
@@ -44,28 +46,46 @@ Config configArg(Napi::Value v, const char* fn) {
 }
 
 Batch batchArg(Napi::Value v, const char* fn) {
-  if (!v.IsObject() || v.IsArray()) argError("ERR_INVALID_ARG", "batch must be an object { images?, tokens?, labels? }, got ", describeJs(v));
+  if (!v.IsObject() || v.IsArray()) argError("ERR_INVALID_ARG", "batch must be an object { images?, tokens?, labels?, extras?, paired? }, got ", describeJs(v));
   Napi::Object o = v.As<Napi::Object>();
-  auto field = [&](const char* name) -> at::Tensor {
-    Napi::Value x = o.Get(name);
+  auto tensorField = [&](Napi::Value x, const std::string& name) -> at::Tensor {
     if (x.IsUndefined() || x.IsNull()) return {};
     if (!NativeTensor::IsInstance(x)) argError("ERR_INVALID_ARG", "batch.", name, " must be a Tensor, got ", describeJs(x));
     return Napi::ObjectWrap<NativeTensor>::Unwrap(x.As<Napi::Object>())->tensor(fn);
   };
   Batch b;
-  b.images = field("images");
-  b.tokens = field("tokens");
-  b.labels = field("labels");
+  b.images = tensorField(o.Get("images"), "images");
+  b.tokens = tensorField(o.Get("tokens"), "tokens");
+  b.labels = tensorField(o.Get("labels"), "labels");
+  b.paired = boolArg(o.Get("paired"), fn, "batch.paired", true);
+  Napi::Value ex = o.Get("extras");
+  if (!ex.IsUndefined() && !ex.IsNull()) {
+    if (!ex.IsObject() || ex.IsArray()) argError("ERR_INVALID_ARG", "batch.extras must be an object { name: Tensor }, got ", describeJs(ex));
+    Napi::Object eo = ex.As<Napi::Object>();
+    Napi::Array keys = eo.GetPropertyNames();
+    for (uint32_t i = 0; i < keys.Length(); ++i) {
+      std::string k = keys.Get(i).As<Napi::String>().Utf8Value();
+      at::Tensor t = tensorField(eo.Get(k), "extras." + k);
+      if (t.defined()) b.extras[k] = t;
+    }
+  }
   if (b.images.defined() && (b.images.dim() != 5 || !at::isFloatingType(b.images.scalar_type())))
     argError("ERR_SHAPE", "batch.images must be a floating-point [B, V, 1, H, W] tensor, got ", dtypeName(b.images.scalar_type()), " ", shapeString(b.images.sizes()));
   if (b.tokens.defined() && (b.tokens.dim() != 2 || b.tokens.scalar_type() != at::kLong))
     argError("ERR_SHAPE", "batch.tokens must be an int64 [B, T] tensor, got ", dtypeName(b.tokens.scalar_type()), " ", shapeString(b.tokens.sizes()));
-  if (b.labels.defined() && (b.labels.dim() != 2 || b.labels.scalar_type() != at::kLong))
-    argError("ERR_SHAPE", "batch.labels must be an int64 [B, 14] tensor, got ", dtypeName(b.labels.scalar_type()), " ", shapeString(b.labels.sizes()));
-  int64_t B = b.images.defined() ? b.images.size(0) : b.tokens.defined() ? b.tokens.size(0) : -1;
-  for (const at::Tensor* t : {&b.tokens, &b.labels})
-    if (t->defined() && B >= 0 && t->size(0) != B)
-      argError("ERR_SHAPE", "batch fields disagree on the batch size: ", B, " vs ", t->size(0));
+  if (b.labels.defined()) {
+    if (b.labels.dim() != 2 || b.labels.size(1) != kObservations || b.labels.scalar_type() != at::kLong)
+      argError("ERR_SHAPE", "batch.labels must be an int64 [B, 14] tensor, got ", dtypeName(b.labels.scalar_type()), " ", shapeString(b.labels.sizes()));
+    if (b.labels.numel() && (b.labels.min().item<int64_t>() < kAbsent || b.labels.max().item<int64_t>() > kUncertain))
+      argError("ERR_INVALID_ARG", "batch.labels holds label states 0 absent, 1 positive, 2 negative, 3 uncertain; got values in [",
+               b.labels.min().item<int64_t>(), ", ", b.labels.max().item<int64_t>(), "]");
+  }
+  const int64_t Bi = b.images.defined() ? b.images.size(0) : -1, Bt = b.tokens.defined() ? b.tokens.size(0) : -1;
+  if (b.paired && Bi >= 0 && Bt >= 0 && Bi != Bt)
+    argError("ERR_SHAPE", "batch fields disagree on the batch size: images ", Bi, " vs tokens ", Bt, " (set paired: false for unpaired image and report sets)");
+  const int64_t Bl = Bt >= 0 ? Bt : Bi;
+  if (b.labels.defined() && Bl >= 0 && b.labels.size(0) != Bl)
+    argError("ERR_SHAPE", "batch.labels has ", b.labels.size(0), " rows but the batch has ", Bl, Bt >= 0 ? " reports" : " images");
   return b;
 }
 
@@ -108,6 +128,8 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
                                         InstanceMethod("save", &NativeModel::Save),
                                         InstanceMethod("load", &NativeModel::Load),
                                         InstanceMethod("loadNamedTensors", &NativeModel::LoadNamedTensors),
+                                        InstanceMethod("namedTensors", &NativeModel::NamedTensors),
+                                        InstanceMethod("freeze", &NativeModel::Freeze),
                                         InstanceMethod("dispose", &NativeModel::Dispose),
                                         InstanceMethod("isDisposed", &NativeModel::IsDisposed),
                                     });
@@ -180,7 +202,8 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
       std::string kind = c.str("kind", "adam");
       if (kind != "adam" && kind != "adamw" && kind != "lamb")
         argError("ERR_INVALID_ARG", "optimizer kind must be 'adam', 'adamw' or 'lamb', got '", kind, "'");
-      double lr = c.num("lr", 1e-4), visualLr = c.num("visualLr", lr);
+      if (!c.numbers.count("lr")) argError("ERR_INVALID_ARG", "options.lr is required (the trainer's recipe sets it)");
+      double lr = c.num("lr", 0), visualLr = c.num("visualLr", lr);
       if (!(lr > 0) || !(visualLr > 0)) argError("ERR_INVALID_ARG", "learning rates must be > 0, got lr ", lr, " and visualLr ", visualLr);
       double wd = c.num("weightDecay", kind == "adamw" ? 0.01 : 0.0);
       double b1 = c.num("beta1", 0.9), b2 = c.num("beta2", 0.999), eps = c.num("eps", 1e-8);
@@ -235,7 +258,7 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     LossParts parts;
   };
 
-  // trainStep(batch, { clipNorm? }) -> Promise<{ loss, gradNorm, parts }>
+  // trainStep(batch, { clipNorm?, step?, totalSteps? }) -> Promise<{ loss, gradNorm, parts }>
   Napi::Value TrainStep(const Napi::CallbackInfo& info) {
     const char* fn = "Model.trainStep";
     return guarded(info, fn, [&]() -> Napi::Value {
@@ -243,14 +266,18 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
       Batch batch = batchArg(info[0], fn);
       Config opts = configArg(info[1], fn);
       double clip = opts.num("clipNorm", 0.0);
+      // The run's position for loss schedules (System::setTrainingProgress); absent = not reported.
+      const int64_t step = opts.integer("step", -1), totalSteps = opts.integer("totalSteps", -1);
+      if (step >= 0 && !(totalSteps > step)) argError("ERR_INVALID_ARG", "options.totalSteps must be > options.step (", step, "), got ", totalSteps);
       auto hold = claim(fn);
       auto sys = system_;
       torch::optim::Optimizer* opt = optimizer_.get();
       return PromiseWorker<StepOut>::Start(
           info.Env(), fn,
-          [sys, opt, batch, clip, hold]() {
+          [sys, opt, batch, clip, step, totalSteps, hold]() {
             c10::AutoGradMode grad(true);
             sys->train(true);
+            if (step >= 0) sys->setTrainingProgress(step, totalSteps);
             opt->zero_grad();
             StepOut out;
             at::Tensor loss = sys->loss(batch, out.parts);
@@ -325,26 +352,16 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
       GenerateRequest req;
       req.batch = batchArg(info[0], fn);
       if (!req.batch.images.defined()) argError("ERR_INVALID_ARG", "batch.images is required for generation");
-      Config o = configArg(info[1], fn);
-      req.method = o.str("method", "beam");
-      if (req.method != "greedy" && req.method != "beam" && req.method != "sample")
-        argError("ERR_INVALID_ARG", "method must be 'greedy', 'beam' or 'sample', got '", req.method, "'");
-      req.beams = o.integer("beams", req.method == "beam" ? 3 : 1);
-      req.maxLength = o.integer("maxLength", 60);
-      req.minLength = o.integer("minLength", 0);
-      req.noRepeatNgram = o.integer("noRepeatNgram", 0);
-      req.topK = o.integer("topK", 0);
-      req.lengthPenalty = o.num("lengthPenalty", 1.0);
-      req.repetitionPenalty = o.num("repetitionPenalty", 1.0);
-      req.temperature = o.num("temperature", 1.0);
-      req.topP = o.num("topP", 1.0);
-      if (o.numbers.count("seed")) {
-        req.hasSeed = true;
-        req.seed = static_cast<uint64_t>(o.num("seed", 0));
+      Napi::Object o = optionsArg(info, 1, fn);
+      Napi::Array keys = o.GetPropertyNames();
+      for (uint32_t i = 0; i < keys.Length(); ++i) {
+        std::string k = keys.Get(i).As<Napi::String>().Utf8Value();
+        if (k != "systemOptions" && !isSearchOption(k))
+          argError("ERR_INVALID_ARG", "unknown generation option '", k, "' (switches of one system go in options.systemOptions)");
       }
-      req.labelSource = o.str("labelSource", "");
-      if (req.beams < 1 || req.beams > 64) argError("ERR_INVALID_ARG", "beams must be in [1, 64], got ", req.beams);
-      if (req.maxLength < 1 || req.maxLength > 4096) argError("ERR_INVALID_ARG", "maxLength must be in [1, 4096], got ", req.maxLength);
+      // Systems decode with their own vocabulary and end token; these bounds only stop runaway requests.
+      req.search = parseSearchOptions(o, SearchLimits{4096, std::numeric_limits<int32_t>::max(), 0, 0, false});
+      req.systemOptions = configArg(o.Get("systemOptions"), fn);
       auto hold = claim(fn);
       auto sys = system_;
       return PromiseWorker<Generated>::Start(
@@ -356,8 +373,16 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
           },
           [](Napi::Env env, Generated& g) -> Napi::Value {
             Napi::Object r = Napi::Object::New(env);
-            r.Set("tokens", NativeTensor::Wrap(env, g.tokens));
-            r.Set("scores", NativeTensor::Wrap(env, g.scores));
+            Napi::Array tokens = Napi::Array::New(env, g.tokens.size());
+            for (size_t i = 0; i < g.tokens.size(); ++i) {
+              Napi::Array row = Napi::Array::New(env, g.tokens[i].size());
+              for (size_t j = 0; j < g.tokens[i].size(); ++j) row.Set(static_cast<uint32_t>(j), Napi::Number::New(env, static_cast<double>(g.tokens[i][j])));
+              tokens.Set(static_cast<uint32_t>(i), row);
+            }
+            Napi::Array scores = Napi::Array::New(env, g.scores.size());
+            for (size_t i = 0; i < g.scores.size(); ++i) scores.Set(static_cast<uint32_t>(i), Napi::Number::New(env, g.scores[i]));
+            r.Set("tokens", tokens);
+            r.Set("scores", scores);
             Napi::Object extras = Napi::Object::New(env);
             for (auto& [k, t] : g.extras) extras.Set(k, NativeTensor::Wrap(env, t));
             r.Set("extras", extras);
@@ -432,10 +457,13 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     });
   }
 
-  // loadNamedTensors(prefix, { name: Tensor }) copies tensors into the parameters and buffers named
-  // prefix + name (user-supplied weights, e.g. ImageNet ResNet from safetensors). A 3-channel first
-  // convolution loaded into a 1-channel (grey) one is summed over its input channels.
-  // Returns { loaded, missing (model names without a tensor), unexpected (tensors without a slot) }.
+  // loadNamedTensors(prefix, { name: Tensor }, { skipMismatched? }) copies tensors into the
+  // parameters and buffers named prefix + name (user-supplied weights, e.g. ImageNet ResNet from
+  // safetensors; another run's weights for staged training). A 3-channel first convolution loaded
+  // into a 1-channel (grey) one is summed over its input channels. A shape that does not fit is an
+  // ERR_SHAPE and nothing is written, or with skipMismatched that tensor is left out and reported.
+  // Returns { loaded, missing (model names without a tensor), unexpected (tensors without a slot),
+  // skipped ([{ name, reason }]) }.
   Napi::Value LoadNamedTensors(const Napi::CallbackInfo& info) {
     const char* fn = "Model.loadNamedTensors";
     return guarded(info, fn, [&]() -> Napi::Value {
@@ -443,6 +471,8 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
       if (busy_) fail(ErrorKind::Argument, "ERR_BUSY", "the model is busy; await its running call first");
       if (!info[0].IsString()) argError("ERR_INVALID_ARG", "prefix must be a string, got ", describeJs(info[0]));
       if (!info[1].IsObject() || info[1].IsArray()) argError("ERR_INVALID_ARG", "tensors must be an object { name: Tensor }, got ", describeJs(info[1]));
+      Napi::Object options = optionsArg(info, 2, fn);
+      const bool skipMismatched = boolArg(options.Get("skipMismatched"), fn, "options.skipMismatched", false);
       std::string prefix = info[0].As<Napi::String>().Utf8Value();
       Napi::Object given = info[1].As<Napi::Object>();
       std::map<std::string, at::Tensor> slots;
@@ -452,6 +482,7 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
       std::vector<std::pair<at::Tensor, at::Tensor>> plan;
       Napi::Array names = given.GetPropertyNames();
       Napi::Array unexpected = Napi::Array::New(info.Env());
+      Napi::Array skipped = Napi::Array::New(info.Env());
       std::set<std::string> used;
       for (uint32_t i = 0; i < names.Length(); ++i) {
         std::string name = names.Get(i).As<Napi::String>().Utf8Value();
@@ -465,8 +496,15 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
         }
         at::Tensor dst = it->second;
         if (src.dim() == 4 && dst.dim() == 4 && src.size(1) == 3 && dst.size(1) == 1 && src.size(0) == dst.size(0)) src = src.sum(1, true);
-        if (src.sizes() != dst.sizes())
-          argError("ERR_SHAPE", "tensor '", name, "' has shape ", shapeString(src.sizes()), " but ", prefix + name, " is ", shapeString(dst.sizes()));
+        if (src.sizes() != dst.sizes()) {
+          std::string reason = "shape " + shapeString(src.sizes()) + " does not fit " + shapeString(dst.sizes());
+          if (!skipMismatched) argError("ERR_SHAPE", "tensor '", name, "' has shape ", shapeString(src.sizes()), " but ", prefix + name, " is ", shapeString(dst.sizes()));
+          Napi::Object sk = Napi::Object::New(info.Env());
+          sk.Set("name", name);
+          sk.Set("reason", reason);
+          skipped.Set(skipped.Length(), sk);
+          continue;
+        }
         plan.emplace_back(dst, src);
         used.insert(prefix + name);
       }
@@ -481,7 +519,60 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
       r.Set("loaded", Napi::Number::New(info.Env(), static_cast<double>(plan.size())));
       r.Set("missing", missing);
       r.Set("unexpected", unexpected);
+      r.Set("skipped", skipped);
       return r;
+    });
+  }
+
+  // namedTensors() -> { name: Tensor }: every parameter and buffer (detached copies), e.g. to seed
+  // another model of a later training stage.
+  Napi::Value NamedTensors(const Napi::CallbackInfo& info) {
+    const char* fn = "Model.namedTensors";
+    return guarded(info, fn, [&]() -> Napi::Value {
+      System& sys = system(fn);
+      if (busy_) fail(ErrorKind::Argument, "ERR_BUSY", "the model is busy; await its running call first");
+      Napi::Object r = Napi::Object::New(info.Env());
+      at::NoGradGuard ng;
+      for (auto& kv : sys.named_parameters()) r.Set(kv.key(), NativeTensor::Wrap(info.Env(), kv.value().detach().clone()));
+      for (auto& kv : sys.named_buffers()) r.Set(kv.key(), NativeTensor::Wrap(info.Env(), kv.value().detach().clone()));
+      return r;
+    });
+  }
+
+  // freeze(prefixes[]) stops gradients of every parameter whose name starts with one of the
+  // prefixes; call before setupOptimizer (frozen parameters join no optimizer group). Returns the
+  // frozen names. A prefix that matches nothing is an error naming it.
+  Napi::Value Freeze(const Napi::CallbackInfo& info) {
+    const char* fn = "Model.freeze";
+    return guarded(info, fn, [&]() -> Napi::Value {
+      System& sys = system(fn);
+      if (busy_) fail(ErrorKind::Argument, "ERR_BUSY", "the model is busy; await its running call first");
+      if (optimizer_) argError("ERR_INVALID_ARG", "freeze() must come before setupOptimizer()");
+      if (!info[0].IsArray()) argError("ERR_INVALID_ARG", "prefixes must be an array of strings, got ", describeJs(info[0]));
+      Napi::Array a = info[0].As<Napi::Array>();
+      std::vector<std::string> prefixes;
+      for (uint32_t i = 0; i < a.Length(); ++i) {
+        if (!a.Get(i).IsString()) argError("ERR_INVALID_ARG", "prefixes[", i, "] must be a string, got ", describeJs(a.Get(i)));
+        prefixes.push_back(a.Get(i).As<Napi::String>().Utf8Value());
+      }
+      auto params = sys.named_parameters();
+      std::vector<at::Tensor> chosen;
+      Napi::Array names = Napi::Array::New(info.Env());
+      for (auto& p : prefixes) {
+        bool any = false;
+        for (auto& kv : params)
+          if (kv.key().rfind(p, 0) == 0) any = true;
+        if (!any) argError("ERR_INVALID_ARG", "no parameter of this ", sys.kind(), " model starts with '", p, "'");
+      }
+      for (auto& kv : params)
+        for (auto& p : prefixes)
+          if (kv.key().rfind(p, 0) == 0) {
+            chosen.push_back(kv.value());
+            names.Set(names.Length(), kv.key());
+            break;
+          }
+      for (auto& t : chosen) t.set_requires_grad(false);
+      return names;
     });
   }
 

@@ -9,6 +9,16 @@ std::map<std::string, SystemFactory>& systemRegistry() {
   return registry;
 }
 
+const at::Tensor& Batch::extra(const std::string& name, const std::string& system) const {
+  auto it = extras.find(name);
+  if (it == extras.end() || !it->second.defined()) {
+    std::string have;
+    for (auto& [k, t] : extras) have += (have.empty() ? "" : ", ") + k;
+    argError("ERR_INVALID_ARG", system, " needs batch.extras.", name, " (the batch has: ", have.empty() ? "no extras" : have, ")");
+  }
+  return it->second;
+}
+
 std::map<std::string, at::Tensor> System::encode(const Batch&) {
   argError("ERR_UNSUPPORTED", kind(), " has no embedding space to encode into (encode() serves alignment models such as AdaMatch)");
 }

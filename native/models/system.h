@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include "../nn/decoding.h"
+
 namespace radkit {
 
 // Flat configuration read from a JS object: numbers (booleans as 0/1), strings, number arrays.
@@ -27,29 +29,42 @@ struct Config {
   std::vector<int64_t> ints(const std::string& key, const std::vector<int64_t>& fallback) const;
 };
 
-// One training or evaluation batch. Unused fields stay undefined.
+// CheXpert observations per study, and the label states every system receives (encoded once, in
+// the loader): 0 absent (not mentioned), 1 positive, 2 negative, 3 uncertain. A system that wants
+// another mapping (XProNet: positive vs the rest) derives it from these.
+constexpr int64_t kObservations = 14;
+enum LabelState : int64_t { kAbsent = 0, kPositive = 1, kNegative = 2, kUncertain = 3 };
+
+// One training or evaluation batch. Unused fields stay undefined. A paired batch has one row per
+// study everywhere; an unpaired one (systems trained from separate image and report sets) may hold
+// images and reports with different row counts: `labels` then describe the reports (rows of
+// `tokens`) and image-side tensors travel in `extras`.
 struct Batch {
-  at::Tensor images;  // [B, V, 1, H, W] float, V views
-  at::Tensor tokens;  // [B, T] int64: BOS, report tokens, EOS, then PAD
-  at::Tensor labels;  // [B, 14] int64: 1 positive, 0 negative/absent, 2 uncertain (-1 unknown)
+  at::Tensor images;  // [Bi, V, 1, H, W] float, V views
+  at::Tensor tokens;  // [Bt, T] int64: BOS, report tokens, EOS, then PAD
+  at::Tensor labels;  // [Bt, 14] int64 LabelState (or [Bi, 14] when there are no tokens)
+  std::map<std::string, at::Tensor> extras;  // named system-specific tensors (masks, indices, ...)
+  bool paired = true;
+
+  // The extra called `name`; an ERR_INVALID_ARG naming it (and the system) when the batch lacks it.
+  const at::Tensor& extra(const std::string& name, const std::string& system) const;
 };
 
 // What a forward pass reports besides the loss (named scalar parts for logs).
 using LossParts = std::map<std::string, double>;
 
+// A generation call: the one search contract (nn::SearchOptions, parsed and defaulted in one place,
+// native/binding/generate_options.cc) plus switches only one system understands (XProNet:
+// labelSource), which the system validates itself.
 struct GenerateRequest {
   Batch batch;
-  std::string method = "beam";
-  int64_t beams = 3, maxLength = 60, minLength = 0, noRepeatNgram = 0, topK = 0;
-  double lengthPenalty = 1.0, repetitionPenalty = 1.0, temperature = 1.0, topP = 1.0;
-  bool hasSeed = false;
-  uint64_t seed = 0;
-  std::string labelSource;  // system-specific (XProNet: oracle | predicted | none); empty = the system's default
+  nn::SearchOptions search;
+  Config systemOptions;
 };
 
 struct Generated {
-  at::Tensor tokens;  // [B, L] int64 (PAD after EOS)
-  at::Tensor scores;  // [B] float
+  std::vector<std::vector<int64_t>> tokens;  // per study: generated ids, EOS and padding excluded
+  std::vector<double> scores;
   std::map<std::string, at::Tensor> extras;  // explanations (e.g. prototype indices per token)
 };
 
@@ -63,6 +78,9 @@ class System : public torch::nn::Module {
   virtual std::string visualPrefix() const { return ""; }
   // Data-driven initialisation before training (XProNet: k-means prototypes); may be a no-op.
   virtual void initializeFromData(const std::vector<Batch>& batches) {}
+  // Called before every training step with the global step (0-based) and the run's total steps,
+  // for loss schedules (e.g. a weight ramped over training); the default ignores it.
+  virtual void setTrainingProgress(int64_t step, int64_t totalSteps) {}
   // Embeddings and explanations of a batch (AdaMatch: patch and word embeddings, patch boxes) for
   // retrieval, keywords and pictures; systems without an embedding space refuse.
   virtual std::map<std::string, at::Tensor> encode(const Batch& batch);

@@ -123,9 +123,12 @@ class XProNet : public System {
 
   Generated generate(const GenerateRequest& r) override {
     const Batch& b = r.batch;
-    std::string source = r.labelSource.empty() ? labelSource_ : r.labelSource;
+    std::string source = r.systemOptions.str("labelSource", labelSource_);
+    for (auto& [k, v] : r.systemOptions.numbers) argError("ERR_INVALID_ARG", "xpronet has no generation option '", k, "' (it has: labelSource)");
+    for (auto& [k, v] : r.systemOptions.strings)
+      if (k != "labelSource") argError("ERR_INVALID_ARG", "xpronet has no generation option '", k, "' (it has: labelSource)");
     if (source != "oracle" && source != "predicted" && source != "none")
-      argError("ERR_INVALID_ARG", "labelSource must be 'oracle', 'predicted' or 'none', got '", source, "'");
+      argError("ERR_INVALID_ARG", "systemOptions.labelSource must be 'oracle', 'predicted' or 'none', got '", source, "'");
     at::Tensor pooled;
     at::Tensor v = visualTokens(b.images, &pooled);
     const int64_t B = v.size(0);
@@ -145,19 +148,7 @@ class XProNet : public System {
     at::Tensor fused = fuseImage->forward(at::cat({v, rImage}, -1));
     at::Tensor sourceMask = at::ones({B, v.size(1)}, v.options().dtype(at::kBool));
 
-    nn::SearchOptions so;
-    so.method = r.method;
-    so.beams = r.method == "beam" ? r.beams : 1;
-    so.maxLength = r.maxLength;
-    so.minLength = r.minLength;
-    so.lengthPenalty = r.lengthPenalty;
-    so.noRepeatNgram = r.noRepeatNgram;
-    so.repetitionPenalty = r.repetitionPenalty;
-    so.temperature = r.temperature;
-    so.topK = r.topK;
-    so.topP = r.topP;
-    so.hasSeed = r.hasSeed;
-    so.seed = r.seed;
+    nn::SearchOptions so = r.search;
     so.eosId = 0;
     so.padId = 0;
     wordMask_ = mask;
@@ -166,22 +157,26 @@ class XProNet : public System {
       nn::EncoderDecoderStepper stepper(transformer, fused, sourceMask, nn::CacheMode::Full);
       result = nn::search(stepper, so);
     }
+    // The tokens as the decoder reads them (EOS and padding are id 0), for the explanations below.
     int64_t longest = 1;
     for (auto& t : result.tokens) longest = std::max<int64_t>(longest, static_cast<int64_t>(t.size()));
     at::Tensor tokens = at::zeros({B, longest}, at::kLong);
-    at::Tensor scores = at::zeros({B}, at::kFloat);
+    Generated g;
     for (int64_t i = 0; i < B; ++i) {
-      for (size_t j = 0; j < result.tokens[i].size(); ++j) tokens[i][j] = result.tokens[i][j];
-      scores[i] = result.scores[i];
+      std::vector<int64_t> row;
+      for (size_t j = 0; j < result.tokens[i].size(); ++j) {
+        tokens[i][j] = result.tokens[i][j];
+        if (result.tokens[i][j] == so.eosId) break;
+        row.push_back(result.tokens[i][j]);
+      }
+      g.tokens.push_back(std::move(row));
     }
+    g.scores = result.scores;
     // Explanations: the prototypes each generated word and each image patch selected (first head).
     at::Tensor words = transformer->decoder->embed->forward(tokens.to(v.device()));
     at::Tensor wordIdx;
     respond(words, mask, &wordIdx);
     wordMask_ = at::Tensor();
-    Generated g;
-    g.tokens = tokens;
-    g.scores = scores;
     g.extras["wordPrototypes"] = (wordIdx.dim() == 4 ? wordIdx.select(2, 0) : wordIdx).to(at::kCPU);
     g.extras["patchPrototypes"] = (imageIdx.dim() == 4 ? imageIdx.select(2, 0) : imageIdx).to(at::kCPU);
     if (y.defined()) g.extras["queryLabels"] = y.to(at::kCPU, at::kLong);

@@ -160,9 +160,9 @@ describe('AdaMatch model', () => {
     const m = radkit.adamatch({ ...TINY, classWeight: 2 });
     const b = batch(4);
     await expect(m.evalLoss(b)).rejects.toThrow(/needs batch.labels/);
-    const labels = new Float32Array(4 * 14).map((_, i) => (i % 5 === 0 ? 1 : 0));
+    const labels = new Int32Array(4 * 14).map((_, i) => (i % 5 === 0 ? 1 : i % 5 === 1 ? 2 : 0));
     const enc = tokenizer.encodeBatch(reports.slice(0, 4));
-    const lb = new TensorBatch({ images: { data: b.images!.toArray() as Float32Array, shape: [4, 1, 1, 32, 32] }, tokens: { data: enc.data, mask: enc.mask, shape: enc.shape }, labelMatrix: { data: labels, shape: [4, 14] } });
+    const lb = new TensorBatch({ images: { data: b.images!.toArray() as Float32Array, shape: [4, 1, 1, 32, 32] }, tokens: { data: enc.data, mask: enc.mask, shape: enc.shape }, labelStates: { data: labels, shape: [4, 14] } });
     const r = await m.evalLoss(lb);
     expect(r.parts.classification).toBeGreaterThan(0);
     expect(r.loss).toBeCloseTo(0.5 * (r.parts.imageToText + r.parts.textToImage) + 2 * r.parts.classification, 5);

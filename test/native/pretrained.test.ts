@@ -16,7 +16,7 @@ function imagesBatch(): TensorBatch {
 
 async function scores(model: radkit.Model): Promise<number[]> {
   const b = imagesBatch();
-  const g = await model.generate(b, { method: 'greedy', maxLength: 5, labelSource: 'none' });
+  const g = await model.generate(b, { method: 'greedy', maxLength: 5, systemOptions: { labelSource: 'none' } });
   b.dispose();
   return g.scores;
 }

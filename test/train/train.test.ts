@@ -85,7 +85,7 @@ describe('training orchestration (tiny XProNet on SynthCXR)', () => {
     const ck = await radkit.loadCheckpoint(path.join(tmp, 'run-a'));
     expect(ck.meta.kind).toBe('xpronet');
     const ds = radkit.data.readR2Gen(path.join(dataDir, 'annotation.json'), { labels: path.join(dataDir, 'labels.json') });
-    const reports = await radkit.generateSplit(ck.model, ck.tokenizer, ds, { split: 'test', preprocessing: ck.meta.preprocessing, generate: { beams: 2, maxLength: 30, labelSource: 'predicted' } });
+    const reports = await radkit.generateSplit(ck.model, ck.tokenizer, ds, { split: 'test', preprocessing: ck.meta.preprocessing, generate: { beams: 2, maxLength: 30, systemOptions: { labelSource: 'predicted' } } });
     expect(reports).toHaveLength(8);
     for (const r of reports) {
       expect(typeof r.hypothesis).toBe('string');

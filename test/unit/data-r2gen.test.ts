@@ -7,6 +7,7 @@ import { synthesize } from '../../lib/data/synth/index.js';
 import { readR2Gen, readUnpaired, DataError } from '../../lib/data/r2gen.js';
 import { DataLoader } from '../../lib/data/loader.js';
 import { Tokenizer } from '../../lib/text/tokenizer.js';
+import { CHEXPERT_OBSERVATIONS } from '../../lib/text/chexpert.js';
 
 let dir: string;
 const tmp = () => mkdtempSync(join(tmpdir(), 'radkit-r2g-'));
@@ -127,7 +128,10 @@ describe('DataLoader', () => {
     expect(Math.max(...b0.images.data)).toBeLessThanOrEqual(1);
     expect(b0.tokens!.shape[0]).toBe(4);
     expect(b0.tokens!.data[0]).toBe(0);
-    expect(b0.labelMatrix!.shape).toEqual([4, 14]);
+    expect(b0.labelStates!.shape).toEqual([4, 14]);
+    // label states: 0 absent, 1 positive, 2 negative, 3 uncertain, in CheXpert order, from each study's labels
+    const states = { absent: 0, positive: 1, negative: 2, uncertain: 3 } as const;
+    b0.labels!.forEach((l, i) => CHEXPERT_OBSERVATIONS.forEach((o, j) => expect(b0.labelStates!.data[i * 14 + j]).toBe(states[l[o]])));
     const ids = batches.flatMap((b) => b.ids);
     expect(new Set(ids).size).toBe(10);
     expect(ids).toEqual(loader.order().map((i) => ds.splits.train[i].id));

@@ -1,23 +1,23 @@
 // radkit retrieve / codebooks / explain: the alignment-model (AdaMatch) commands.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { Command } from '../command.js';
-import { parseFlags } from '../command.js';
+import { formatFlags, UsageError, type CliFlags, type Command } from '../command.js';
+import type { FlagValues } from '../../models/registry.js';
 import type { SplitName } from '../../data/r2gen.js';
 import { embedSplit } from '../../align/embed.js';
 import { retrievalMetrics, similarityMatrices, topMatches } from '../../align/retrieval.js';
 import { buildCodebooks, hasCodebooks, loadCodebooks, saveCodebooks, type Codebooks } from '../../align/codebooks.js';
 import { explainImages, explainReport } from '../../align/explain.js';
-import { modelTask } from '../../models/tasks.js';
+import { modelTask } from '../../models/registry.js';
 import { loadCheckpoint, type LoadedCheckpoint } from '../../train/checkpoint.js';
-import { dataset, num, str, writeMetrics } from './models.js';
+import { DATA_FLAGS, dataset, kindsWithTask, writeMetrics } from './models.js';
 import { writeHtmlReport } from '../../report/html.js';
 
 async function alignmentCheckpoint(dir: string, fn: string): Promise<LoadedCheckpoint> {
   const ck = await loadCheckpoint(dir);
   if (modelTask(ck.meta.kind) !== 'retrieval') {
     ck.model.dispose();
-    throw new Error(`${fn} needs an alignment model checkpoint (adamatch); ${dir} holds ${ck.meta.kind}`);
+    throw new UsageError(`${fn} needs an alignment model checkpoint (${kindsWithTask('retrieval')}); ${dir} holds ${ck.meta.kind}`);
   }
   return ck;
 }
@@ -25,30 +25,33 @@ async function alignmentCheckpoint(dir: string, fn: string): Promise<LoadedCheck
 export const retrieveCommand: Command = {
   name: 'retrieve',
   summary: 'image-report retrieval with an AdaMatch checkpoint: R@1/5/10 both ways on a split',
-  usage: `usage: radkit retrieve --checkpoint RUN --data DIR [--split test] [--out DIR] [--top 5] [--max-items N] [--html-items 40]
+  get usage() {
+    return `usage: radkit retrieve --checkpoint RUN --data DIR [options]
 Writes metrics.json / metrics.md, matches.json (each image's best reports and each report's best
-images) and report.html (adaptive-patch pictures, keywords when RUN/codebooks exists, best reports).`,
-  async run(argv) {
-    const { flags } = parseFlags(argv);
-    const ckDir = str(flags, 'checkpoint', true)!;
+images) and report.html (adaptive-patch pictures, keywords when RUN/codebooks exists, best reports).
+${formatFlags(RETRIEVE_FLAGS)}`;
+  },
+  flags: () => RETRIEVE_FLAGS,
+  async run({ values: flags }) {
+    const ckDir = flags.checkpoint as string;
     const ck = await alignmentCheckpoint(ckDir, 'radkit retrieve');
     try {
-      const split = (str(flags, 'split') ?? 'test') as SplitName;
+      const split = flags.split as SplitName;
       const ds = dataset(flags);
-      const e = await embedSplit(ck.model, ds, { split, preprocessing: ck.meta.preprocessing, tokenizer: ck.tokenizer, maxItems: num(flags, 'max-items') });
+      const e = await embedSplit(ck.model, ds, { split, preprocessing: ck.meta.preprocessing, tokenizer: ck.tokenizer, maxItems: flags['max-items'] as number | undefined });
       const sims = similarityMatrices(e);
       const m = retrievalMetrics(sims);
-      const top = num(flags, 'top', 5)!;
+      const top = flags.top as number;
       const n = sims.n;
       const matches = e.ids.map((id, i) => ({
         id,
         reports: topMatches((j) => sims.imageToText[i * n + j], n, top).map((x) => ({ id: e.ids[x.index], score: x.score })),
         images: topMatches((j) => sims.textToImage[j * n + i], n, top).map((x) => ({ id: e.ids[x.index], score: x.score })),
       }));
-      const out = str(flags, 'out') ?? path.join(ckDir, `retrieval-${split}`);
+      const out = (flags.out as string | undefined) ?? path.join(ckDir, `retrieval-${split}`);
       writeMetrics(out, `${ck.meta.kind} retrieval on ${split} (${m.n} pairs)`, { split, checkpoint: { kind: ck.meta.kind, epoch: ck.meta.epoch }, headline: m }, { ...m });
       fs.writeFileSync(path.join(out, 'matches.json'), JSON.stringify(matches, null, 1));
-      const shown = Math.min(e.n, num(flags, 'html-items', 40)!);
+      const shown = Math.min(e.n, flags['html-items'] as number);
       if (shown > 0) {
         const books = hasCodebooks(path.join(ckDir, 'codebooks')) ? loadCodebooks(path.join(ckDir, 'codebooks')) : undefined;
         const entries = new Map(ds.splits[split].map((x) => [x.id, x]));
@@ -77,11 +80,30 @@ images) and report.html (adaptive-patch pictures, keywords when RUN/codebooks ex
   },
 };
 
-/** --kappa0 / --kappa2 / --kappa3 / --max-items as buildCodebooks options. */
-const codebookFlags = (flags: Record<string, string | true>) => ({ kappa0: num(flags, 'kappa0'), kappa2: num(flags, 'kappa2'), kappa3: num(flags, 'kappa3'), maxItems: num(flags, 'max-items') });
+const CHECKPOINT: CliFlags = { checkpoint: { type: 'string', required: true, help: 'AdaMatch run or checkpoint folder' } };
+const SPLIT: CliFlags = { split: { type: 'string', choices: ['train', 'val', 'test'], default: 'test', help: 'split' } };
 
-async function codebooksFor(ck: LoadedCheckpoint, ckDir: string, flags: Record<string, string | true>): Promise<Codebooks | undefined> {
-  const dir = str(flags, 'codebooks') ?? path.join(ckDir, 'codebooks');
+const RETRIEVE_FLAGS: CliFlags = {
+  ...CHECKPOINT,
+  ...DATA_FLAGS,
+  ...SPLIT,
+  out: { type: 'string', help: 'output folder (default RUN/retrieval-SPLIT)' },
+  top: { type: 'integer', min: 1, default: 5, help: 'matches kept per item' },
+  'max-items': { type: 'integer', min: 1, help: 'the first N studies only' },
+  'html-items': { type: 'integer', min: 0, default: 40, help: 'items on the HTML page' },
+};
+
+/** --kappa0 / --kappa2 / --kappa3 / --max-items: buildCodebooks options. */
+const CODEBOOK_FLAGS: CliFlags = {
+  kappa0: { type: 'integer', min: 1, help: 'textual codebook: kappa0 (default 200)' },
+  kappa2: { type: 'integer', min: 1, help: 'visual codebook: kappa2 (default 1000)' },
+  kappa3: { type: 'integer', min: 1, help: 'visual codebook: kappa3 (default 20)' },
+  'max-items': { type: 'integer', min: 1, help: 'training studies used' },
+};
+const codebookFlags = (flags: FlagValues) => ({ kappa0: flags.kappa0 as number | undefined, kappa2: flags.kappa2 as number | undefined, kappa3: flags.kappa3 as number | undefined, maxItems: flags['max-items'] as number | undefined });
+
+async function codebooksFor(ck: LoadedCheckpoint, ckDir: string, flags: FlagValues): Promise<Codebooks | undefined> {
+  const dir = (flags.codebooks as string | undefined) ?? path.join(ckDir, 'codebooks');
   if (hasCodebooks(dir)) return loadCodebooks(dir);
   if (!flags.data) return undefined;
   console.error(`building codebooks from the training split (saved to ${dir})`);
@@ -93,14 +115,15 @@ async function codebooksFor(ck: LoadedCheckpoint, ckDir: string, flags: Record<s
 export const codebooksCommand: Command = {
   name: 'codebooks',
   summary: 'build the textual (keywords) and visual (keypatches) codebooks of an AdaMatch checkpoint',
-  usage: `usage: radkit codebooks --checkpoint RUN --data DIR [--out DIR (RUN/codebooks)] [--kappa0 200] [--kappa2 1000] [--kappa3 20] [--max-items N]`,
-  async run(argv) {
-    const { flags } = parseFlags(argv);
-    const ckDir = str(flags, 'checkpoint', true)!;
-    str(flags, 'data', true);
+  get usage() {
+    return `usage: radkit codebooks --checkpoint RUN --data DIR [options]\n${formatFlags(CODEBOOKS_FLAGS)}`;
+  },
+  flags: () => CODEBOOKS_FLAGS,
+  async run({ values: flags }) {
+    const ckDir = flags.checkpoint as string;
     const ck = await alignmentCheckpoint(ckDir, 'radkit codebooks');
     try {
-      const dir = str(flags, 'out') ?? path.join(ckDir, 'codebooks');
+      const dir = (flags.out as string | undefined) ?? path.join(ckDir, 'codebooks');
       const c = await buildCodebooks(ck.model, ck.tokenizer, dataset(flags), ck.meta.preprocessing, codebookFlags(flags));
       saveCodebooks(dir, c);
       console.log(`wrote ${dir}: ${c.keywords.keywords.length} keywords, ${c.visual.keypatches.length} keypatches from ${c.settings.trainStudies} training studies`);
@@ -114,20 +137,24 @@ export const codebooksCommand: Command = {
 export const explainCommand: Command = {
   name: 'explain',
   summary: 'adaptive patches + keywords of images, or keypatches of a report, with an AdaMatch checkpoint',
-  usage: `usage: radkit explain --checkpoint RUN IMAGE [IMAGE ...] [--out DIR] [--top 10] [--json]
+  get usage() {
+    return `usage: radkit explain --checkpoint RUN IMAGE [IMAGE ...] [options]
        radkit explain --checkpoint RUN --report "text" [--json]
 Codebooks come from RUN/codebooks (radkit codebooks), or are built there when --data DIR is given.
-Images: writes IMAGE-name.patches.png (boxes + arrows from the fixed centres) and prints keywords.`,
-  async run(argv) {
-    const { flags, positional } = parseFlags(argv);
-    const ckDir = str(flags, 'checkpoint', true)!;
-    const report = str(flags, 'report');
-    if (!report && !positional.length) throw new Error('give image files, or --report "text"');
+Images: writes IMAGE-name.patches.png (boxes + arrows from the fixed centres) and prints keywords.
+${formatFlags(EXPLAIN_FLAGS)}`;
+  },
+  flags: () => EXPLAIN_FLAGS,
+  positionals: { min: 0, name: 'image file' },
+  async run({ values: flags, positionals: positional }) {
+    const ckDir = flags.checkpoint as string;
+    const report = flags.report as string | undefined;
+    if (!report && !positional.length) throw new UsageError('give image files, or --report "text"');
     const ck = await alignmentCheckpoint(ckDir, 'radkit explain');
     try {
       const books = await codebooksFor(ck, ckDir, flags);
       if (report) {
-        if (!books) throw new Error(`keypatches need codebooks: run radkit codebooks --checkpoint ${ckDir} --data DIR first, or add --data DIR`);
+        if (!books) throw new UsageError(`keypatches need codebooks: run radkit codebooks --checkpoint ${ckDir} --data DIR first, or add --data DIR`);
         const r = await explainReport(ck.model, ck.tokenizer, report, books);
         if (flags.json) console.log(JSON.stringify(r, null, 2));
         else {
@@ -136,10 +163,10 @@ Images: writes IMAGE-name.patches.png (boxes + arrows from the fixed centres) an
         }
       }
       if (positional.length) {
-        const out = str(flags, 'out') ?? path.join(ckDir, 'explain');
+        const out = (flags.out as string | undefined) ?? path.join(ckDir, 'explain');
         fs.mkdirSync(out, { recursive: true });
         if (!books) console.error('no codebooks (run radkit codebooks or add --data DIR): drawing the most shifted patches, no keywords');
-        const ex = await explainImages(ck.model, ck.meta.preprocessing, positional, books, num(flags, 'top', 10));
+        const ex = await explainImages(ck.model, ck.meta.preprocessing, positional, books, flags.top as number);
         const summary = ex.map((x) => {
           const png = path.join(out, `${path.basename(x.image).replace(/\.[^.]+$/, '')}.patches.png`);
           fs.writeFileSync(png, x.png);
@@ -153,4 +180,23 @@ Images: writes IMAGE-name.patches.png (boxes + arrows from the fixed centres) an
     }
     return 0;
   },
+};
+
+const CODEBOOKS_FLAGS: CliFlags = {
+  ...CHECKPOINT,
+  ...DATA_FLAGS,
+  out: { type: 'string', help: 'codebook folder (default RUN/codebooks)' },
+  ...CODEBOOK_FLAGS,
+};
+
+const EXPLAIN_FLAGS: CliFlags = {
+  ...CHECKPOINT,
+  report: { type: 'string', help: 'a report to find keypatches for' },
+  data: { type: 'string', help: 'dataset folder: build codebooks when RUN/codebooks is missing' },
+  labels: { type: 'string', help: 'labels.json' },
+  codebooks: { type: 'string', help: 'codebook folder (default RUN/codebooks)' },
+  out: { type: 'string', help: 'picture folder (default RUN/explain)' },
+  top: { type: 'integer', min: 1, default: 10, help: 'patches drawn per image' },
+  json: { type: 'boolean', help: 'print JSON' },
+  ...CODEBOOK_FLAGS,
 };

@@ -1,21 +1,32 @@
-import type { Command } from '../command.js';
-import { parseFlags } from '../command.js';
+import { formatFlags, type CliFlags, type Command } from '../command.js';
 import { runDemo } from '../../demo.js';
+
+const FLAGS: CliFlags = {
+  out: { type: 'string', help: 'output folder (default runs/demo)' },
+  train: { type: 'integer', min: 1, help: 'training studies (default 3000)' },
+  val: { type: 'integer', min: 1, help: 'validation studies (default 40)' },
+  test: { type: 'integer', min: 1, help: 'test studies (default 100)' },
+  epochs: { type: 'integer', min: 1, help: 'epochs (default 8)' },
+  seed: { type: 'integer', min: 0, help: 'seed (default 0)' },
+};
 
 /** `radkit demo` (`npm run demo`): the main job. */
 export const demo: Command = {
   name: 'demo',
   summary: 'SynthCXR -> train a small XProNet on the CPU -> generate and score test reports -> HTML page',
-  usage: `usage: radkit demo [--out runs/demo] [--train N] [--val N] [--test N] [--epochs E] [--seed S]
+  get usage() {
+    return `usage: radkit demo [options]
 
 Generates a SynthCXR set (reused when present), trains a small XProNet, generates test reports with
 beam 3 (labels predicted from the image; oracle labels shown too), scores them (BLEU, METEOR,
 ROUGE-L, CIDEr-D, clinical efficacy) against the most-common-training-report baseline and writes
-OUT/report.html and OUT/results.json. Delete OUT/run to train again from scratch.`,
-  async run(argv) {
-    const { flags } = parseFlags(argv);
-    const num = (k: string) => (flags[k] === undefined ? undefined : Number(flags[k]));
-    await runDemo({ outDir: flags.out as string | undefined, train: num('train'), val: num('val'), test: num('test'), epochs: num('epochs'), seed: num('seed') });
+OUT/report.html and OUT/results.json. Delete OUT/run to train again from scratch.
+${formatFlags(FLAGS)}`;
+  },
+  flags: FLAGS,
+  async run({ values }) {
+    const n = (k: string) => values[k] as number | undefined;
+    await runDemo({ outDir: values.out as string | undefined, train: n('train'), val: n('val'), test: n('test'), epochs: n('epochs'), seed: n('seed') });
     return 0;
   },
 };

@@ -23,7 +23,8 @@ export const doctor: Command = {
   name: 'doctor',
   summary: 'show LibTorch, CUDA, threads and which native binary loaded (and how to fix problems)',
   usage: 'usage: radkit doctor [--json]',
-  async run(argv) {
+  flags: { json: { type: 'boolean', help: 'print JSON' } },
+  async run({ values }) {
     const lines: string[] = [];
     const problems: string[] = [];
     const ok = (s: string) => lines.push(`  ok    ${s}`);
@@ -56,7 +57,7 @@ export const doctor: Command = {
     } else {
       bad('no native binary could be loaded', report.fix ?? 'run `npm run build:native`');
     }
-    if (argv.includes('--json')) {
+    if (values.json) {
       console.log(JSON.stringify({ libtorch: disc, binary: report, info: facts, problems }, null, 2));
     } else {
       console.log(lines.join('\n'));

@@ -6,68 +6,74 @@
  * with objects, items are matched by id (every hypothesis id must have references).
  */
 import * as fs from 'node:fs';
-import { parseFlags, type Command } from '../command.js';
+import { formatFlags, type CliFlags, type Command } from '../command.js';
+import { RadkitError } from '../../errors.js';
 import { evaluate, type EvaluateResult, type MetricName, type ReferenceMode } from '../../metrics/evaluate.js';
 import type { UncertainPolicy } from '../../metrics/clinical.js';
+
+const FLAGS: CliFlags = {
+  hyps: { type: 'string', required: true, help: 'JSON array of hypotheses, or object id -> text' },
+  refs: { type: 'string', required: true, help: 'JSON array (text or [texts] per item), or object id -> text | [texts]' },
+  format: { type: 'string', choices: ['json', 'md'], default: 'json', help: 'output format' },
+  out: { type: 'string', help: 'write the result there instead of stdout' },
+  metrics: { type: 'string', help: 'comma list of bleu,meteor,rougeL,ciderD,clinical (default all)' },
+  'reference-mode': { type: 'string', choices: ['full', 'r2gen-truncated'], default: 'full', help: 'references as given, or R2Gen-truncated' },
+  'max-seq-length': { type: 'integer', min: 1, help: 'R2Gen max_seq_length for r2gen-truncated (default 60)' },
+  uncertain: { type: 'string', choices: ['negative', 'positive'], default: 'negative', help: "how 'uncertain' labels count" },
+};
 
 const USAGE = `usage: radkit metrics --hyps H.json --refs R.json [options]
 
 Scores generated reports against references: BLEU-1..4, METEOR, ROUGE-L, CIDEr-D (coco-caption
 definitions) and CheXpert clinical efficacy (labels from radkit's rule labeler).
 
-  --hyps FILE             JSON array of hypotheses, or object id -> text
-  --refs FILE             JSON array (text or [texts] per item), or object id -> text | [texts]
-  --format json|md        output format (default json)
-  --out FILE              write the result there instead of stdout
-  --metrics LIST          comma list of bleu,meteor,rougeL,ciderD,clinical (default all)
-  --reference-mode MODE   full (default) or r2gen-truncated
-  --max-seq-length N      R2Gen max_seq_length for r2gen-truncated (default 60)
-  --uncertain POLICY      negative (default) or positive: how 'uncertain' labels count
+${formatFlags(FLAGS)}
 
 Inputs must be pre-tokenised (e.g. with radkit's tokenizer); the settings used are recorded in the output.`;
 
-function readJson(flag: string, file: string | true | undefined): unknown {
-  if (typeof file !== 'string') throw new Error(`--${flag} FILE is required\n\n${USAGE}`);
+const inputError = (message: string) => new RadkitError(message, 'ERR_DATA', 'radkit metrics');
+
+function readJson(flag: string, file: string): unknown {
   let text: string;
   try {
     text = fs.readFileSync(file, 'utf8');
   } catch (err) {
-    throw new Error(`cannot read --${flag} ${file}: ${(err as Error).message}`);
+    throw inputError(`cannot read --${flag} ${file}: ${(err as Error).message}`);
   }
   try {
     return JSON.parse(text);
   } catch (err) {
-    throw new Error(`--${flag} ${file} is not valid JSON: ${(err as Error).message}`);
+    throw inputError(`--${flag} ${file} is not valid JSON: ${(err as Error).message}`);
   }
 }
 
 const asRefList = (v: unknown, where: string): string[] => {
   if (typeof v === 'string') return [v];
   if (Array.isArray(v) && v.every((x) => typeof x === 'string')) return v as string[];
-  throw new TypeError(`${where}: expected a string or an array of strings, got ${Array.isArray(v) ? 'an array with non-strings' : typeof v}`);
+  throw inputError(`${where}: expected a string or an array of strings, got ${Array.isArray(v) ? 'an array with non-strings' : typeof v}`);
 };
 
 /** Normalises the two JSON inputs into aligned hyps / refs lists. */
 export function loadPairs(h: unknown, r: unknown): { hyps: string[]; refs: string[][]; ids: string[] | null } {
   if (Array.isArray(h)) {
-    if (!Array.isArray(r)) throw new TypeError('--refs: expected a JSON array when --hyps is an array');
+    if (!Array.isArray(r)) throw inputError('--refs: expected a JSON array when --hyps is an array');
     const hyps = h.map((x, i) => {
       if (typeof x === 'string') return x;
       if (Array.isArray(x) && x.length === 1 && typeof x[0] === 'string') return x[0] as string;
-      throw new TypeError(`--hyps[${i}]: expected a string, got ${typeof x}`);
+      throw inputError(`--hyps[${i}]: expected a string, got ${typeof x}`);
     });
     return { hyps, refs: r.map((x, i) => asRefList(x, `--refs[${i}]`)), ids: null };
   }
-  if (h === null || typeof h !== 'object') throw new TypeError('--hyps: expected a JSON array or object');
-  if (r === null || typeof r !== 'object' || Array.isArray(r)) throw new TypeError('--refs: expected a JSON object (id -> references) when --hyps is an object');
+  if (h === null || typeof h !== 'object') throw inputError('--hyps: expected a JSON array or object');
+  if (r === null || typeof r !== 'object' || Array.isArray(r)) throw inputError('--refs: expected a JSON object (id -> references) when --hyps is an object');
   const ids = Object.keys(h);
   const hyps: string[] = [];
   const refs: string[][] = [];
   for (const id of ids) {
     const hv = (h as Record<string, unknown>)[id];
     const one = asRefList(hv, `--hyps["${id}"]`);
-    if (one.length !== 1) throw new RangeError(`--hyps["${id}"]: expected one hypothesis, got ${one.length}`);
-    if (!Object.prototype.hasOwnProperty.call(r, id)) throw new RangeError(`--refs: no references for id "${id}"`);
+    if (one.length !== 1) throw inputError(`--hyps["${id}"]: expected one hypothesis, got ${one.length}`);
+    if (!Object.prototype.hasOwnProperty.call(r, id)) throw inputError(`--refs: no references for id "${id}"`);
     hyps.push(one[0]);
     refs.push(asRefList((r as Record<string, unknown>)[id], `--refs["${id}"]`));
   }
@@ -107,21 +113,16 @@ export const metricsCommand: Command = {
   name: 'metrics',
   summary: 'score generated reports (BLEU, METEOR, ROUGE-L, CIDEr-D, clinical efficacy)',
   usage: USAGE,
-  async run(argv: string[]): Promise<number> {
-    const { flags, positional } = parseFlags(argv);
-    const known = new Set(['hyps', 'refs', 'format', 'out', 'metrics', 'reference-mode', 'max-seq-length', 'uncertain']);
-    for (const k of Object.keys(flags)) if (!known.has(k)) throw new Error(`unknown option --${k}\n\n${USAGE}`);
-    if (positional.length) throw new Error(`unexpected argument '${positional[0]}'\n\n${USAGE}`);
-    const format = flags.format === undefined ? 'json' : flags.format;
-    if (format !== 'json' && format !== 'md') throw new Error(`--format: expected json or md, got ${String(format)}`);
-    const { hyps, refs } = loadPairs(readJson('hyps', flags.hyps), readJson('refs', flags.refs));
+  flags: FLAGS,
+  async run({ values: flags }) {
+    const format = flags.format as string;
+    const { hyps, refs } = loadPairs(readJson('hyps', flags.hyps as string), readJson('refs', flags.refs as string));
     const metrics = typeof flags.metrics === 'string' ? (flags.metrics.split(',').map((s) => s.trim()) as MetricName[]) : undefined;
-    const maxSeq = flags['max-seq-length'];
     const result = evaluate(hyps, refs, {
       metrics,
-      referenceMode: typeof flags['reference-mode'] === 'string' ? (flags['reference-mode'] as ReferenceMode) : undefined,
-      maxSeqLength: typeof maxSeq === 'string' ? Number(maxSeq) : undefined,
-      uncertain: typeof flags.uncertain === 'string' ? (flags.uncertain as UncertainPolicy) : undefined,
+      referenceMode: flags['reference-mode'] as ReferenceMode,
+      maxSeqLength: flags['max-seq-length'] as number | undefined,
+      uncertain: flags.uncertain as UncertainPolicy,
     });
     const text = format === 'md' ? toMarkdown(result) : JSON.stringify(result, null, 2) + '\n';
     if (typeof flags.out === 'string') fs.writeFileSync(flags.out, text);

@@ -1,140 +1,204 @@
-// radkit train / generate / evaluate / report: the model commands shared by every system.
+// radkit train / generate / evaluate / report: the model commands shared by every system. Which
+// systems exist, their flags, recipes and evaluations come from the model registry.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { Command } from '../command.js';
-import { parseFlags } from '../command.js';
+import { formatFlags, UsageError, type CliFlags, type Command, type CommandArgs } from '../command.js';
 import { readR2Gen } from '../../data/r2gen.js';
 import { loadImage } from '../../data/image.js';
 import { Tokenizer } from '../../text/tokenizer.js';
-import { xpronet } from '../../models/xpronet.js';
-import { adamatch, adamatchTraining, bertTextOptions } from '../../models/adamatch.js';
-import { modelTask } from '../../models/tasks.js';
-import type { Model } from '../../models/model.js';
-import { evaluateRetrieval } from '../../align/evaluate.js';
-import { TensorBatch, type GenerateOptions } from '../../models/model.js';
+import '../../models/builtins.js';
+import { findModelKind, modelKinds, type FlagValues, type ModelKind } from '../../models/registry.js';
+import { TensorBatch } from '../../models/model.js';
+import type { GenerateOptions } from '../../generation.js';
 import { train } from '../../train/trainer.js';
-import { generationTokenizer, loadCheckpoint } from '../../train/checkpoint.js';
-import { evaluateSplit } from '../../train/evaluate.js';
+import { generationTokenizer, loadCheckpoint, type LoadedCheckpoint } from '../../train/checkpoint.js';
+import { generationEvaluation } from '../../train/evaluate.js';
 import { writeHtmlReport } from '../../report/html.js';
 import type { SplitName } from '../../data/r2gen.js';
+import { RadkitError } from '../../errors.js';
 
-type Flags = Record<string, string | true>;
+const SPLITS = ['train', 'val', 'test'] as const;
 
-export function str(flags: Flags, name: string, required = false): string | undefined {
-  const v = flags[name];
-  if (v === true) throw new Error(`--${name} needs a value`);
-  if (required && v === undefined) throw new Error(`--${name} is required`);
-  return v;
-}
+/** --data / --labels: every command that reads a dataset. */
+export const DATA_FLAGS: CliFlags = {
+  data: { type: 'string', arg: 'DIR', required: true, help: 'dataset folder (annotation.json) or annotation file' },
+  labels: { type: 'string', arg: 'FILE', help: 'labels.json (default: next to annotation.json when present)' },
+};
 
-export function num(flags: Flags, name: string, dflt?: number): number | undefined {
-  const v = str(flags, name);
-  if (v === undefined) return dflt;
-  const n = Number(v);
-  if (!Number.isFinite(n)) throw new Error(`--${name} needs a number, got '${v}'`);
-  return n;
-}
-
-function generateFlags(flags: Flags): GenerateOptions {
-  const method = (str(flags, 'method') ?? 'beam') as GenerateOptions['method'];
-  return {
-    method,
-    beams: num(flags, 'beams', 3),
-    maxLength: num(flags, 'max-length', 60),
-    noRepeatNgram: num(flags, 'no-repeat-ngram', 3),
-    labelSource: str(flags, 'label-source') as GenerateOptions['labelSource'],
-    seed: num(flags, 'seed'),
-  };
-}
-
-export function dataset(flags: Flags) {
-  const data = str(flags, 'data', true)!;
+export function dataset(values: FlagValues) {
+  const data = values.data as string;
+  if (!fs.existsSync(data)) throw new RadkitError(`--data ${data}: no such file or folder`, 'ERR_DATA', 'cli');
   const ann = fs.statSync(data).isDirectory() ? path.join(data, 'annotation.json') : data;
-  const labels = str(flags, 'labels') ?? (fs.existsSync(path.join(path.dirname(ann), 'labels.json')) ? path.join(path.dirname(ann), 'labels.json') : undefined);
+  const labels = (values.labels as string | undefined) ?? (fs.existsSync(path.join(path.dirname(ann), 'labels.json')) ? path.join(path.dirname(ann), 'labels.json') : undefined);
   return readR2Gen(ann, { labels });
+}
+
+/** The search flags of generate / evaluate (search options only; defaults are the model kind's). */
+const SEARCH_FLAGS: CliFlags = {
+  method: { type: 'string', choices: ['beam', 'greedy', 'sample'], help: 'search (default: the model kind\'s)' },
+  beams: { type: 'integer', min: 1, max: 64, help: 'beam size' },
+  'max-length': { type: 'integer', min: 1, max: 4096, help: 'most generated tokens' },
+  'min-length': { type: 'integer', min: 0, max: 4096, help: 'EOS blocked before this many tokens' },
+  'no-repeat-ngram': { type: 'integer', min: 0, max: 100, help: 'no n-gram of this size twice' },
+  temperature: { type: 'number', min: 1e-6, help: 'sampling temperature' },
+  'top-k': { type: 'integer', min: 0, help: 'sampling: k most likely tokens' },
+  'top-p': { type: 'number', min: 1e-6, max: 1, help: 'sampling: nucleus mass' },
+  seed: { type: 'integer', min: 0, help: 'sampling seed' },
+};
+
+/** generate / evaluate flags of every registered kind that has them (systemOptions). */
+function systemFlags(): CliFlags {
+  const out: CliFlags = {};
+  for (const k of modelKinds()) for (const [name, f] of Object.entries(k.generateFlags ?? {})) out[name] = { ...f, help: `${k.name}: ${f.help}` };
+  return out;
+}
+
+/** GenerateOptions from the parsed flags of a checkpoint of `kind`; flags of other kinds are refused. */
+function generateOptions(values: FlagValues, kind: ModelKind | undefined, kindName: string): GenerateOptions {
+  const systemOptions: Record<string, string | number | boolean> = {};
+  const own = kind?.generateFlags ?? {};
+  for (const k of modelKinds())
+    for (const [name, f] of Object.entries(k.generateFlags ?? {})) {
+      if (own[name]) {
+        const v = values[name] ?? own[name].default;
+        if (v !== undefined) systemOptions[own[name].option] = v;
+      } else if (values[name] !== undefined && values[name] !== f.default) throw new UsageError(`--${name} is for ${k.name} checkpoints; this one holds ${kindName}`);
+    }
+  const o: GenerateOptions = {
+    method: values.method as GenerateOptions['method'],
+    beams: values.beams as number | undefined,
+    maxLength: values['max-length'] as number | undefined,
+    minLength: values['min-length'] as number | undefined,
+    noRepeatNgram: values['no-repeat-ngram'] as number | undefined,
+    temperature: values.temperature as number | undefined,
+    topK: values['top-k'] as number | undefined,
+    topP: values['top-p'] as number | undefined,
+    seed: values.seed as number | undefined,
+  };
+  if (Object.keys(systemOptions).length) o.systemOptions = systemOptions;
+  return o;
+}
+
+/** systemFlags() without their defaults: a flag's default applies only to its own kind (generateOptions). */
+function systemFlagsForParsing(): CliFlags {
+  return Object.fromEntries(Object.entries(systemFlags()).map(([k, f]) => [k, { ...f, default: undefined }]));
+}
+
+const TRAIN_FLAGS: CliFlags = {
+  model: { type: 'string', arg: 'KIND', default: 'xpronet', help: 'model kind (below)' },
+  ...DATA_FLAGS,
+  out: { type: 'string', arg: 'RUN', required: true, help: 'run folder (checkpoints, logs, metrics)' },
+  epochs: { type: 'integer', min: 1, default: 10, help: 'epochs' },
+  'batch-size': { type: 'integer', min: 1, help: 'batch size (default: the kind\'s recipe)' },
+  'image-size': { type: 'integer', min: 8, max: 4096, help: 'input side in pixels (default 128)' },
+  lr: { type: 'number', min: 1e-12, help: 'learning rate (default: the kind\'s recipe)' },
+  'visual-lr': { type: 'number', min: 1e-12, help: 'learning rate of the visual extractor' },
+  preset: { type: 'string', arg: 'NAME', help: 'size preset (the kind\'s first by default)' },
+  threshold: { type: 'integer', min: 1, default: 3, help: 'tokenizer: least count of a kept word' },
+  seed: { type: 'integer', min: 0, default: 0, help: 'seed' },
+  metric: { type: 'string', arg: 'NAME', help: 'validation metric selecting the best checkpoint (default: the kind\'s)' },
+  init: { type: 'string', arg: 'RUN[:prefix]', help: 'start from another run\'s best weights named prefix*' },
+  freeze: { type: 'string', arg: 'PREFIX,...', help: 'comma-separated parameter-name prefixes to freeze' },
+  'no-resume': { type: 'boolean', help: 'start over instead of resuming' },
+  progress: { type: 'string', choices: ['bar', 'json', 'none', 'auto'], default: 'auto', help: 'progress output' },
+};
+
+/** The --model value of a train command line (before strict parsing: the kind decides the flags). */
+function modelArg(argv: string[]): string {
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === '--model' && i + 1 < argv.length) return argv[i + 1];
+    if (argv[i].startsWith('--model=')) return argv[i].slice('--model='.length);
+  }
+  return TRAIN_FLAGS.model.default as string;
+}
+
+function kindForTraining(name: string): ModelKind {
+  const k = findModelKind(name);
+  if (!k) throw new UsageError(`--model must be one of ${modelKinds().map((x) => x.name).join(', ')}, got '${name}'`);
+  return k;
 }
 
 export const trainCommand: Command = {
   name: 'train',
   summary: 'train a model on an R2Gen-format dataset (resumes an interrupted run)',
-  usage: `usage: radkit train --model xpronet|adamatch --data DIR|annotation.json --out RUN [options]
-  --epochs N (10)  --batch-size N (16)  --image-size PX (128)  --lr X  --visual-lr X
-  --preset small|paper (small)  --threshold N (3, tokenizer count threshold)  --seed S (0)
-  --metric NAME (model selection on val: bleu4 for xpronet, meanRecall for adamatch)
-  --no-resume (start over)  --progress bar|json|none
-  xpronet:  --label-source oracle|predicted|none  (lr 1e-3, visual-lr lr/2, Adam)
-  adamatch: --fixed-patches (no AdaPatch: the ablation)  --bert DIR (model.safetensors + vocab.txt
-            + config.json: BERT text encoder and WordPiece tokenizer)  (LAMB, cosine warm-up over
-            the first quarter to 6e-3 * sqrt(batch / 512))`,
-  async run(argv) {
-    const { flags } = parseFlags(argv);
-    const kind = str(flags, 'model') ?? 'xpronet';
-    if (kind !== 'xpronet' && kind !== 'adamatch') throw new Error(`--model must be 'xpronet' or 'adamatch', got '${kind}'`);
-    const ds = dataset(flags);
-    const out = str(flags, 'out', true)!;
-    const preset = (str(flags, 'preset') ?? 'small') as 'small' | 'paper';
-    const seed = num(flags, 'seed', 0);
-    const bert = str(flags, 'bert');
-    const text = bert ? bertTextOptions(bert) : null;
-    const tokenizer = text ? text.tokenizer : Tokenizer.build(ds.splits.train.map((e) => e.report), { threshold: num(flags, 'threshold', 3) });
-    let model: Model;
-    let extra: Record<string, unknown> = {};
-    if (kind === 'adamatch') {
-      // The classification head (stand-in for the paper's classification pre-training) needs labels.
-      const labelled = ds.splits.train.every((e) => e.labels);
-      if (!labelled) console.error('radkit train: the dataset has no CheXpert labels; training AdaMatch without its classification head');
-      model = adamatch({ tokenizer, preset, seed, adaptive: !flags['fixed-patches'], imageSize: num(flags, 'image-size'), classWeight: labelled ? undefined : 0, ...(text ?? {}) });
-      extra = adamatchTraining(num(flags, 'batch-size', 32)!);
-    } else {
-      if (bert) throw new Error('--bert is for --model adamatch (XProNet decodes with radkit\'s tokenizer)');
-      model = xpronet({ tokenizer: tokenizer as Tokenizer, preset, seed, labelSource: str(flags, 'label-source') as 'oracle' | undefined });
-    }
+  get usage() {
+    const kinds = modelKinds()
+      .map((k) => {
+        const flags = k.trainFlags ? `\n${formatFlags(k.trainFlags, '      ')}` : '';
+        return `  ${k.name.padEnd(Math.max(10, ...modelKinds().map((x) => x.name.length + 2)))}${k.summary}; ${k.task}, presets ${k.presets.join('|')}, metric ${k.metric}${flags}`;
+      })
+      .join('\n');
+    return `usage: radkit train --model KIND --data DIR|annotation.json --out RUN [options]
+${formatFlags(TRAIN_FLAGS)}
+model kinds (and their own flags):
+${kinds}`;
+  },
+  flags: (argv) => ({ ...TRAIN_FLAGS, ...(kindForTraining(modelArg(argv)).trainFlags ?? {}) }),
+  async run({ values }) {
+    const kind = kindForTraining(values.model as string);
+    const preset = (values.preset as string | undefined) ?? kind.presets[0];
+    if (!kind.presets.includes(preset)) throw new UsageError(`--preset must be one of ${kind.presets.join(', ')} for ${kind.name}, got '${preset}'`);
+    const ds = dataset(values);
+    const tokenizer = kind.tokenizer ? kind.tokenizer(ds, values) : Tokenizer.build(ds.splits.train.map((e) => e.report), { threshold: values.threshold as number });
+    const freeze = typeof values.freeze === 'string' ? values.freeze.split(',').map((p) => p.trim()).filter(Boolean) : undefined;
+    const model = kind.create({ dataset: ds, tokenizer, preset, seed: values.seed as number, imageSize: values['image-size'] as number | undefined, batchSize: values['batch-size'] as number | undefined, flags: values });
     const controller = new AbortController();
-    process.once('SIGINT', () => {
+    const onInt = () => {
       console.error('\nradkit train: stopping after this step (the last epoch stays checkpointed; run again to resume)');
       controller.abort();
-    });
+    };
+    process.once('SIGINT', onInt);
     try {
-      const task = modelTask(kind);
       const r = await train(model, ds, {
-        ...extra,
         tokenizer,
-        outDir: out,
-        epochs: num(flags, 'epochs', 10)!,
-        batchSize: num(flags, 'batch-size', (extra.batchSize as number | undefined) ?? 16),
-        imageSize: num(flags, 'image-size'),
-        lr: num(flags, 'lr', extra.lr as number | undefined),
-        visualLr: num(flags, 'visual-lr', extra.visualLr as number | undefined),
-        seed,
-        resume: flags['no-resume'] ? false : 'auto',
-        evaluate: { metric: str(flags, 'metric') ?? (task === 'retrieval' ? 'meanRecall' : 'bleu4'), generate: { beams: 3, maxLength: 60, noRepeatNgram: 3 } },
-        progress: (str(flags, 'progress') as 'bar' | undefined) ?? 'auto',
+        outDir: values.out as string,
+        epochs: values.epochs as number,
+        batchSize: values['batch-size'] as number | undefined,
+        imageSize: values['image-size'] as number | undefined,
+        lr: values.lr as number | undefined,
+        visualLr: values['visual-lr'] as number | undefined,
+        seed: values.seed as number,
+        resume: values['no-resume'] ? false : 'auto',
+        evaluate: { metric: values.metric as string | undefined },
+        init: values.init as string | undefined,
+        freeze,
+        progress: values.progress as 'auto',
         signal: controller.signal,
       });
-      console.log(JSON.stringify({ outDir: r.outDir, best: r.best }, null, 2));
+      console.log(JSON.stringify({ outDir: r.outDir, best: r.best, ...(r.init ? { init: { from: r.init.from, copied: r.init.copied.length, skipped: r.init.skipped.length, new: r.init.new.length } } : {}) }, null, 2));
     } finally {
+      process.removeListener('SIGINT', onInt);
       model.dispose();
     }
     return 0;
   },
 };
 
+/** Loads the checkpoint a command names, with its registered kind (undefined for kinds this process does not know). */
+async function checkpointWithKind(dir: string): Promise<{ ck: LoadedCheckpoint; kind: ModelKind | undefined }> {
+  const ck = await loadCheckpoint(dir);
+  return { ck, kind: findModelKind(ck.meta.kind) };
+}
+
 export const generateCommand: Command = {
   name: 'generate',
   summary: 'write reports for new images with a checkpoint (no dataset needed)',
-  usage: `usage: radkit generate --checkpoint RUN|CHECKPOINT_DIR IMAGE [IMAGE ...] [--views-per-study N]
-  [--beams 3] [--method beam|greedy|sample] [--max-length 60] [--label-source predicted|none] [--json]
-Each study takes the checkpoint's number of views from consecutive images (one image is repeated).`,
-  async run(argv) {
-    const { flags, positional } = parseFlags(argv);
-    if (!positional.length) throw new Error('give at least one image file');
-    const ck = await loadCheckpoint(str(flags, 'checkpoint', true)!);
+  get usage() {
+    return `usage: radkit generate --checkpoint RUN|CHECKPOINT_DIR IMAGE [IMAGE ...] [options]
+Each study takes the checkpoint's number of views from consecutive images (one image is repeated).
+${formatFlags({ ...GENERATE_FLAGS, ...systemFlags() })}`;
+  },
+  flags: () => ({ ...GENERATE_FLAGS, ...systemFlagsForParsing() }),
+  positionals: { min: 1, name: 'image file' },
+  async run({ values, positionals }) {
+    const { ck, kind } = await checkpointWithKind(values.checkpoint as string);
     try {
+      if ((kind?.task ?? 'generation') !== 'generation') throw new UsageError(`${values.checkpoint} holds ${ck.meta.kind}, a ${kind?.task} model: it does not generate reports`);
       const tokenizer = generationTokenizer(ck, 'radkit generate');
       const pre = ck.meta.preprocessing;
-      const per = num(flags, 'views-per-study', pre.views)!;
+      const per = (values['views-per-study'] as number | undefined) ?? pre.views;
       const studies: string[][] = [];
-      for (let i = 0; i < positional.length; i += per) studies.push(positional.slice(i, i + per));
+      for (let i = 0; i < positionals.length; i += per) studies.push(positionals.slice(i, i + per));
       const HW = pre.imageSize * pre.imageSize;
       const data = new Float32Array(studies.length * pre.views * HW);
       studies.forEach((files, s) => {
@@ -143,22 +207,37 @@ Each study takes the checkpoint's number of views from consecutive images (one i
           data.set(img.data, (s * pre.views + v) * HW);
         }
       });
+      const opts = generateOptions(values, kind, ck.meta.kind);
       const batch = new TensorBatch({ images: { data, shape: [studies.length, pre.views, 1, pre.imageSize, pre.imageSize] } });
-      const opts = { ...generateFlags(flags), labelSource: (str(flags, 'label-source') ?? 'predicted') as GenerateOptions['labelSource'] };
-      const g = await ck.model.generate(batch, opts);
-      batch.dispose();
+      let g;
+      try {
+        g = await ck.model.generate(batch, opts);
+      } finally {
+        batch.dispose();
+      }
       const results = studies.map((files, i) => {
-        const wp = g.extras.wordPrototypes;
-        const per2 = wp ? wp.data.length / wp.shape[0] : 0;
-        return { images: files, report: tokenizer.decode(g.tokens[i]), score: g.scores[i], labelSource: opts.labelSource, wordPrototypes: wp ? wp.data.slice(i * per2, (i + 1) * per2) : undefined };
+        const extras = Object.fromEntries(
+          Object.entries(g.extras).map(([k, v]) => {
+            const per2 = v.data.length / v.shape[0];
+            return [k, v.data.slice(i * per2, (i + 1) * per2)];
+          }),
+        );
+        return { images: files, report: tokenizer.decode(g.tokens[i]), score: g.scores[i], ...opts.systemOptions, ...extras };
       });
-      if (flags.json) console.log(JSON.stringify(results, null, 2));
+      if (values.json) console.log(JSON.stringify(results, null, 2));
       else for (const r of results) console.log(`${r.images.join(' ')}\n  ${r.report}\n`);
     } finally {
       ck.model.dispose();
     }
     return 0;
   },
+};
+
+const GENERATE_FLAGS: CliFlags = {
+  checkpoint: { type: 'string', arg: 'RUN', required: true, help: 'run folder or checkpoint folder' },
+  'views-per-study': { type: 'integer', min: 1, max: 64, help: 'images per study (default: the checkpoint\'s views)' },
+  ...SEARCH_FLAGS,
+  json: { type: 'boolean', help: 'print JSON' },
 };
 
 /** Writes `out/metrics.json` (the record) and `out/metrics.md` (the headline table) and prints the table. */
@@ -171,25 +250,34 @@ export function writeMetrics(out: string, title: string, record: unknown, headli
   console.log(`\nwrote ${path.join(out, 'metrics.json')} and metrics.md`);
 }
 
+const EVALUATE_FLAGS: CliFlags = {
+  checkpoint: { type: 'string', arg: 'RUN', required: true, help: 'run folder or checkpoint folder' },
+  ...DATA_FLAGS,
+  split: { type: 'string', choices: SPLITS, default: 'test', help: 'split to score' },
+  out: { type: 'string', arg: 'DIR', help: 'output folder (default: RUN/eval-SPLIT)' },
+  'max-items': { type: 'integer', min: 1, help: 'score the first N studies' },
+  ...SEARCH_FLAGS,
+};
+
 export const evaluateCommand: Command = {
   name: 'evaluate',
-  summary: 'score a checkpoint on a split: generated reports, or retrieval R@k for alignment models (JSON + Markdown)',
-  usage: `usage: radkit evaluate --checkpoint RUN --data DIR [--split test] [--out DIR] [--beams 3] [--label-source predicted|oracle|none]`,
-  async run(argv) {
-    const { flags } = parseFlags(argv);
-    const ck = await loadCheckpoint(str(flags, 'checkpoint', true)!);
+  summary: 'score a checkpoint on a split with its kind\'s evaluation (generated reports, or retrieval R@k) (JSON + Markdown)',
+  get usage() {
+    return `usage: radkit evaluate --checkpoint RUN --data DIR [options]
+${formatFlags({ ...EVALUATE_FLAGS, ...systemFlags() })}`;
+  },
+  flags: () => ({ ...EVALUATE_FLAGS, ...systemFlagsForParsing() }),
+  async run({ values }) {
+    const { ck, kind } = await checkpointWithKind(values.checkpoint as string);
     try {
-      const ds = dataset(flags);
-      const split = (str(flags, 'split') ?? 'test') as SplitName;
-      if (modelTask(ck.meta.kind) === 'retrieval') {
-        const ev = await evaluateRetrieval(ck.model, ck.tokenizer, ds, { split, preprocessing: ck.meta.preprocessing });
-        writeMetrics(str(flags, 'out') ?? path.join(str(flags, 'checkpoint')!, `eval-${split}`), `${ck.meta.kind} retrieval on ${split}`, { split, checkpoint: { kind: ck.meta.kind, epoch: ck.meta.epoch }, headline: ev.headline }, ev.headline);
-        return 0;
-      }
-      const generate = { ...generateFlags(flags), labelSource: (str(flags, 'label-source') ?? 'predicted') as GenerateOptions['labelSource'] };
-      const ev = await evaluateSplit(ck.model, generationTokenizer(ck, 'radkit evaluate'), ds, { split, preprocessing: ck.meta.preprocessing, generate });
-      const record = { split, generate, checkpoint: { kind: ck.meta.kind, epoch: ck.meta.epoch }, headline: ev.headline, result: ev.result, reports: ev.reports };
-      writeMetrics(str(flags, 'out') ?? path.join(str(flags, 'checkpoint')!, `eval-${split}`), `${ck.meta.kind} on ${split} (label source: ${generate.labelSource})`, record, ev.headline);
+      const ds = dataset(values);
+      const split = values.split as SplitName;
+      const evaluate = kind?.evaluate ?? generationEvaluation;
+      const generate = (kind?.task ?? 'generation') === 'generation' ? generateOptions(values, kind, ck.meta.kind) : undefined;
+      const ev = await evaluate(ck.model, ck.tokenizer, ds, { split, preprocessing: ck.meta.preprocessing, generate, maxItems: values['max-items'] as number | undefined });
+      const record = { split, checkpoint: { kind: ck.meta.kind, epoch: ck.meta.epoch }, headline: ev.headline, ...ev.record };
+      const label = generate?.systemOptions ? ` (${Object.entries(generate.systemOptions).map(([k, v]) => `${k}: ${v}`).join(', ')})` : '';
+      writeMetrics((values.out as string | undefined) ?? path.join(values.checkpoint as string, `eval-${split}`), `${ck.meta.kind} on ${split}${label}`, record, ev.headline);
     } finally {
       ck.model.dispose();
     }
@@ -200,22 +288,39 @@ export const evaluateCommand: Command = {
 export const reportCommand: Command = {
   name: 'report',
   summary: 'write an HTML page for an evaluated run (images, ground truth vs generated, scores)',
-  usage: 'usage: radkit report EVAL_DIR (a folder written by radkit evaluate) [--data DIR] [--out page.html]',
-  async run(argv) {
-    const { flags, positional } = parseFlags(argv);
-    const dir = positional[0];
-    if (!dir) throw new Error('give the folder written by radkit evaluate');
-    const rec = JSON.parse(fs.readFileSync(path.join(dir, 'metrics.json'), 'utf8'));
-    const ds = flags.data ? dataset(flags) : null;
+  get usage() {
+    return `usage: radkit report EVAL_DIR (a folder written by radkit evaluate) [options]
+${formatFlags(REPORT_FLAGS)}`;
+  },
+  flags: () => REPORT_FLAGS,
+  positionals: { min: 1, name: 'folder written by radkit evaluate' },
+  async run({ values, positionals }) {
+    const dir = positionals[0];
+    const file = path.join(dir, 'metrics.json');
+    if (!fs.existsSync(file)) throw new RadkitError(`${file}: not found (give a folder written by radkit evaluate)`, 'ERR_DATA', 'radkit report');
+    const rec = JSON.parse(fs.readFileSync(file, 'utf8'));
+    if (!Array.isArray(rec.reports)) throw new RadkitError(`${file}: holds no generated reports (a ${rec.checkpoint?.kind ?? 'non-generating'} evaluation)`, 'ERR_DATA', 'radkit report');
+    const ds = values.data ? dataset(values) : null;
     const images = (id: string) => (ds ? Object.values(ds.splits).flat().find((e) => e.id === id)?.imagePaths ?? [] : []);
-    const out = str(flags, 'out') ?? path.join(dir, 'report.html');
+    const out = (values.out as string | undefined) ?? path.join(dir, 'report.html');
     writeHtmlReport(out, {
       title: `radkit: ${rec.checkpoint.kind} on ${rec.split}`,
       scores: { [rec.checkpoint.kind]: rec.headline },
-      settings: { generate: rec.generate, evaluation: rec.result.settings },
+      settings: { generate: rec.generate, evaluation: rec.result?.settings },
       items: rec.reports.slice(0, 100).map((r: { id: string; reference: string; hypothesis: string }) => ({ id: r.id, images: images(r.id), reference: r.reference, generated: { generated: r.hypothesis } })),
     });
     console.log(`wrote ${out}`);
     return 0;
   },
 };
+
+const REPORT_FLAGS: CliFlags = {
+  data: { type: 'string', help: 'dataset folder, to show the images' },
+  labels: { type: 'string', help: 'labels.json' },
+  out: { type: 'string', help: 'page path (default: EVAL_DIR/report.html)' },
+};
+
+/** Registered kinds whose task is `task` (for messages). */
+export function kindsWithTask(task: ModelKind['task']): string {
+  return modelKinds().filter((k) => k.task === task).map((k) => k.name).join(', ') || 'none registered';
+}

@@ -1,66 +1,44 @@
 import { writeFileSync } from 'node:fs';
-import type { Command } from '../command.js';
-import { parseFlags } from '../command.js';
+import { formatFlags, type CliFlags, type Command } from '../command.js';
 import { synthesize } from '../../data/synth/index.js';
 
-const USAGE = `usage: radkit synth --out DIR [--train N] [--val N] [--test N] [--size 128] [--seed S]
-                    [--views 1|2] [--unpaired] [--workers N] [--sheet FILE.png]
+const FLAGS: CliFlags = {
+  out: { type: 'string', required: true, help: 'output directory' },
+  train: { type: 'integer', min: 0, default: 2400, help: 'training studies' },
+  val: { type: 'integer', min: 0, default: 300, help: 'validation studies' },
+  test: { type: 'integer', min: 0, default: 300, help: 'test studies' },
+  size: { type: 'integer', min: 16, max: 4096, default: 128, help: 'image side in pixels' },
+  seed: { type: 'integer', min: 0, default: 0, help: 'seed' },
+  views: { type: 'integer', min: 1, max: 2, default: 2, help: 'frontal only (1), or frontal + lateral (2)' },
+  unpaired: { type: 'boolean', help: 'also write unpaired/images.json and unpaired/reports.json (disjoint halves of train)' },
+  workers: { type: 'integer', min: 1, max: 64, help: 'worker threads (default: cores, at most 8)' },
+  sheet: { type: 'string', help: 'also write a contact sheet PNG of the first 24 training images with their boxes' },
+};
+
+const USAGE = `usage: radkit synth --out DIR [options]
 
 Writes a SynthCXR dataset: synthetic chest radiographs with findings-style reports, in R2Gen IU X-Ray
 format (annotation.json + images/<id>/{0,1}.png) plus labels.json (14 CheXpert observations) and
 boxes.json (ground-truth boxes of the drawn findings, frontal view, pixels). Same flags, same bytes.
 
-  --out DIR       output directory (required)
-  --train N       training studies (default 2400)
-  --val N         validation studies (default 300)
-  --test N        test studies (default 300)
-  --size PX       image side (default 128)
-  --seed S        integer seed (default 0)
-  --views 1|2     frontal only, or frontal + lateral (default 2)
-  --unpaired      also write unpaired/images.json and unpaired/reports.json (disjoint halves of train)
-  --workers N     worker threads (default: cores, at most 8)
-  --sheet FILE    also write a contact sheet PNG of the first 24 training images with their boxes`;
-
-function intFlag(flags: Record<string, string | true>, name: string, dflt: number): number {
-  const v = flags[name];
-  if (v === undefined) return dflt;
-  const n = Number(v);
-  if (v === true || !Number.isInteger(n)) throw new Error(`--${name} needs an integer, got ${v === true ? 'nothing' : `'${v}'`}`);
-  return n;
-}
+${formatFlags(FLAGS)}`;
 
 export const synthCommand: Command = {
   name: 'synth',
   summary: 'generate the SynthCXR dataset (images, reports, labels, boxes)',
   usage: USAGE,
-  async run(argv: string[]): Promise<number> {
-    const { flags, positional } = parseFlags(argv);
-    if (positional.length > 0) {
-      console.error(`radkit synth: unexpected argument '${positional[0]}'\n\n${USAGE}`);
-      return 2;
-    }
-    const known = new Set(['out', 'train', 'val', 'test', 'size', 'seed', 'views', 'unpaired', 'workers', 'sheet']);
-    for (const k of Object.keys(flags))
-      if (!known.has(k)) {
-        console.error(`radkit synth: unknown flag --${k}\n\n${USAGE}`);
-        return 2;
-      }
-    if (typeof flags.out !== 'string') {
-      console.error(`radkit synth: --out DIR is required\n\n${USAGE}`);
-      return 2;
-    }
-    const views = intFlag(flags, 'views', 2);
-    if (views !== 1 && views !== 2) throw new Error(`--views must be 1 or 2, got ${views}`);
+  flags: FLAGS,
+  async run({ values: flags }) {
     const res = await synthesize({
-      out: flags.out,
-      train: intFlag(flags, 'train', 2400),
-      val: intFlag(flags, 'val', 300),
-      test: intFlag(flags, 'test', 300),
-      size: intFlag(flags, 'size', 128),
-      seed: intFlag(flags, 'seed', 0),
-      views,
-      unpaired: flags.unpaired === true || flags.unpaired === 'true',
-      workers: flags.workers !== undefined ? intFlag(flags, 'workers', 1) : undefined,
+      out: flags.out as string,
+      train: flags.train as number,
+      val: flags.val as number,
+      test: flags.test as number,
+      size: flags.size as number,
+      seed: flags.seed as number,
+      views: flags.views as 1 | 2,
+      unpaired: flags.unpaired === true,
+      workers: flags.workers as number | undefined,
     });
     const n = res.counts.train + res.counts.val + res.counts.test;
     console.log(

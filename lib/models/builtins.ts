@@ -1,0 +1,3 @@
+// radkit's own model kinds: importing this module registers them (each file registers itself).
+import './xpronet.js';
+import './adamatch.js';

@@ -1,0 +1,70 @@
+// Staged runs: a model starts from another run's weights (pre-train, then fine-tune).
+import { ArgumentError, RadkitError } from '../errors.js';
+import type { Model } from '../models/model.js';
+import type { Tensor } from '../tensor.js';
+import { findCheckpointDir, loadCheckpoint } from './checkpoint.js';
+
+/** Where initial weights come from: a run (its best checkpoint, else its last) or a checkpoint folder, and which names. */
+export interface InitSpec {
+  run: string;
+  /** Only tensors whose names start with this are copied (default: all). */
+  prefix?: string;
+}
+
+/** What an initialisation did, name by name (written to RUN/init.json). */
+export interface InitReport {
+  from: string;
+  kind: string;
+  epoch: number;
+  prefix: string;
+  /** Tensors copied (same name and shape). */
+  copied: string[];
+  /** Tensors of the source under the prefix that were not copied, and why. */
+  skipped: { name: string; reason: string }[];
+  /** Tensors of the new model left as initialised (no source tensor of that name under the prefix). */
+  new: string[];
+}
+
+/** Parses `RUN[:prefix]` (the CLI's `--init`); a Windows drive letter is not taken for a separator. */
+export function parseInitSpec(spec: string | InitSpec, fn = 'train'): InitSpec {
+  if (typeof spec === 'object' && spec && typeof spec.run === 'string' && spec.run) return { run: spec.run, prefix: spec.prefix ?? '' };
+  if (typeof spec !== 'string' || !spec) throw new ArgumentError(`${fn}: init must be 'RUN[:prefix]' or { run, prefix? }, got ${JSON.stringify(spec)}`, 'ERR_INVALID_ARG', fn);
+  const i = spec.lastIndexOf(':');
+  if (i > 1 || (i === 1 && !/^[A-Za-z]$/.test(spec[0]))) return { run: spec.slice(0, i), prefix: spec.slice(i + 1) };
+  return { run: spec, prefix: '' };
+}
+
+/**
+ * Copies the weights named like `spec.prefix*` from another run into `model` (names and shapes must
+ * match; anything else is reported, not guessed). Throws ERR_CHECKPOINT when the source has no
+ * tensor under the prefix or none fits (nothing is written then).
+ */
+export async function initFromRun(model: Model, spec: InitSpec, fn = 'train'): Promise<InitReport> {
+  const dir = findCheckpointDir(spec.run, fn);
+  const prefix = spec.prefix ?? '';
+  const source = await loadCheckpoint(dir);
+  let tensors: Record<string, Tensor> = {};
+  try {
+    tensors = source.model.namedTensors();
+    const chosen = Object.fromEntries(Object.entries(tensors).filter(([name]) => name.startsWith(prefix)));
+    const names = Object.keys(chosen);
+    if (!names.length) throw new RadkitError(`${fn}: the ${source.meta.kind} checkpoint ${dir} has no tensor whose name starts with '${prefix}'`, 'ERR_CHECKPOINT', fn);
+    const r = model.loadTensors('', chosen, { skipMismatched: true });
+    if (r.loaded === 0)
+      throw new RadkitError(`${fn}: none of the ${names.length} '${prefix}*' tensors of ${dir} (${source.meta.kind}) fits this ${model.kind} model (same name and shape); nothing was copied`, 'ERR_CHECKPOINT', fn);
+    const skipped = [...r.skipped, ...r.unexpected.map((name) => ({ name, reason: `no tensor of that name in this ${model.kind} model` }))];
+    const skippedNames = new Set(skipped.map((s) => s.name));
+    return {
+      from: dir,
+      kind: source.meta.kind,
+      epoch: source.meta.epoch,
+      prefix,
+      copied: names.filter((n) => !skippedNames.has(n)),
+      skipped,
+      new: r.missing,
+    };
+  } finally {
+    Object.values(tensors).forEach((t) => t.dispose());
+    source.model.dispose();
+  }
+}
