@@ -19,7 +19,7 @@
 #endif
 
 #include "adaptive_patch.h"
-#include "geometry.h"
+#include "kernels.h"
 
 namespace radkit {
 namespace ops {

@@ -4,7 +4,7 @@
 #include <c10/cuda/CUDAGuard.h>
 
 #include "adaptive_patch.h"
-#include "cuda_launch.h"
+#include "kernels.h"
 
 namespace radkit {
 namespace ops {

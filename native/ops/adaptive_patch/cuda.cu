@@ -8,8 +8,7 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
-#include "cuda_launch.h"
-#include "geometry.h"
+#include "kernels.h"
 
 namespace radkit {
 namespace apsample_cuda {

@@ -1,4 +1,5 @@
-// Sample-point geometry shared by the CPU and CUDA kernels (plain C++, no ATen: nvcc compiles it).
+// Plain C++ shared by the kernels of adaptivePatchSample (no ATen: cuda.cu compiles with nvcc alone):
+// the sample-point geometry of the CPU and CUDA kernels, and the raw-pointer CUDA launchers.
 #pragma once
 #include <cmath>
 
@@ -70,4 +71,19 @@ RADKIT_HD Point<A> makePoint(A ix, A iy, long long H, long long W) {
 }
 
 }  // namespace apsample
+
+// ---- CUDA launchers (cuda.cu). dtype: 0 float32, 1 float64, 2 float16, 3 bfloat16. Tensors are
+// contiguous; features NCHW. Each launcher returns the cudaError_t of the launch as an int (0 = success).
+namespace apsample_cuda {
+
+int forward(int dtype, const void* feat, const void* boxes, void* out, long long B, long long C, long long H,
+            long long W, long long P, int m, void* stream);
+// gboxes has the dtype of the boxes; one block per box reduces its m*m points (no atomics).
+int backwardBoxes(int dtype, const void* gout, const void* feat, const void* boxes, void* gboxes, long long B,
+                  long long C, long long H, long long W, long long P, int m, void* stream);
+// gfeat accumulates in float (float32/16/bf16 inputs) or double (float64), zero-initialised by the caller.
+int backwardFeatures(int dtype, const void* gout, const void* boxes, void* gfeat, long long B, long long C,
+                     long long H, long long W, long long P, int m, void* stream);
+
+}  // namespace apsample_cuda
 }  // namespace radkit

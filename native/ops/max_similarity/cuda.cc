@@ -6,7 +6,7 @@
 #include <c10/cuda/CUDAGuard.h>
 
 #include "../cuda_scratch.h"
-#include "cuda_launch.h"
+#include "kernels.h"
 #include "max_similarity.h"
 
 namespace radkit {

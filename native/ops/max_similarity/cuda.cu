@@ -10,7 +10,7 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
-#include "cuda_launch.h"
+#include "kernels.h"
 
 namespace radkit {
 namespace maxsim_cuda {

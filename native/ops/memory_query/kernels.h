@@ -1,4 +1,4 @@
-// Raw-pointer CUDA launchers for memoryQuery (no LibTorch headers: memory_query.cu compiles with
+// Raw-pointer CUDA launchers for memoryQuery (no LibTorch headers: cuda.cu compiles with
 // plain nvcc). All tensors contiguous: query [B*L, D], keys [S, D], values [S, Dv]; per (row, head)
 // outputs [B*L*H, k]. "acc" buffers are double for F64 and float otherwise. Return cudaError_t.
 #pragma once

@@ -1,6 +1,6 @@
 // CUDA kernel of sinkhorn: one problem per block. When -C/eps fits in shared memory (with the
 // potentials), the whole problem stays on chip for all iterations; otherwise the cost is re-read
-// from global memory (L2) each pass. Log-domain updates as the CPU kernel (cpu_loops.inc):
+// from global memory (L2) each pass. Log-domain updates as the CPU kernel (cpu.cc):
 // rows by warps (shuffle reductions), columns by thread partitions; fixed reduction orders, so a
 // problem's result is reproducible run to run. float16/bfloat16 accumulate in fp32.
 #include <cuda_bf16.h>

@@ -1,4 +1,4 @@
-// Raw-pointer CUDA launchers for sinkhorn (no LibTorch headers: sinkhorn.cu compiles with plain
+// Raw-pointer CUDA launchers for sinkhorn (no LibTorch headers: cuda.cu compiles with plain
 // nvcc). Returns a cudaError_t value (0 = success).
 #pragma once
 #include <cstdint>
