@@ -60,7 +60,10 @@ export interface TrainOptions {
    * new is written to outDir/init.json and returned. Ignored when resuming (the run has its own weights).
    */
   init?: string | InitSpec;
-  /** Parameter-name prefixes to freeze (no gradient, in no optimizer group), e.g. ['visual.']. */
+  /**
+   * Parameter-name prefixes to freeze (no gradient, in no optimizer group), e.g. ['visual.'].
+   * Batch-norm running statistics are buffers, not parameters: they still follow the data.
+   */
   freeze?: string[];
 }
 
