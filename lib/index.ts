@@ -26,6 +26,7 @@ export {
 } from './runtime.js';
 export { RadkitError, ArgumentError, DisposedError, OutOfMemoryError, NativeError, LoadError, DataError, TokenizerError } from './errors.js';
 export { loadReport, type LoadReport } from './native.js';
+export type { GenerateOptions, SystemOptions } from './generation.js';
 export * as ops from './ops/index.js';
 export * as nn from './nn/index.js';
 export * as metrics from './metrics/index.js';

@@ -5,9 +5,10 @@ export {
   generate,
   type TransformerConfig,
   type ResolvedTransformerConfig,
-  type GenerateOptions,
+  type TransformerGenerateOptions,
   type GenerateResult,
   type TokenEvent,
   type TokenStream,
 } from './transformer.js';
 export * as losses from './losses.js';
+export type { GenerateOptions, SystemOptions } from '../generation.js';

@@ -2,6 +2,7 @@ import { ArgumentError, DisposedError } from '../errors.js';
 import { loadNative } from '../native.js';
 import { Tensor, handleOf, type Device } from '../tensor.js';
 import type { NativeGenerateResult, NativeTokenEvent, NativeTransformerHandle } from '../../typings/native.js';
+import type { GenerateOptions } from '../generation.js';
 
 /**
  * A transformer built natively from torch::nn blocks (native/nn/transformer.h): an encoder-decoder
@@ -49,35 +50,11 @@ export interface TransformerConfig {
 
 export type ResolvedTransformerConfig = Required<Omit<TransformerConfig, 'device'>> & { device: string };
 
-export interface GenerateOptions {
-  /** Default: 'beam' when beams > 1, else 'greedy'. */
-  method?: 'greedy' | 'beam' | 'sample';
-  /** Beam size (default 1). */
-  beams?: number;
-  /** Most generated tokens, EOS included (default min(60, room left in maxPositions)). */
-  maxLength?: number;
-  /** EOS is blocked until this many tokens were generated (default 0). */
-  minLength?: number;
-  /** Beam score = sum(log p) / length^lengthPenalty (default 1; 0 = raw sum). */
-  lengthPenalty?: number;
-  /** Beam: finish a source once `beams` hypotheses ended (default false: once no running one can still win). */
-  earlyStopping?: boolean;
-  /** > 0: no n-gram of this size occurs twice in a hypothesis (blocked inside the beam, before ranking). */
-  noRepeatNgram?: number;
-  /** CTRL repetition penalty on tokens already generated in a hypothesis (default 1 = off). */
-  repetitionPenalty?: number;
-  /** Sampling temperature (default 1). */
-  temperature?: number;
-  /** Sampling: keep the k most likely tokens (default 0 = all). */
-  topK?: number;
-  /** Sampling: keep the smallest set of tokens whose probability reaches p (default 1 = all). */
-  topP?: number;
-  /** Sampling seed (a private generator); without it the global generator (`radkit.manualSeed`) is used. */
-  seed?: number;
-  /** Also return the per-step source attention (encoder-decoder only). */
-  returnAttention?: boolean;
-  /** Overrides the config's EOS id. */
-  eosId?: number;
+/**
+ * Options of a raw transformer's generate(): the one generation contract (GenerateOptions, whose
+ * systemOptions raw transformers do not take) plus how this search runs.
+ */
+export interface TransformerGenerateOptions extends Omit<GenerateOptions, 'systemOptions'> {
   /** Valid source (prompt) positions [B, S], nonzero = valid. Default: token != padId for token sources, all valid for features. */
   sourceMask?: Tensor;
   /**
@@ -161,7 +138,7 @@ export class TransformerModel {
    * Generates from `source` (features [B, S, sourceDim], source ids [B, S], or for a decoder-only
    * model left-padded prompt ids [B, P]) on a native worker thread; the event loop stays free.
    */
-  async generate(source: Tensor, options: GenerateOptions = {}): Promise<GenerateResult> {
+  async generate(source: Tensor, options: TransformerGenerateOptions = {}): Promise<GenerateResult> {
     const fn = 'nn.generate';
     const handle = this.#live(fn);
     const { onToken, signal, sourceMask, ...rest } = options;
@@ -198,7 +175,7 @@ export class TransformerModel {
   }
 
   /** The streaming form: `for await (const e of model.stream(src, opts))`, then `await stream.result`. */
-  stream(source: Tensor, options: Omit<GenerateOptions, 'onToken'> = {}): TokenStream {
+  stream(source: Tensor, options: Omit<TransformerGenerateOptions, 'onToken'> = {}): TokenStream {
     const queue: TokenEvent[] = [];
     let wake: (() => void) | null = null;
     let ended = false;
@@ -296,7 +273,7 @@ export function createTransformer(config: TransformerConfig): TransformerModel {
 }
 
 /** `model.generate(source, options)` as a function. */
-export function generate(model: TransformerModel, source: Tensor, options: GenerateOptions = {}): Promise<GenerateResult> {
+export function generate(model: TransformerModel, source: Tensor, options: TransformerGenerateOptions = {}): Promise<GenerateResult> {
   if (!(model instanceof TransformerModel)) throw new ArgumentError('nn.generate: model must be a TransformerModel', 'ERR_INVALID_ARG', 'nn.generate');
   return model.generate(source, options);
 }
