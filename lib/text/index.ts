@@ -1,4 +1,4 @@
-export { CHEXPERT_OBSERVATIONS, type Observation, type LabelValue, type ReportLabels } from './chexpert.js';
+export { CHEXPERT_OBSERVATIONS, LABEL_STATES, labelStateMatrix, type Observation, type LabelValue, type ReportLabels } from './chexpert.js';
 export { label, labelSentence, splitSentences, emptyLabels, finalizeLabels } from './labeler.js';
 export {
   Tokenizer,
