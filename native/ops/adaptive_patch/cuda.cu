@@ -4,28 +4,12 @@
 //              partial derivatives (d/dcx, d/dcy, d/dw, d/dh) in shared memory: no atomics.
 //   features:  one thread per (b, p, c, point) scattering its four weighted corners with atomicAdd
 //              into a float/double accumulator.
-#include <cuda_bf16.h>
-#include <cuda_fp16.h>
-#include <cuda_runtime.h>
-
+#include "../../core/cuda_kernels.cuh"
 #include "kernels.h"
 
 namespace radkit {
-namespace apsample_cuda {
+namespace cuda {
 namespace {
-
-template <typename T> struct Acc { using type = float; };
-template <> struct Acc<double> { using type = double; };
-
-__device__ __forceinline__ float toAcc(float x) { return x; }
-__device__ __forceinline__ double toAcc(double x) { return x; }
-__device__ __forceinline__ float toAcc(__half x) { return __half2float(x); }
-__device__ __forceinline__ float toAcc(__nv_bfloat16 x) { return __bfloat162float(x); }
-template <typename T> __device__ __forceinline__ T fromAcc(float x);
-template <> __device__ __forceinline__ float fromAcc<float>(float x) { return x; }
-template <> __device__ __forceinline__ __half fromAcc<__half>(float x) { return __float2half(x); }
-template <> __device__ __forceinline__ __nv_bfloat16 fromAcc<__nv_bfloat16>(float x) { return __float2bfloat16(x); }
-template <typename T> __device__ __forceinline__ T fromAccD(double x) { return T(x); }
 
 template <typename T, typename A>
 __device__ __forceinline__ apsample::Point<A> pointAt(const T* boxes, long long bp, int u, int v, int m, long long H,
@@ -42,7 +26,7 @@ __global__ void forwardKernel(const T* __restrict__ feat, const T* __restrict__ 
   using A = typename Acc<T>::type;
   const long long mm = (long long)m * m;
   const long long total = B * P * C * mm;
-  for (long long e = blockIdx.x * (long long)blockDim.x + threadIdx.x; e < total; e += (long long)gridDim.x * blockDim.x) {
+  RADKIT_GRID_STRIDE(e, total) {
     const long long k = e % mm;
     const long long c = (e / mm) % C;
     const long long bp = e / (mm * C);
@@ -52,7 +36,7 @@ __global__ void forwardKernel(const T* __restrict__ feat, const T* __restrict__ 
     A s = A(0);
     for (int q = 0; q < 4; ++q)
       if (pt.idx[q] >= 0) s += pt.w[q] * toAcc(plane[pt.idx[q]]);
-    if constexpr (sizeof(A) == sizeof(double)) out[e] = T(s); else out[e] = fromAcc<T>(s);
+    out[e] = fromAcc<T>(s);
   }
 }
 
@@ -91,8 +75,7 @@ __global__ void boxKernel(const T* __restrict__ gout, const T* __restrict__ feat
   }
   if (threadIdx.x < 4) {
     const A r = red[threadIdx.x * blockDim.x];
-    if constexpr (sizeof(A) == sizeof(double)) gboxes[bp * 4 + threadIdx.x] = T(r);
-    else gboxes[bp * 4 + threadIdx.x] = fromAcc<T>(r);
+    gboxes[bp * 4 + threadIdx.x] = fromAcc<T>(r);
   }
 }
 
@@ -103,7 +86,7 @@ __global__ void featureKernel(const T* __restrict__ gout, const T* __restrict__ 
   using A = typename Acc<T>::type;
   const long long mm = (long long)m * m;
   const long long total = B * P * C * mm;
-  for (long long e = blockIdx.x * (long long)blockDim.x + threadIdx.x; e < total; e += (long long)gridDim.x * blockDim.x) {
+  RADKIT_GRID_STRIDE(e, total) {
     const long long k = e % mm;
     const long long c = (e / mm) % C;
     const long long bp = e / (mm * C);
@@ -117,28 +100,10 @@ __global__ void featureKernel(const T* __restrict__ gout, const T* __restrict__ 
   }
 }
 
-unsigned gridFor(long long total, int threads) {
-  long long blocks = (total + threads - 1) / threads;
-  if (blocks > 65535LL * 32) blocks = 65535LL * 32;
-  return (unsigned)(blocks < 1 ? 1 : blocks);
-}
-
-template <typename F>
-int byDtype(int dtype, F&& f) {
-  switch (dtype) {
-    case 0: f(float()); break;
-    case 1: f(double()); break;
-    case 2: f(__half()); break;
-    case 3: f(__nv_bfloat16()); break;
-    default: return (int)cudaErrorInvalidValue;
-  }
-  return (int)cudaGetLastError();
-}
-
 }  // namespace
 
-int forward(int dtype, const void* feat, const void* boxes, void* out, long long B, long long C, long long H,
-            long long W, long long P, int m, void* stream) {
+int adaptivePatchForwardLaunch(CudaDtype dtype, const void* feat, const void* boxes, void* out, long long B, long long C,
+                               long long H, long long W, long long P, int m, void* stream) {
   const long long total = B * P * C * (long long)m * m;
   if (total == 0) return 0;
   return byDtype(dtype, [&](auto tag) {
@@ -148,8 +113,8 @@ int forward(int dtype, const void* feat, const void* boxes, void* out, long long
   });
 }
 
-int backwardBoxes(int dtype, const void* gout, const void* feat, const void* boxes, void* gboxes, long long B,
-                  long long C, long long H, long long W, long long P, int m, void* stream) {
+int adaptivePatchBoxGradLaunch(CudaDtype dtype, const void* gout, const void* feat, const void* boxes, void* gboxes,
+                               long long B, long long C, long long H, long long W, long long P, int m, void* stream) {
   if (B * P == 0) return 0;
   return byDtype(dtype, [&](auto tag) {
     using T = decltype(tag);
@@ -160,17 +125,17 @@ int backwardBoxes(int dtype, const void* gout, const void* feat, const void* box
   });
 }
 
-int backwardFeatures(int dtype, const void* gout, const void* boxes, void* gfeat, long long B, long long C,
-                     long long H, long long W, long long P, int m, void* stream) {
+int adaptivePatchFeatureGradLaunch(CudaDtype dtype, const void* gout, const void* boxes, void* gfeat, long long B,
+                                   long long C, long long H, long long W, long long P, int m, void* stream) {
   const long long total = B * P * C * (long long)m * m;
   if (total == 0) return 0;
   return byDtype(dtype, [&](auto tag) {
     using T = decltype(tag);
     using A = typename Acc<T>::type;
-    featureKernel<T><<<gridFor(total, 256), 256, 0, (cudaStream_t)stream>>>((const T*)gout, (const T*)boxes, (A*)gfeat,
-                                                                            B, C, H, W, P, m);
+    featureKernel<T><<<gridFor(total, 256), 256, 0, (cudaStream_t)stream>>>((const T*)gout, (const T*)boxes, (A*)gfeat, B, C,
+                                                                            H, W, P, m);
   });
 }
 
-}  // namespace apsample_cuda
+}  // namespace cuda
 }  // namespace radkit

@@ -3,6 +3,8 @@
 #pragma once
 #include <cmath>
 
+#include "../../core/cuda_dtype.h"
+
 #if defined(__CUDACC__)
 #define RADKIT_HD __host__ __device__ __forceinline__
 #else
@@ -72,18 +74,18 @@ RADKIT_HD Point<A> makePoint(A ix, A iy, long long H, long long W) {
 
 }  // namespace apsample
 
-// ---- CUDA launchers (cuda.cu). dtype: 0 float32, 1 float64, 2 float16, 3 bfloat16. Tensors are
-// contiguous; features NCHW. Each launcher returns the cudaError_t of the launch as an int (0 = success).
-namespace apsample_cuda {
+// ---- CUDA launchers (cuda.cu). Tensors are contiguous; features NCHW. Each returns the cudaError_t
+// of its launch as an int (0 = success).
+namespace cuda {
 
-int forward(int dtype, const void* feat, const void* boxes, void* out, long long B, long long C, long long H,
-            long long W, long long P, int m, void* stream);
+int adaptivePatchForwardLaunch(CudaDtype dtype, const void* feat, const void* boxes, void* out, long long B, long long C,
+                               long long H, long long W, long long P, int m, void* stream);
 // gboxes has the dtype of the boxes; one block per box reduces its m*m points (no atomics).
-int backwardBoxes(int dtype, const void* gout, const void* feat, const void* boxes, void* gboxes, long long B,
-                  long long C, long long H, long long W, long long P, int m, void* stream);
+int adaptivePatchBoxGradLaunch(CudaDtype dtype, const void* gout, const void* feat, const void* boxes, void* gboxes,
+                               long long B, long long C, long long H, long long W, long long P, int m, void* stream);
 // gfeat accumulates in float (float32/16/bf16 inputs) or double (float64), zero-initialised by the caller.
-int backwardFeatures(int dtype, const void* gout, const void* boxes, void* gfeat, long long B, long long C,
-                     long long H, long long W, long long P, int m, void* stream);
+int adaptivePatchFeatureGradLaunch(CudaDtype dtype, const void* gout, const void* boxes, void* gfeat, long long B,
+                                   long long C, long long H, long long W, long long P, int m, void* stream);
 
-}  // namespace apsample_cuda
+}  // namespace cuda
 }  // namespace radkit

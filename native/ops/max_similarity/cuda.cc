@@ -5,34 +5,22 @@
 #include <c10/cuda/CUDAStream.h>
 #include <c10/cuda/CUDAGuard.h>
 
-#include "../cuda_scratch.h"
+#include "../../core/cuda_glue.h"
 #include "kernels.h"
 #include "max_similarity.h"
 
 namespace radkit {
 namespace ops {
 namespace detail {
-namespace {
-int inCode(at::ScalarType t) {
-  switch (t) {
-    case at::kFloat: return 0;
-    case at::kDouble: return 1;
-    case at::kHalf: return 2;
-    case at::kBFloat16: return 3;
-    default: TORCH_CHECK(false, "maxSimilarity: unsupported CUDA dtype ", t);
-  }
-}
-void check(int err, const char* what) {
-  TORCH_CHECK(err == 0, "maxSimilarity: CUDA launch failed in ", what, ": ", cudaGetErrorString(static_cast<cudaError_t>(err)));
-}
-}  // namespace
+
+constexpr const char* kOp = "maxSimilarity";
 
 MaxSimilarityResult max_similarity_forward_cuda(const at::Tensor& image, const at::Tensor& text,
                                                 const at::Tensor& imageMask, const at::Tensor& textMask) {
   c10::cuda::CUDAGuard guard(image.device());
   const int64_t Bi = image.size(0), N = image.size(1), D = image.size(2), Bt = text.size(0), K = text.size(1);
-  const at::ScalarType ct = image.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
-  const int acc = ct == at::kDouble ? 1 : 0;
+  const at::ScalarType ct = cudaAccType(image.scalar_type());
+  const cuda::CudaDtype acc = cudaDtypeOf(ct, kOp);
   auto bopt = image.options().dtype(at::kBool);
   at::Tensor im = imageMask.defined() ? imageMask.to(at::kBool).contiguous() : at::ones({Bi, N}, bopt);
   at::Tensor tm = textMask.defined() ? textMask.to(at::kBool).contiguous() : at::ones({Bt, K}, bopt);
@@ -60,12 +48,14 @@ MaxSimilarityResult max_similarity_forward_cuda(const at::Tensor& image, const a
   for (int64_t i0 = 0; i0 < Bi; i0 += Ib) {
     const int64_t nb = std::min(Ib, Bi - i0);
     const at::Tensor S = at::matmul(image.narrow(0, i0, nb).to(ct), T2).contiguous();  // [nb, N, Bt*K]
-    check(maxsim_cuda::rowMax(acc, S.data_ptr(), tm.data_ptr<bool>(), nb, N, Bt, K, rowVal.narrow(0, i0, nb).data_ptr(),
-                              reinterpret_cast<long long*>(rowIdx.narrow(0, i0, nb).data_ptr<int64_t>()), stream),
-          "rowMax");
-    check(maxsim_cuda::colMax(acc, S.data_ptr(), im.narrow(0, i0, nb).data_ptr<bool>(), nb, N, Bt, K, colVal.narrow(0, i0, nb).data_ptr(),
-                              reinterpret_cast<long long*>(colIdx.narrow(0, i0, nb).data_ptr<int64_t>()), stream),
-          "colMax");
+    checkCudaLaunch(cuda::maxSimilarityRowMaxLaunch(acc, S.data_ptr(), tm.data_ptr<bool>(), nb, N, Bt, K,
+                                                    rowVal.narrow(0, i0, nb).data_ptr(),
+                                                    reinterpret_cast<long long*>(rowIdx.narrow(0, i0, nb).data_ptr<int64_t>()), stream),
+                    kOp, "rowMax");
+    checkCudaLaunch(cuda::maxSimilarityColMaxLaunch(acc, S.data_ptr(), im.narrow(0, i0, nb).data_ptr<bool>(), nb, N, Bt, K,
+                                                    colVal.narrow(0, i0, nb).data_ptr(),
+                                                    reinterpret_cast<long long*>(colIdx.narrow(0, i0, nb).data_ptr<int64_t>()), stream),
+                    kOp, "colMax");
   }
   at::Tensor nib = ni.view({Bi, 1});
   at::Tensor valid = (nib > 0) & (kj.view({1, Bt}) > 0);  // [Bi, Bt]
@@ -86,19 +76,20 @@ std::tuple<at::Tensor, at::Tensor> max_similarity_backward_cuda(const at::Tensor
                                                                 bool need_image, bool need_text) {
   c10::cuda::CUDAGuard guard(image.device());
   const int64_t Bi = image.size(0), N = image.size(1), D = image.size(2), Bt = text.size(0), K = text.size(1);
-  const at::ScalarType ct = image.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+  const at::ScalarType ct = cudaAccType(image.scalar_type());
   at::Tensor img = image.contiguous(), txt = text.contiguous();
   at::Tensor a1 = argN2K.contiguous(), a2 = argK2N.contiguous();
   at::Tensor cc1 = c1.to(ct).contiguous(), cc2 = c2.to(ct).contiguous();
   at::Tensor gi, gt;
   if (need_image) gi = at::zeros({Bi, N, D}, img.options().dtype(ct));
   if (need_text) gt = at::zeros({Bt, K, D}, img.options().dtype(ct));
-  check(maxsim_cuda::backward(ct == at::kDouble ? 1 : 0, inCode(img.scalar_type()), cc1.data_ptr(), cc2.data_ptr(),
-                              img.data_ptr(), txt.data_ptr(), reinterpret_cast<const long long*>(a1.data_ptr<int64_t>()),
-                              reinterpret_cast<const long long*>(a2.data_ptr<int64_t>()), Bi, N, Bt,
-                              K, D, need_image ? gi.data_ptr() : nullptr, need_text ? gt.data_ptr() : nullptr,
-                              c10::cuda::getCurrentCUDAStream().stream()),
-        "backward");
+  checkCudaLaunch(cuda::maxSimilarityBackwardLaunch(cudaDtypeOf(img.scalar_type(), kOp), cc1.data_ptr(), cc2.data_ptr(),
+                                                    img.data_ptr(), txt.data_ptr(),
+                                                    reinterpret_cast<const long long*>(a1.data_ptr<int64_t>()),
+                                                    reinterpret_cast<const long long*>(a2.data_ptr<int64_t>()), Bi, N, Bt, K, D,
+                                                    need_image ? gi.data_ptr() : nullptr, need_text ? gt.data_ptr() : nullptr,
+                                                    c10::cuda::getCurrentCUDAStream().stream()),
+                  kOp, "backward");
   if (gi.defined()) gi = gi.to(image.scalar_type());
   if (gt.defined()) gt = gt.to(image.scalar_type());
   return {gi, gt};

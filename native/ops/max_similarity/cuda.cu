@@ -6,20 +6,12 @@
 //   in shared memory. Ties keep the lowest index in both.
 //   backward: gathers without atomics (grad_image from imageToText, grad_text from textToImage) and
 //   scatters with atomicAdd for the other halves.
-#include <cuda_bf16.h>
-#include <cuda_fp16.h>
-#include <cuda_runtime.h>
-
+#include "../../core/cuda_kernels.cuh"
 #include "kernels.h"
 
 namespace radkit {
-namespace maxsim_cuda {
+namespace cuda {
 namespace {
-
-__device__ __forceinline__ float ld(const float* p, long long i) { return p[i]; }
-__device__ __forceinline__ double ld(const double* p, long long i) { return p[i]; }
-__device__ __forceinline__ float ld(const __half* p, long long i) { return __half2float(p[i]); }
-__device__ __forceinline__ float ld(const __nv_bfloat16* p, long long i) { return __bfloat162float(p[i]); }
 
 template <typename A>
 __device__ __forceinline__ A negInf();
@@ -27,9 +19,6 @@ template <>
 __device__ __forceinline__ float negInf<float>() { return -__int_as_float(0x7f800000); }
 template <>
 __device__ __forceinline__ double negInf<double>() { return -__longlong_as_double(0x7ff0000000000000LL); }
-
-#define GRID_STRIDE(e, total) \
-  for (long long e = blockIdx.x * (long long)blockDim.x + threadIdx.x; e < (total); e += (long long)gridDim.x * blockDim.x)
 
 // (value, index) of the better of two candidates: a real one (index >= 0) over none, then the larger
 // value, then the lower index (the CPU kernel's first-maximum rule).
@@ -105,13 +94,13 @@ __global__ void colMaxKernel(const A* __restrict__ S, const bool* __restrict__ i
 template <typename A, typename T>
 __global__ void gatherImage(const A* c1, const T* txt, const long long* argN2K, long long Bi, long long N, long long Bt,
                             long long K, long long D, A* gi) {
-  GRID_STRIDE(e, Bi * N * D) {
+  RADKIT_GRID_STRIDE(e, Bi * N * D) {
     const long long d = e % D, n = (e / D) % N, i = e / (D * N);
     A s = A(0);
     for (long long j = 0; j < Bt; ++j) {
       const long long a = argN2K[(i * Bt + j) * N + n];
       const A c = c1[i * Bt + j];
-      if (a >= 0 && c != A(0)) s += c * A(ld(txt, (j * K + a) * D + d));
+      if (a >= 0 && c != A(0)) s += c * toAcc(txt[(j * K + a) * D + d]);
     }
     gi[e] += s;
   }
@@ -121,13 +110,13 @@ __global__ void gatherImage(const A* c1, const T* txt, const long long* argN2K, 
 template <typename A, typename T>
 __global__ void gatherText(const A* c2, const T* img, const long long* argK2N, long long Bi, long long N, long long Bt,
                            long long K, long long D, A* gt) {
-  GRID_STRIDE(e, Bt * K * D) {
+  RADKIT_GRID_STRIDE(e, Bt * K * D) {
     const long long d = e % D, k = (e / D) % K, j = e / (D * K);
     A s = A(0);
     for (long long i = 0; i < Bi; ++i) {
       const long long b = argK2N[(i * Bt + j) * K + k];
       const A c = c2[i * Bt + j];
-      if (b >= 0 && c != A(0)) s += c * A(ld(img, (i * N + b) * D + d));
+      if (b >= 0 && c != A(0)) s += c * toAcc(img[(i * N + b) * D + d]);
     }
     gt[e] += s;
   }
@@ -137,11 +126,11 @@ __global__ void gatherText(const A* c2, const T* img, const long long* argK2N, l
 template <typename A, typename T>
 __global__ void scatterImage(const A* c2, const T* txt, const long long* argK2N, long long Bi, long long N, long long Bt,
                              long long K, long long D, A* gi) {
-  GRID_STRIDE(e, Bi * Bt * K * D) {
+  RADKIT_GRID_STRIDE(e, Bi * Bt * K * D) {
     const long long d = e % D, ijk = e / D, k = ijk % K, ij = ijk / K, j = ij % Bt, i = ij / Bt;
     const long long b = argK2N[ijk];
     const A c = c2[ij];
-    if (b >= 0 && c != A(0)) atomicAdd(gi + (i * N + b) * D + d, c * A(ld(txt, (j * K + k) * D + d)));
+    if (b >= 0 && c != A(0)) atomicAdd(gi + (i * N + b) * D + d, c * toAcc(txt[(j * K + k) * D + d]));
   }
 }
 
@@ -149,18 +138,12 @@ __global__ void scatterImage(const A* c2, const T* txt, const long long* argK2N,
 template <typename A, typename T>
 __global__ void scatterText(const A* c1, const T* img, const long long* argN2K, long long Bi, long long N, long long Bt,
                             long long K, long long D, A* gt) {
-  GRID_STRIDE(e, Bi * Bt * N * D) {
+  RADKIT_GRID_STRIDE(e, Bi * Bt * N * D) {
     const long long d = e % D, ijn = e / D, n = ijn % N, ij = ijn / N, j = ij % Bt, i = ij / Bt;
     const long long a = argN2K[ijn];
     const A c = c1[ij];
-    if (a >= 0 && c != A(0)) atomicAdd(gt + (j * K + a) * D + d, c * A(ld(img, (i * N + n) * D + d)));
+    if (a >= 0 && c != A(0)) atomicAdd(gt + (j * K + a) * D + d, c * toAcc(img[(i * N + n) * D + d]));
   }
-}
-
-unsigned gridFor(long long total, int threads) {
-  long long blocks = (total + threads - 1) / threads;
-  if (blocks > 65535LL * 32) blocks = 65535LL * 32;
-  return (unsigned)(blocks < 1 ? 1 : blocks);
 }
 
 template <typename A, typename T>
@@ -182,48 +165,42 @@ void backwardTyped(const void* c1, const void* c2, const void* img, const void* 
 
 }  // namespace
 
-int rowMax(int acc, const void* S, const bool* tmask, long long Ib, long long N, long long Bt, long long K, void* rowVal,
-           long long* rowIdx, void* stream) {
+int maxSimilarityRowMaxLaunch(CudaDtype acc, const void* S, const bool* tmask, long long Ib, long long N, long long Bt,
+                              long long K, void* rowVal, long long* rowIdx, void* stream) {
   const long long total = Ib * Bt * N;
   if (total == 0) return 0;
   cudaStream_t s = (cudaStream_t)stream;
   const unsigned grid = gridFor(total * 32, 256);
-  if (acc == 1)
+  if (acc == CudaDtype::F64)
     rowMaxKernel<double><<<grid, 256, 0, s>>>((const double*)S, tmask, Ib, N, Bt, K, (double*)rowVal, rowIdx);
   else
     rowMaxKernel<float><<<grid, 256, 0, s>>>((const float*)S, tmask, Ib, N, Bt, K, (float*)rowVal, rowIdx);
   return (int)cudaGetLastError();
 }
 
-int colMax(int acc, const void* S, const bool* imask, long long Ib, long long N, long long Bt, long long K, void* colVal,
-           long long* colIdx, void* stream) {
+int maxSimilarityColMaxLaunch(CudaDtype acc, const void* S, const bool* imask, long long Ib, long long N, long long Bt,
+                              long long K, void* colVal, long long* colIdx, void* stream) {
   const long long total = Ib * Bt * K;
   if (total == 0) return 0;
   cudaStream_t s = (cudaStream_t)stream;
   const dim3 block(32, kColSlices);
   const unsigned grid = (unsigned)((total + 31) / 32);
-  if (acc == 1)
+  if (acc == CudaDtype::F64)
     colMaxKernel<double><<<grid, block, 0, s>>>((const double*)S, imask, Ib, N, Bt, K, (double*)colVal, colIdx);
   else
     colMaxKernel<float><<<grid, block, 0, s>>>((const float*)S, imask, Ib, N, Bt, K, (float*)colVal, colIdx);
   return (int)cudaGetLastError();
 }
 
-int backward(int acc, int in, const void* c1, const void* c2, const void* img, const void* txt, const long long* argN2K,
-             const long long* argK2N, long long Bi, long long N, long long Bt, long long K, long long D, void* gi,
-             void* gt, void* stream) {
-  cudaStream_t s = (cudaStream_t)stream;
+int maxSimilarityBackwardLaunch(CudaDtype in, const void* c1, const void* c2, const void* img, const void* txt,
+                                const long long* argN2K, const long long* argK2N, long long Bi, long long N, long long Bt,
+                                long long K, long long D, void* gi, void* gt, void* stream) {
   if (Bi * Bt * D == 0) return 0;
-  switch (in) {
-    case 0: backwardTyped<float, float>(c1, c2, img, txt, argN2K, argK2N, Bi, N, Bt, K, D, gi, gt, s); break;
-    case 1: backwardTyped<double, double>(c1, c2, img, txt, argN2K, argK2N, Bi, N, Bt, K, D, gi, gt, s); break;
-    case 2: backwardTyped<float, __half>(c1, c2, img, txt, argN2K, argK2N, Bi, N, Bt, K, D, gi, gt, s); break;
-    case 3: backwardTyped<float, __nv_bfloat16>(c1, c2, img, txt, argN2K, argK2N, Bi, N, Bt, K, D, gi, gt, s); break;
-    default: return (int)cudaErrorInvalidValue;
-  }
-  (void)acc;
-  return (int)cudaGetLastError();
+  return byDtype(in, [&](auto tag) {
+    using T = decltype(tag);
+    backwardTyped<typename Acc<T>::type, T>(c1, c2, img, txt, argN2K, argK2N, Bi, N, Bt, K, D, gi, gt, (cudaStream_t)stream);
+  });
 }
 
-}  // namespace maxsim_cuda
+}  // namespace cuda
 }  // namespace radkit

@@ -5,8 +5,7 @@
 
 #include <cmath>
 
-#include "../../core/errors.h"
-#include "../cuda_scratch.h"
+#include "../../core/cuda_glue.h"
 #include "kernels.h"
 #include "memory_query.h"
 
@@ -15,16 +14,9 @@ namespace ops {
 namespace detail {
 namespace {
 
-cuda::MemoryQueryDtype dtypeOf(const at::Tensor& t) {
-  switch (t.scalar_type()) {
-    case at::kFloat: return cuda::MemoryQueryDtype::F32;
-    case at::kDouble: return cuda::MemoryQueryDtype::F64;
-    case at::kHalf: return cuda::MemoryQueryDtype::F16;
-    default: return cuda::MemoryQueryDtype::BF16;
-  }
-}
+constexpr const char* kOp = "memoryQuery";
 
-at::ScalarType accOf(const at::Tensor& t) { return t.scalar_type() == at::kDouble ? at::kDouble : at::kFloat; }
+at::ScalarType accOf(const at::Tensor& t) { return cudaAccType(t.scalar_type()); }
 
 // alpha [B*L*H], beta [S*H] in the accumulation type (see memory_query.h for the definitions).
 std::pair<at::Tensor, at::Tensor> scalesOf(const at::Tensor& q, const at::Tensor& k, const MemoryQueryOptions& o) {
@@ -77,14 +69,16 @@ MemoryQueryResult memoryQueryForwardCuda(const at::Tensor& query, const at::Tens
     const int64_t sc = std::min(chunk, d.S - s0);
     const at::Tensor kc = k.narrow(0, s0, sc).to(acc).view({sc, d.H, dh}).permute({1, 2, 0});  // [H, dh, sc]
     const at::Tensor scores = at::bmm(qh, kc).contiguous();                                      // [H, B*L, sc]
-    int rc = cuda::memoryQueryMergeChunkLaunch(acc == at::kDouble, scores.data_ptr(), s0, sc, m.defined() ? m.data_ptr<bool>() : nullptr,
-                                               alpha.data_ptr(), beta.data_ptr(), topv.data_ptr(), indices.data_ptr<int64_t>(),
-                                               count.data_ptr<int>(), scratch, flag.data_ptr<int>(), d, stream);
-    if (rc != 0) fail(ErrorKind::Native, "ERR_CUDA", "memoryQuery CUDA kernel failed to launch (cudaError ", rc, ")");
+    const int rc = cuda::memoryQueryMergeChunkLaunch(cudaDtypeOf(acc, kOp), scores.data_ptr(), s0, sc,
+                                                     m.defined() ? m.data_ptr<bool>() : nullptr, alpha.data_ptr(), beta.data_ptr(),
+                                                     topv.data_ptr(), indices.data_ptr<int64_t>(), count.data_ptr<int>(), scratch,
+                                                     flag.data_ptr<int>(), d, stream);
+    checkCudaLaunch(rc, kOp, "forward (merge)");
   }
-  int rc = cuda::memoryQueryFinishLaunch(dtypeOf(q), v.data_ptr(), topv.data_ptr(), indices.data_ptr<int64_t>(), count.data_ptr<int>(),
-                                         weights.data_ptr(), response.data_ptr(), d, stream);
-  if (rc != 0) fail(ErrorKind::Native, "ERR_CUDA", "memoryQuery CUDA kernel failed to launch (cudaError ", rc, ")");
+  const int rc = cuda::memoryQueryFinishLaunch(cudaDtypeOf(q.scalar_type(), kOp), v.data_ptr(), topv.data_ptr(),
+                                               indices.data_ptr<int64_t>(), count.data_ptr<int>(), weights.data_ptr(),
+                                               response.data_ptr(), d, stream);
+  checkCudaLaunch(rc, kOp, "forward (finish)");
   if (flag.item<int>() != 0)
     argError("ERR_NOT_FINITE", "query and keys must give finite similarity scores (found NaN or infinity in query or keys, or an overflow)");
   return {response, indices, weights};
@@ -105,11 +99,12 @@ std::array<at::Tensor, 3> memoryQueryBackwardCuda(const at::Tensor& gResponse, c
   at::Tensor gv = at::zeros({d.S, d.Dv}, q.options().dtype(acc));
   at::Tensor scratch = at::empty({2 * d.B * d.L * d.H * d.k}, q.options().dtype(acc));
   const at::Tensor idx = indices.contiguous(), w = weights.contiguous();
-  int rc = cuda::memoryQueryBackwardLaunch(dtypeOf(q), gR.defined() ? gR.data_ptr() : nullptr, gW.defined() ? gW.data_ptr() : nullptr,
-                                           q.data_ptr(), k.data_ptr(), v.data_ptr(), idx.data_ptr<int64_t>(), w.data_ptr(), alpha.data_ptr(),
-                                           beta.data_ptr(), gq.data_ptr(), gk.data_ptr(), gv.data_ptr(), scratch.data_ptr(), d,
-                                           c10::cuda::getCurrentCUDAStream().stream());
-  if (rc != 0) fail(ErrorKind::Native, "ERR_CUDA", "memoryQuery backward CUDA kernel failed to launch (cudaError ", rc, ")");
+  const int rc = cuda::memoryQueryBackwardLaunch(cudaDtypeOf(q.scalar_type(), kOp), gR.defined() ? gR.data_ptr() : nullptr,
+                                                 gW.defined() ? gW.data_ptr() : nullptr, q.data_ptr(), k.data_ptr(), v.data_ptr(),
+                                                 idx.data_ptr<int64_t>(), w.data_ptr(), alpha.data_ptr(), beta.data_ptr(), gq.data_ptr(),
+                                                 gk.data_ptr(), gv.data_ptr(), scratch.data_ptr(), d,
+                                                 c10::cuda::getCurrentCUDAStream().stream());
+  checkCudaLaunch(rc, kOp, "backward");
   return {gq, gk.to(q.scalar_type()), gv.to(q.scalar_type())};
 }
 

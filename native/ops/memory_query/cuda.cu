@@ -12,13 +12,10 @@
 // Backward: one warp per (row, head) recomputes the selected scores, differentiates the weighting
 // and similarity, writes the query gradient, and scatters key/value gradients with atomicAdd into
 // fp32 (fp64 for double) accumulators; a last pass applies the cosine normalisation to keys.
-#include <cuda_bf16.h>
-#include <cuda_fp16.h>
-#include <cuda_runtime.h>
-
 #include <cmath>
 #include <cstdint>
 
+#include "../../core/cuda_kernels.cuh"
 #include "kernels.h"
 
 namespace radkit {
@@ -26,25 +23,6 @@ namespace cuda {
 namespace {
 
 constexpr int kThreads = 256;
-
-__device__ __forceinline__ float toAcc(float x) { return x; }
-__device__ __forceinline__ double toAcc(double x) { return x; }
-__device__ __forceinline__ float toAcc(__half x) { return __half2float(x); }
-__device__ __forceinline__ float toAcc(__nv_bfloat16 x) { return __bfloat162float(x); }
-template <typename T, typename A> __device__ __forceinline__ T store(A x);
-template <> __device__ __forceinline__ float store<float, float>(float x) { return x; }
-template <> __device__ __forceinline__ double store<double, double>(double x) { return x; }
-template <> __device__ __forceinline__ __half store<__half, float>(float x) { return __float2half(x); }
-template <> __device__ __forceinline__ __nv_bfloat16 store<__nv_bfloat16, float>(float x) { return __float2bfloat16(x); }
-
-__device__ __forceinline__ float dexp(float x) { return expf(x); }
-__device__ __forceinline__ double dexp(double x) { return exp(x); }
-
-template <typename A>
-__device__ __forceinline__ A warpSum(A v) {
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
-}
 
 // (v, i) ranks before (w, j): the larger score, then the lower index (the CPU kernel's order).
 template <typename A>
@@ -235,9 +213,9 @@ __global__ void __launch_bounds__(kThreads) finishKernel(const T* __restrict__ v
   __syncwarp();
   for (int64_t t = lane; t < k; t += 32) {
     if (t < c) {
-      weights[o * k + t] = store<T, A>(tv[t]);
+      weights[o * k + t] = fromAcc<T>(tv[t]);
     } else {
-      weights[o * k + t] = store<T, A>(A(0));
+      weights[o * k + t] = fromAcc<T>(A(0));
       ti[t] = -1;
     }
   }
@@ -245,7 +223,7 @@ __global__ void __launch_bounds__(kThreads) finishKernel(const T* __restrict__ v
   for (int64_t j = lane; j < dvh; j += 32) {
     A acc = 0;
     for (int t = 0; t < c; ++t) acc += tv[t] * toAcc(values[ti[t] * d.Dv + h * dvh + j]);
-    out[j] = store<T, A>(acc);
+    out[j] = fromAcc<T>(acc);
   }
 }
 
@@ -323,7 +301,7 @@ __global__ void __launch_bounds__(kThreads) backwardRowsKernel(const T* __restri
     for (int t = 0; t < c; ++t) acc += s[t] * beta[ti[t] * d.H + h] * toAcc(keys[ti[t] * d.D + h * dh + x]);
     acc *= a;
     if (project) acc -= a * toAcc(qrow[x]) * proj;
-    gqrow[x] = store<T, A>(acc);
+    gqrow[x] = fromAcc<T>(acc);
   }
   // Key and value gradients (atomic accumulation).
   for (int t = 0; t < c; ++t) {
@@ -360,35 +338,25 @@ __global__ void __launch_bounds__(kThreads) cosineKeysKernel(const T* __restrict
   for (int64_t x = lane; x < dh; x += 32) g[x] -= bt * toAcc(krow[x]) * proj;
 }
 
-unsigned warpBlocks(int64_t warps) { return (unsigned)((warps * 32 + kThreads - 1) / kThreads); }
-
 template <typename T, typename A>
-int finishTyped(const void* values, void* topv, int64_t* indices, const int* count, void* weights, void* response, const MemoryQueryDims& d,
-                cudaStream_t stream) {
-  finishKernel<T, A><<<warpBlocks(d.B * d.L * d.H), kThreads, 0, stream>>>((const T*)values, (A*)topv, indices, count, (T*)weights,
-                                                                          (T*)response, d);
-  return (int)cudaGetLastError();
+void finishTyped(const void* values, void* topv, int64_t* indices, const int* count, void* weights, void* response, const MemoryQueryDims& d,
+                 cudaStream_t stream) {
+  finishKernel<T, A><<<warpGrid(d.B * d.L * d.H, kThreads), kThreads, 0, stream>>>((const T*)values, (A*)topv, indices, count, (T*)weights,
+                                                                                  (T*)response, d);
 }
 
 template <typename T, typename A>
-int backwardTyped(const void* gR, const void* gW, const void* query, const void* keys, const void* values, const int64_t* indices,
-                  const void* weights, const void* alpha, const void* beta, void* gQuery, void* gK, void* gV, void* scratch,
-                  const MemoryQueryDims& d, cudaStream_t stream) {
+void backwardTyped(const void* gR, const void* gW, const void* query, const void* keys, const void* values, const int64_t* indices,
+                   const void* weights, const void* alpha, const void* beta, void* gQuery, void* gK, void* gV, void* scratch,
+                   const MemoryQueryDims& d, cudaStream_t stream) {
   const int64_t RH = d.B * d.L * d.H;
   if (RH > 0) {
-    const unsigned blocks = (unsigned)((RH * 32 + kThreads - 1) / kThreads);
-    backwardRowsKernel<T, A><<<blocks, kThreads, 0, stream>>>((const T*)gR, (const T*)gW, (const T*)query, (const T*)keys, (const T*)values,
+    backwardRowsKernel<T, A><<<warpGrid(RH, kThreads), kThreads, 0, stream>>>((const T*)gR, (const T*)gW, (const T*)query, (const T*)keys, (const T*)values,
                                                               indices, (const T*)weights, (const A*)alpha, (const A*)beta, (T*)gQuery, (A*)gK,
                                                               (A*)gV, (A*)scratch, d);
   }
-  if (d.cosine) {
-    const unsigned blocks = (unsigned)((d.S * d.H * 32 + kThreads - 1) / kThreads);
-    cosineKeysKernel<T, A><<<blocks, kThreads, 0, stream>>>((const T*)keys, (const A*)beta, (A*)gK, d);
-  }
-  return (int)cudaGetLastError();
+  if (d.cosine) cosineKeysKernel<T, A><<<warpGrid(d.S * d.H, kThreads), kThreads, 0, stream>>>((const T*)keys, (const A*)beta, (A*)gK, d);
 }
-
-}  // namespace
 
 template <typename A>
 void mergeChunkTyped(const A* scores, int64_t s0, int64_t sc, const bool* mask, const A* alpha, const A* beta, A* topv, int64_t* indices,
@@ -399,16 +367,18 @@ void mergeChunkTyped(const A* scores, int64_t s0, int64_t sc, const bool* mask, 
     filterChunkKernel<A><<<grid, kThreads, 0, s>>>(scores, s0, sc, mask, alpha, beta, (const A*)m.gate, (A*)m.candV, m.candI, m.ncand, m.cap,
                                                     nonFinite, d);
   }
-  mergeChunkKernel<A><<<warpBlocks(rows), kThreads, 0, s>>>(scores, s0, sc, mask, alpha, beta, topv, indices, count, (A*)m.gate,
-                                                            (const A*)m.candV, m.candI, m.ncand, m.cap, nonFinite, d);
+  mergeChunkKernel<A><<<warpGrid(rows, kThreads), kThreads, 0, s>>>(scores, s0, sc, mask, alpha, beta, topv, indices, count, (A*)m.gate,
+                                                                    (const A*)m.candV, m.candI, m.ncand, m.cap, nonFinite, d);
 }
 
-int memoryQueryMergeChunkLaunch(bool f64, const void* scores, int64_t s0, int64_t sc, const bool* mask, const void* alpha, const void* beta,
+}  // namespace
+
+int memoryQueryMergeChunkLaunch(CudaDtype acc, const void* scores, int64_t s0, int64_t sc, const bool* mask, const void* alpha, const void* beta,
                                 void* topv, int64_t* indices, int* count, const MemoryQueryMergeScratch& m, int* nonFinite,
                                 const MemoryQueryDims& d, void* stream) {
   if (d.B * d.L * d.H == 0 || sc == 0) return 0;
   cudaStream_t s = static_cast<cudaStream_t>(stream);
-  if (f64)
+  if (acc == CudaDtype::F64)
     mergeChunkTyped<double>((const double*)scores, s0, sc, mask, (const double*)alpha, (const double*)beta, (double*)topv, indices, count, m,
                             nonFinite, d, s);
   else
@@ -417,35 +387,23 @@ int memoryQueryMergeChunkLaunch(bool f64, const void* scores, int64_t s0, int64_
   return (int)cudaGetLastError();
 }
 
-int memoryQueryFinishLaunch(MemoryQueryDtype dtype, const void* values, void* topv, int64_t* indices, const int* count, void* weights,
+int memoryQueryFinishLaunch(CudaDtype dtype, const void* values, void* topv, int64_t* indices, const int* count, void* weights,
                             void* response, const MemoryQueryDims& d, void* stream) {
   if (d.B * d.L * d.H == 0) return 0;
-  cudaStream_t s = static_cast<cudaStream_t>(stream);
-  switch (dtype) {
-    case MemoryQueryDtype::F32: return finishTyped<float, float>(values, topv, indices, count, weights, response, d, s);
-    case MemoryQueryDtype::F64: return finishTyped<double, double>(values, topv, indices, count, weights, response, d, s);
-    case MemoryQueryDtype::F16: return finishTyped<__half, float>(values, topv, indices, count, weights, response, d, s);
-    case MemoryQueryDtype::BF16: return finishTyped<__nv_bfloat16, float>(values, topv, indices, count, weights, response, d, s);
-  }
-  return (int)cudaErrorInvalidValue;
+  return byDtype(dtype, [&](auto tag) {
+    using T = decltype(tag);
+    finishTyped<T, typename Acc<T>::type>(values, topv, indices, count, weights, response, d, static_cast<cudaStream_t>(stream));
+  });
 }
 
-int memoryQueryBackwardLaunch(MemoryQueryDtype dtype, const void* gResponse, const void* gWeights, const void* query, const void* keys,
+int memoryQueryBackwardLaunch(CudaDtype dtype, const void* gResponse, const void* gWeights, const void* query, const void* keys,
                               const void* values, const int64_t* indices, const void* weights, const void* alpha, const void* beta,
                               void* gQuery, void* gKeysAcc, void* gValuesAcc, void* scratch, const MemoryQueryDims& d, void* stream) {
-  cudaStream_t s = static_cast<cudaStream_t>(stream);
-  switch (dtype) {
-    case MemoryQueryDtype::F32:
-      return backwardTyped<float, float>(gResponse, gWeights, query, keys, values, indices, weights, alpha, beta, gQuery, gKeysAcc, gValuesAcc, scratch, d, s);
-    case MemoryQueryDtype::F64:
-      return backwardTyped<double, double>(gResponse, gWeights, query, keys, values, indices, weights, alpha, beta, gQuery, gKeysAcc, gValuesAcc, scratch, d, s);
-    case MemoryQueryDtype::F16:
-      return backwardTyped<__half, float>(gResponse, gWeights, query, keys, values, indices, weights, alpha, beta, gQuery, gKeysAcc, gValuesAcc, scratch, d, s);
-    case MemoryQueryDtype::BF16:
-      return backwardTyped<__nv_bfloat16, float>(gResponse, gWeights, query, keys, values, indices, weights, alpha, beta, gQuery, gKeysAcc, gValuesAcc,
-                                                 scratch, d, s);
-  }
-  return (int)cudaErrorInvalidValue;
+  return byDtype(dtype, [&](auto tag) {
+    using T = decltype(tag);
+    backwardTyped<T, typename Acc<T>::type>(gResponse, gWeights, query, keys, values, indices, weights, alpha, beta, gQuery, gKeysAcc,
+                                            gValuesAcc, scratch, d, static_cast<cudaStream_t>(stream));
+  });
 }
 
 }  // namespace cuda

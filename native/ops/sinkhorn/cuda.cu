@@ -3,13 +3,10 @@
 // from global memory (L2) each pass. Log-domain updates as the CPU kernel (cpu.cc):
 // rows by warps (shuffle reductions), columns by thread partitions; fixed reduction orders, so a
 // problem's result is reproducible run to run. float16/bfloat16 accumulate in fp32.
-#include <cuda_bf16.h>
-#include <cuda_fp16.h>
-#include <cuda_runtime.h>
-
 #include <cmath>
 #include <cstdint>
 
+#include "../../core/cuda_kernels.cuh"
 #include "kernels.h"
 
 namespace radkit {
@@ -17,33 +14,6 @@ namespace cuda {
 namespace {
 
 constexpr int kThreads = 256;
-
-__device__ __forceinline__ float toAcc(float x) { return x; }
-__device__ __forceinline__ double toAcc(double x) { return x; }
-__device__ __forceinline__ float toAcc(__half x) { return __half2float(x); }
-__device__ __forceinline__ float toAcc(__nv_bfloat16 x) { return __bfloat162float(x); }
-template <typename T> __device__ __forceinline__ T fromAcc(float x);
-template <> __device__ __forceinline__ float fromAcc<float>(float x) { return x; }
-template <> __device__ __forceinline__ __half fromAcc<__half>(float x) { return __float2half(x); }
-template <> __device__ __forceinline__ __nv_bfloat16 fromAcc<__nv_bfloat16>(float x) { return __float2bfloat16(x); }
-template <typename T, typename A> __device__ __forceinline__ T store(A x) { return fromAcc<T>(x); }
-template <> __device__ __forceinline__ double store<double, double>(double x) { return x; }
-
-__device__ __forceinline__ float dexp(float x) { return expf(x); }
-__device__ __forceinline__ double dexp(double x) { return exp(x); }
-__device__ __forceinline__ float dlog(float x) { return logf(x); }
-__device__ __forceinline__ double dlog(double x) { return log(x); }
-
-template <typename A>
-__device__ __forceinline__ A warpMax(A v) {
-  for (int o = 16; o > 0; o >>= 1) v = fmax(v, __shfl_xor_sync(0xffffffffu, v, o));
-  return v;
-}
-template <typename A>
-__device__ __forceinline__ A warpSum(A v) {
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
-}
 
 // Deterministic block sum (fixed tree); every thread gets the result.
 template <typename A>
@@ -175,7 +145,7 @@ __global__ void __launch_bounds__(kThreads) sinkhornKernel(const T* __restrict__
     A rs = 0;
     for (int j = lane; j < N; j += 32) {
       const A v = dexp(F[i] + G[j] + K(i, j));
-      P[i * N + j] = store<T, A>(v);
+      P[i * N + j] = fromAcc<T>(v);
       rs += v;
       dist += v * toAcc(C[i * N + j]);
     }
@@ -198,9 +168,8 @@ __global__ void __launch_bounds__(kThreads) sinkhornKernel(const T* __restrict__
 }
 
 template <typename T, typename A>
-int launchTyped(const void* cost, const void* a, const void* b, void* plan, void* distance, int64_t* iters, void* err, int64_t B, int64_t M,
-                int64_t N, double eps, int64_t maxIter, double tol, cudaStream_t stream) {
-  if (B == 0) return 0;
+void launchTyped(const void* cost, const void* a, const void* b, void* plan, void* distance, int64_t* iters, void* err, int64_t B, int64_t M,
+                 int64_t N, double eps, int64_t maxIter, double tol, cudaStream_t stream) {
   int dev = 0, optin = 0;
   cudaGetDevice(&dev);
   cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev);
@@ -218,22 +187,18 @@ int launchTyped(const void* cost, const void* a, const void* b, void* plan, void
     kern<<<(unsigned)B, kThreads, base, stream>>>((const T*)cost, (const A*)a, (const A*)b, (T*)plan, (A*)distance, iters, (A*)err, (int)M,
                                                    (int)N, nie, maxIter, tol);
   }
-  return (int)cudaGetLastError();
 }
 
 }  // namespace
 
-int sinkhornLaunch(SinkhornDtype dtype, const void* cost, const void* a, const void* b, void* plan, void* distance, int64_t* iterations,
+int sinkhornLaunch(CudaDtype dtype, const void* cost, const void* a, const void* b, void* plan, void* distance, int64_t* iterations,
                    void* err, int64_t B, int64_t M, int64_t N, double epsilon, int64_t maxIterations, double tolerance, void* stream) {
-  cudaStream_t s = static_cast<cudaStream_t>(stream);
-  switch (dtype) {
-    case SinkhornDtype::F32: return launchTyped<float, float>(cost, a, b, plan, distance, iterations, err, B, M, N, epsilon, maxIterations, tolerance, s);
-    case SinkhornDtype::F64: return launchTyped<double, double>(cost, a, b, plan, distance, iterations, err, B, M, N, epsilon, maxIterations, tolerance, s);
-    case SinkhornDtype::F16: return launchTyped<__half, float>(cost, a, b, plan, distance, iterations, err, B, M, N, epsilon, maxIterations, tolerance, s);
-    case SinkhornDtype::BF16:
-      return launchTyped<__nv_bfloat16, float>(cost, a, b, plan, distance, iterations, err, B, M, N, epsilon, maxIterations, tolerance, s);
-  }
-  return (int)cudaErrorInvalidValue;
+  if (B == 0) return 0;
+  return byDtype(dtype, [&](auto tag) {
+    using T = decltype(tag);
+    launchTyped<T, typename Acc<T>::type>(cost, a, b, plan, distance, iterations, err, B, M, N, epsilon, maxIterations, tolerance,
+                                          static_cast<cudaStream_t>(stream));
+  });
 }
 
 }  // namespace cuda

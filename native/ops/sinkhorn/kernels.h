@@ -3,14 +3,14 @@
 #pragma once
 #include <cstdint>
 
+#include "../../core/cuda_dtype.h"
+
 namespace radkit {
 namespace cuda {
 
-enum class SinkhornDtype : int { F32 = 0, F64 = 1, F16 = 2, BF16 = 3 };
-
 // One block per problem. cost/plan in `dtype`, contiguous [B, M, N]; a, b, distance and err in the
 // accumulation type (double for F64, float otherwise), contiguous [B, M], [B, N], [B], [B].
-int sinkhornLaunch(SinkhornDtype dtype, const void* cost, const void* a, const void* b, void* plan, void* distance,
+int sinkhornLaunch(CudaDtype dtype, const void* cost, const void* a, const void* b, void* plan, void* distance,
                    int64_t* iterations, void* err, int64_t B, int64_t M, int64_t N, double epsilon, int64_t maxIterations,
                    double tolerance, void* stream);
 
