@@ -45,6 +45,7 @@ export declare class NativeModel {
     options?: { skipMismatched?: boolean },
   ): { loaded: number; missing: string[]; unexpected: string[]; skipped: { name: string; reason: string }[] };
   namedTensors(): Record<string, NativeTensor>;
+  tensorShapes(): Record<string, number[]>;
   freeze(prefixes: string[]): string[];
   dispose(): void;
   isDisposed(): boolean;

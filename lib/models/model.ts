@@ -225,6 +225,11 @@ export class Model {
     return Object.fromEntries(Object.entries(this.#h.namedTensors()).map(([k, h]) => [k, Tensor.wrap(h)]));
   }
 
+  /** The shape of every parameter and buffer by name (no copies). */
+  tensorShapes(): Record<string, number[]> {
+    return this.#h.tensorShapes();
+  }
+
   /**
    * Stops training the parameters whose names start with one of `prefixes` (before
    * setupOptimizer). Returns the frozen names; a prefix that matches nothing is an ERR_INVALID_ARG.

@@ -129,6 +129,7 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
                                         InstanceMethod("load", &NativeModel::Load),
                                         InstanceMethod("loadNamedTensors", &NativeModel::LoadNamedTensors),
                                         InstanceMethod("namedTensors", &NativeModel::NamedTensors),
+                                        InstanceMethod("tensorShapes", &NativeModel::TensorShapes),
                                         InstanceMethod("freeze", &NativeModel::Freeze),
                                         InstanceMethod("dispose", &NativeModel::Dispose),
                                         InstanceMethod("isDisposed", &NativeModel::IsDisposed),
@@ -535,6 +536,24 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
       at::NoGradGuard ng;
       for (auto& kv : sys.named_parameters()) r.Set(kv.key(), NativeTensor::Wrap(info.Env(), kv.value().detach().clone()));
       for (auto& kv : sys.named_buffers()) r.Set(kv.key(), NativeTensor::Wrap(info.Env(), kv.value().detach().clone()));
+      return r;
+    });
+  }
+
+  // tensorShapes() -> { name: number[] }: the shape of every parameter and buffer (no copies).
+  Napi::Value TensorShapes(const Napi::CallbackInfo& info) {
+    const char* fn = "Model.tensorShapes";
+    return guarded(info, fn, [&]() -> Napi::Value {
+      System& sys = system(fn);
+      Napi::Env env = info.Env();
+      Napi::Object r = Napi::Object::New(env);
+      auto put = [&](const std::string& name, const at::Tensor& t) {
+        Napi::Array shape = Napi::Array::New(env, static_cast<size_t>(t.dim()));
+        for (int64_t d = 0; d < t.dim(); ++d) shape.Set(static_cast<uint32_t>(d), Napi::Number::New(env, static_cast<double>(t.size(d))));
+        r.Set(name, shape);
+      };
+      for (auto& kv : sys.named_parameters()) put(kv.key(), kv.value());
+      for (auto& kv : sys.named_buffers()) put(kv.key(), kv.value());
       return r;
     });
   }

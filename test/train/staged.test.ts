@@ -70,10 +70,18 @@ describe('staged runs', () => {
     expect(meta.trainOptions.freeze).toEqual(['visual.']);
     b.dispose();
 
-    // A model whose shapes differ: what does not fit is skipped with the reason, the rest copied.
+    // A model whose shapes differ: an error listing every misfit, nothing trained; with partial,
+    // what does not fit is skipped with the reason and the rest copied.
     const third = path.join(tmp, 'third');
     const c = radkit.xpronet({ tokenizer, ...TINY, dModel: 48, seed: 3 });
-    const r3 = await radkit.train(c, ds, options(third, { init: first }));
+    const before = weights(c, '');
+    await expect(radkit.train(c, ds, options(third, { init: first }))).rejects.toMatchObject({
+      code: 'ERR_CHECKPOINT',
+      message: expect.stringMatching(/do not fit this xpronet model; nothing was copied:\n {2}\S+: shape \[\d+(, \d+)*\] does not fit \[\d+(, \d+)*\]/),
+    });
+    expect(weights(c, '')).toEqual(before);
+    expect(fs.existsSync(path.join(third, 'checkpoints'))).toBe(false);
+    const r3 = await radkit.train(c, ds, options(third, { init: { run: first, partial: true } }));
     expect(r3.init!.copied.some((n) => n.startsWith('visual.'))).toBe(true);
     expect(r3.init!.skipped.length).toBeGreaterThan(0);
     expect(r3.init!.skipped[0].reason).toMatch(/shape \[.*\] does not fit \[.*\]/);

@@ -11,6 +11,7 @@ import { findModelKind, modelKinds, type FlagValues, type ModelKind } from '../.
 import { TensorBatch } from '../../models/model.js';
 import type { GenerateOptions } from '../../generation.js';
 import { train } from '../../train/trainer.js';
+import { parseInitSpec } from '../../train/init.js';
 import { generationTokenizer, loadCheckpoint, type LoadedCheckpoint } from '../../train/checkpoint.js';
 import { generationEvaluation } from '../../train/evaluate.js';
 import { writeHtmlReport } from '../../report/html.js';
@@ -98,6 +99,7 @@ const TRAIN_FLAGS: CliFlags = {
   seed: { type: 'integer', min: 0, default: 0, help: 'seed' },
   metric: { type: 'string', arg: 'NAME', help: 'validation metric selecting the best checkpoint (default: the kind\'s)' },
   init: { type: 'string', arg: 'RUN[:prefix]', help: 'start from another run\'s best weights named prefix*' },
+  'init-partial': { type: 'boolean', help: 'with --init: copy what fits, report the rest (default: a misfit is an error)' },
   freeze: { type: 'string', arg: 'PREFIX,...', help: 'comma-separated parameter-name prefixes to freeze' },
   'no-resume': { type: 'boolean', help: 'start over instead of resuming' },
   progress: { type: 'string', choices: ['bar', 'json', 'none', 'auto'], default: 'auto', help: 'progress output' },
@@ -140,6 +142,7 @@ ${kinds}`;
     if (!kind.presets.includes(preset)) throw new UsageError(`--preset must be one of ${kind.presets.join(', ')} for ${kind.name}, got '${preset}'`);
     const ds = dataset(values);
     const tokenizer = kind.tokenizer ? kind.tokenizer(ds, values) : Tokenizer.build(ds.splits.train.map((e) => e.report), { threshold: values.threshold as number });
+    if (values['init-partial'] && !values.init) throw new UsageError('--init-partial needs --init RUN[:prefix]');
     const freeze = typeof values.freeze === 'string' ? values.freeze.split(',').map((p) => p.trim()).filter(Boolean) : undefined;
     const model = kind.create({ dataset: ds, tokenizer, preset, seed: values.seed as number, imageSize: values['image-size'] as number | undefined, batchSize: values['batch-size'] as number | undefined, flags: values });
     const controller = new AbortController();
@@ -160,7 +163,7 @@ ${kinds}`;
         seed: values.seed as number,
         resume: values['no-resume'] ? false : 'auto',
         evaluate: { metric: values.metric as string | undefined },
-        init: values.init as string | undefined,
+        init: typeof values.init === 'string' ? { ...parseInitSpec(values.init, 'radkit train'), partial: values['init-partial'] === true } : undefined,
         freeze,
         progress: values.progress as 'auto',
         signal: controller.signal,
