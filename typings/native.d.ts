@@ -155,14 +155,14 @@ export interface NativeModule {
   info(): NativeInfo;
   cudaSynchronize(): void;
   cudaMemory(resetPeak?: boolean): NativeCudaMemory | null;
-  /** Names of the op folders compiled into this binary. */
+  /** Names of the self-registered binding modules of this binary (ops, models, transformer, testing helpers). */
   compiledOps: string[];
-  /** ops.sinkhorn (present when the 'sinkhorn' op is compiled in). */
+  /** ops.sinkhorn. */
   sinkhorn(cost: NativeTensor, options: NativeSinkhornOptions): NativeSinkhornResult;
   euclideanCost(x: NativeTensor, y: NativeTensor): NativeTensor;
-  /** ops.memoryQuery (present when the 'memory_query' op is compiled in). */
+  /** ops.memoryQuery. */
   memoryQuery(query: NativeTensor, keys: NativeTensor, values: NativeTensor, options: NativeMemoryQueryOptions): NativeMemoryQueryResult;
-  /** nn transformer models (present when the 'decoding' op is compiled in). */
+  /** nn transformer models. */
   transformerCreate(config: object): NativeTransformerHandle;
   transformerGenerate(
     model: NativeTransformerHandle,
@@ -178,9 +178,9 @@ export interface NativeModule {
   setErrorClasses(classes: Record<'argument' | 'disposed' | 'outOfMemory' | 'native', Function>): void;
   /** nn.losses (native/binding/losses.cc). */
   losses: NativeLosses;
-  /** ops.adaptivePatchSample (present when the 'adaptive_patch' op is compiled in). */
+  /** ops.adaptivePatchSample. */
   adaptivePatchSample(features: NativeTensor, boxes: NativeTensor, options: { points: number }): NativeTensor;
-  /** ops.maxSimilarity (present when the 'max_similarity' op is compiled in). */
+  /** ops.maxSimilarity. */
   maxSimilarity(image: NativeTensor, text: NativeTensor, options?: NativeMaxSimilarityOptions): NativeMaxSimilarityResult;
 }
 

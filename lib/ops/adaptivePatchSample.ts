@@ -1,4 +1,4 @@
-import { ArgumentError, NativeError } from '../errors.js';
+import { ArgumentError } from '../errors.js';
 import { loadNative } from '../native.js';
 import { Tensor, handleOf } from '../tensor.js';
 
@@ -27,7 +27,5 @@ export function adaptivePatchSample(features: Tensor, boxes: Tensor, options: Ad
   if (options === null || typeof options !== 'object')
     throw new ArgumentError(`${fn}: options must be an object with points (m), got ${options === null ? 'null' : typeof options}`, 'ERR_INVALID_ARG', fn);
   const n = loadNative();
-  if (typeof n.adaptivePatchSample !== 'function')
-    throw new NativeError(`${fn}: this radkit binary was built without the 'adaptive_patch' op (RADKIT_OPS); rebuild it with the op included`, 'ERR_NOT_COMPILED', fn);
   return Tensor.wrap(n.adaptivePatchSample(handleOf(features, 'features', fn), handleOf(boxes, 'boxes', fn), { points: options.points }));
 }

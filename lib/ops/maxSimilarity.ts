@@ -1,4 +1,4 @@
-import { ArgumentError, NativeError } from '../errors.js';
+import { ArgumentError } from '../errors.js';
 import { loadNative } from '../native.js';
 import { Tensor, handleOf } from '../tensor.js';
 
@@ -41,8 +41,6 @@ export function maxSimilarity(image: Tensor, text: Tensor, options: MaxSimilarit
   if (options === null || typeof options !== 'object')
     throw new ArgumentError(`${fn}: options must be an object, got ${options === null ? 'null' : typeof options}`, 'ERR_INVALID_ARG', fn);
   const n = loadNative();
-  if (typeof n.maxSimilarity !== 'function')
-    throw new NativeError(`${fn}: this radkit binary was built without the 'max_similarity' op (RADKIT_OPS); rebuild it with the op included`, 'ERR_NOT_COMPILED', fn);
   const raw = n.maxSimilarity(handleOf(image, 'image', fn), handleOf(text, 'text', fn), {
     imageMask: options.imageMask === undefined ? undefined : handleOf(options.imageMask, 'options.imageMask', fn),
     textMask: options.textMask === undefined ? undefined : handleOf(options.textMask, 'options.textMask', fn),

@@ -1,4 +1,4 @@
-import { ArgumentError, NativeError } from '../errors.js';
+import { ArgumentError } from '../errors.js';
 import { loadNative } from '../native.js';
 import { Tensor, handleOf } from '../tensor.js';
 
@@ -56,8 +56,6 @@ export function memoryQuery(query: Tensor, keys: Tensor, values: Tensor, options
   if (options === null || typeof options !== 'object')
     throw new ArgumentError(`${fn}: options must be an object with k, similarity and weighting`, 'ERR_INVALID_ARG', fn);
   const n = loadNative();
-  if (typeof n.memoryQuery !== 'function')
-    throw new NativeError(`${fn}: this radkit binary was built without the 'memory_query' op (RADKIT_OPS); rebuild it with the op included`, 'ERR_NOT_COMPILED', fn);
   const raw = n.memoryQuery(handleOf(query, 'query', fn), handleOf(keys, 'keys', fn), handleOf(values, 'values', fn), {
     k: options.k,
     similarity: options.similarity,

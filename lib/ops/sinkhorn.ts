@@ -1,7 +1,6 @@
-import { ArgumentError, NativeError } from '../errors.js';
+import { ArgumentError } from '../errors.js';
 import { loadNative } from '../native.js';
 import { Tensor, handleOf } from '../tensor.js';
-import type { NativeModule } from '../../typings/native.js';
 
 /** Options of {@link sinkhorn}. */
 export interface SinkhornOptions {
@@ -38,13 +37,6 @@ export interface SinkhornResult {
   marginalError: Tensor;
 }
 
-function native<K extends keyof NativeModule>(name: K, fn: string): NativeModule[K] {
-  const n = loadNative();
-  if (typeof n[name] !== 'function')
-    throw new NativeError(`${fn}: this radkit binary was built without the 'sinkhorn' op (RADKIT_OPS); rebuild it with the op included`, 'ERR_NOT_COMPILED', fn);
-  return n[name];
-}
-
 /**
  * Entropic optimal transport between the rows and columns of each cost matrix, solved with
  * Sinkhorn-Knopp iterations in the log domain (stable for `epsilon = 0.01` on costs of size 10).
@@ -56,7 +48,7 @@ export function sinkhorn(cost: Tensor, options: SinkhornOptions): SinkhornResult
   const fn = 'ops.sinkhorn';
   if (options === null || typeof options !== 'object')
     throw new ArgumentError(`${fn}: options must be an object with epsilon and maxIterations`, 'ERR_INVALID_ARG', fn);
-  const raw = native('sinkhorn', fn)(handleOf(cost, 'cost', fn), {
+  const raw = loadNative().sinkhorn(handleOf(cost, 'cost', fn), {
     epsilon: options.epsilon,
     maxIterations: options.maxIterations,
     tolerance: options.tolerance,
@@ -79,5 +71,5 @@ export function sinkhorn(cost: Tensor, options: SinkhornOptions): SinkhornResult
  */
 export function euclideanCost(x: Tensor, y: Tensor): Tensor {
   const fn = 'ops.euclideanCost';
-  return Tensor.wrap(native('euclideanCost', fn)(handleOf(x, 'x', fn), handleOf(y, 'y', fn)));
+  return Tensor.wrap(loadNative().euclideanCost(handleOf(x, 'x', fn), handleOf(y, 'y', fn)));
 }

@@ -1,6 +1,6 @@
 // Self-registration of op bindings: each native/ops/<op>/binding.cc adds its functions with
 //   static radkit::OpRegistrar reg("sinkhorn", [](Napi::Env env, Napi::Object exports) { ... });
-// so adding an op touches no shared file (and CMake's RADKIT_OPS can leave ops out of a build).
+// so adding an op touches no shared file.
 #pragma once
 #include <napi.h>
 
