@@ -1,7 +1,7 @@
 /**
  * GPU benchmark: the four CUDA kernels against their composite LibTorch references on the same GPU,
- * in one process, float32, at the sizes of the CPU benchmarks (bench/kernels1.ts, bench/sinkhorn.ts,
- * bench/memoryQuery.ts):
+ * in one process, float32, at the sizes of the CPU benchmarks (bench/adaptivePatchSample.ts,
+ * bench/maxSimilarity.ts, bench/sinkhorn.ts, bench/memoryQuery.ts):
  *   adaptivePatchSample  B=32, C=128, H=W=32, P=256, m=3                    vs grid_sample
  *   maxSimilarity        Bi=Bt=32 and 112, N=256, K=100, D=256             vs einsum + max
  *   sinkhorn             B=64, M=196, N=56, D=512, 100 iterations, eps 0.1 vs log-domain loop
@@ -14,12 +14,12 @@
 import * as radkit from '../lib/index.js';
 import { Tensor, ops } from '../lib/index.js';
 import { loadNative, packageRoot } from '../lib/native.js';
-import type { NativeKernels1Testing } from '../typings/native.js';
+import type { NativeTesting } from '../typings/native.js';
 import { MiB, timePair, writeJson } from './opsHarness.js';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 const N = loadNative() as any;
-const T = N.testing as NativeKernels1Testing;
+const T = N.testing as NativeTesting;
 const h = (t: Tensor) => Tensor.handle(t);
 const quick = process.argv.includes('--quick');
 

@@ -1,13 +1,15 @@
 /**
- * Shared harness for the op benchmarks (bench/sinkhorn.ts, bench/memoryQuery.ts): medians of
- * repeated timings in one process, and peak extra memory of one call measured in a fresh child
- * process per variant (Linux: VmHWM is reset through /proc/self/clear_refs after the inputs are
- * built, so the figure is the call's own peak resident growth, LibTorch's native allocations
- * included).
+ * Shared harness for the op benchmarks (bench/sinkhorn.ts, bench/memoryQuery.ts,
+ * bench/adaptivePatchSample.ts, bench/maxSimilarity.ts): medians of repeated timings in one process,
+ * and peak extra memory of one call, either measured in a fresh child process per variant (Linux:
+ * VmHWM is reset through /proc/self/clear_refs after the inputs are built, so the figure is the
+ * call's own peak resident growth, LibTorch's native allocations included) or counted in process by
+ * the tracking LibTorch CPU allocator of exports.testing (trackedRows).
  */
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import type { NativeTesting } from '../typings/native.js';
 
 export function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -78,4 +80,54 @@ export function timePair(a: () => void, b: () => void, reps: number, options: { 
   const ta: number[] = [], tb: number[] = [];
   for (let i = 0; i < reps; i++) ta.push(once(a)), tb.push(once(b));
   return [median(ta), median(tb)];
+}
+
+/** One op-against-reference row of {@link trackedRows}. */
+export interface TrackedRow {
+  case: string;
+  pass: string;
+  opMs: number;
+  referenceMs: number;
+  speedup: number;
+  opPeakMB: number;
+  referencePeakMB: number;
+  memoryRatio: number;
+}
+
+/**
+ * Op-against-reference timings in one process: `record` takes the median wall time of each side and
+ * the largest peak extra CPU memory of a timed call, as counted by the tracking LibTorch CPU
+ * allocator of exports.testing (installed on first use; every tensor allocation made during the
+ * call, inputs excluded), prints a line and keeps the row.
+ */
+export function trackedRows(testing: NativeTesting): {
+  rows: TrackedRow[];
+  record(name: string, pass: string, op: () => void, ref: () => void, reps: number, refReps: number): void;
+} {
+  const measure = (fn: () => void, reps: number, warmup: number): { ms: number; peak: number } => {
+    for (let i = 0; i < warmup; i++) fn();
+    const ts: number[] = [];
+    let peak = 0;
+    for (let i = 0; i < reps; i++) {
+      const base = testing.allocTrackerReset().current;
+      const t0 = process.hrtime.bigint();
+      fn();
+      ts.push(Number(process.hrtime.bigint() - t0) / 1e6);
+      peak = Math.max(peak, testing.allocTrackerRead().peak - base);
+    }
+    return { ms: median(ts), peak };
+  };
+  const MB = (b: number) => b / (1 << 20);
+  const rows: TrackedRow[] = [];
+  const record = (name: string, pass: string, op: () => void, ref: () => void, reps: number, refReps: number) => {
+    const a = measure(op, reps, 1);
+    const b = measure(ref, refReps, refReps > 1 ? 1 : 0);
+    const row: TrackedRow = {
+      case: name, pass, opMs: a.ms, referenceMs: b.ms, speedup: b.ms / a.ms,
+      opPeakMB: MB(a.peak), referencePeakMB: MB(b.peak), memoryRatio: b.peak / Math.max(1, a.peak),
+    };
+    rows.push(row);
+    console.log(`${name.padEnd(44)} ${pass.padEnd(8)} op ${row.opMs.toFixed(1).padStart(9)} ms  ref ${row.referenceMs.toFixed(1).padStart(9)} ms  x${row.speedup.toFixed(2).padStart(6)}  peak op ${row.opPeakMB.toFixed(1)} MB ref ${row.referencePeakMB.toFixed(1)} MB (x${row.memoryRatio.toFixed(1)})`);
+  };
+  return { rows, record };
 }

@@ -105,8 +105,8 @@ export interface NativeLosses {
   maskedCrossEntropy(logits: NativeTensor, targets: NativeTensor, mask: NativeTensor, options: { labelSmoothing?: number }): NativeTensor;
 }
 
-/** exports.testing: test and benchmark helpers of the kernels of issue 3 (not public API). */
-export interface NativeKernels1Testing {
+/** exports.testing: test and benchmark helpers (native/testing; not public API). */
+export interface NativeTesting {
   adaptivePatchSampleReference(features: NativeTensor, boxes: NativeTensor, points: number): NativeTensor;
   maxSimilarityReference(image: NativeTensor, text: NativeTensor, imageMask?: NativeTensor, textMask?: NativeTensor): Required<NativeMaxSimilarityResult>;
   maxSimilarityRaw(image: NativeTensor, text: NativeTensor, imageMask?: NativeTensor, textMask?: NativeTensor): Required<NativeMaxSimilarityResult>;

@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import * as radkit from '../../lib/index.js';
 import { Tensor, TensorBatch } from '../../lib/index.js';
 import { loadNative } from '../../lib/native.js';
-import { rng } from './kernels1-helpers.js';
+import { rng } from './helpers.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'radkit-adamatch-'));
 const reports = ['the heart is normal.', 'small left pleural effusion.', 'no pneumothorax.', 'right lower lobe consolidation.', 'mild cardiomegaly.', 'clear lungs.'];

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ArgumentError, Tensor, nn } from '../../lib/index.js';
-import { arr, dot, f64, finiteDifference, randArray, rng } from './kernels1-helpers.js';
+import { arr, dot, f64, finiteDifference, randArray, rng } from './helpers.js';
 
 // Every loss is checked against an independent float64 reference written here in plain loops over
 // Float64Arrays (never calling the native loss): forward in float64 and float32, the analytic

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ArgumentError, Tensor, ops, setNumThreads, getNumThreads } from '../../lib/index.js';
-import { arr, bitsEqual, dot, f64, finiteDifference, handle, maxRelDiff, randArray, rng, testing, wrap } from './kernels1-helpers.js';
+import { arr, bitsEqual, dot, f64, finiteDifference, handle, maxRelDiff, randArray, rng, testing, wrap } from './helpers.js';
 
 const B = 2, C = 3, H = 5, W = 6;
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ArgumentError, Tensor, ops, setNumThreads, getNumThreads } from '../../lib/index.js';
-import { arr, bitsEqual, dot, f64, finiteDifference, handle, maxRelDiff, randArray, rng, testing, wrap } from './kernels1-helpers.js';
+import { arr, bitsEqual, dot, f64, finiteDifference, handle, maxRelDiff, randArray, rng, testing, wrap } from './helpers.js';
 
 function mask(bits: boolean[], shape: number[]): Tensor {
   return Tensor.from(Uint8Array.from(bits, (b) => (b ? 1 : 0)), shape, { dtype: 'bool' });

@@ -1,10 +1,10 @@
-// Shared helpers of the adaptivePatchSample / maxSimilarity suites: seeded data, the native testing
+// Shared helpers of the native suites: seeded data, the native testing
 // bindings (composite LibTorch references), array comparisons and finite differences.
 import { loadNative } from '../../lib/native.js';
 import { Tensor } from '../../lib/index.js';
-import type { NativeKernels1Testing, NativeTensor } from '../../typings/native.js';
+import type { NativeTesting, NativeTensor } from '../../typings/native.js';
 
-export const testing = (): NativeKernels1Testing => (loadNative() as unknown as { testing: NativeKernels1Testing }).testing;
+export const testing = (): NativeTesting => (loadNative() as unknown as { testing: NativeTesting }).testing;
 export const handle = (t: Tensor): NativeTensor => Tensor.handle(t);
 export const wrap = (h: NativeTensor): Tensor => Tensor.wrap(h);
 

@@ -1,7 +1,7 @@
-// CUDA vs CPU for ops.adaptivePatchSample and ops.maxSimilarity (skipped when no GPU is present).
+// CUDA kernels of ops.adaptivePatchSample and ops.maxSimilarity against the CPU kernels (skipped without CUDA).
 import { describe, expect, it } from 'vitest';
 import { Tensor, info, ops } from '../../lib/index.js';
-import { arr, f64, handle, maxRelDiff, randArray, rng, testing } from '../native/kernels1-helpers.js';
+import { arr, f64, handle, maxRelDiff, randArray, rng, testing } from '../native/helpers.js';
 
 const cuda = (() => {
   try {
@@ -11,7 +11,7 @@ const cuda = (() => {
   }
 })();
 
-describe.skipIf(!cuda)('CUDA kernels of issue 3 agree with the CPU kernels', () => {
+describe.skipIf(!cuda)('CUDA adaptivePatchSample / maxSimilarity vs CPU', () => {
   for (const dtype of ['float64', 'float32', 'float16', 'bfloat16'] as const) {
     const tol = dtype === 'float64' ? 1e-10 : dtype === 'float32' ? 1e-4 : dtype === 'float16' ? 2e-2 : 8e-2;
     it(`adaptivePatchSample forward and backward (${dtype})`, () => {
