@@ -1,8 +1,9 @@
 /**
  * Batching with prefetch for R2Gen-style datasets.
  *
- * Images are read and decoded in `worker_threads` (a small pool), so iterating never blocks the
- * event loop; at most `prefetch` batches are in flight. Iteration is an async iterator:
+ * Images come from a prepared cache (`radkit prepare`, `./cache.ts`) when one matches the requested
+ * preprocessing, else they are decoded on the fly by sharp (libvips) on libuv's thread pool; either
+ * way iterating never blocks the event loop, and at most `prefetch` batches are in flight:
  *
  * ```ts
  * const ds = readR2Gen('annotation.json');
@@ -20,19 +21,25 @@
  * A missing or corrupt image throws a `DataError` naming the file and the study (`onError: 'throw'`,
  * default) or drops that study from its batch and records it in `loader.issues` (`'skip'`); a batch
  * is then smaller than `batchSize`, never padded with wrong data.
+ *
+ * With `augment`, images are augmented natively with one seed per image (run seed, epoch, study id,
+ * view), and reports' sentences shuffled, before normalisation and tokenising (`./augment.ts`).
  */
 import { availableParallelism } from 'node:os';
-import { readFile } from 'node:fs/promises';
-import { Worker } from 'node:worker_threads';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { labelStateMatrix, type ReportLabels } from '../text/chexpert.js';
 import type { ReportTokenizer } from '../text/report-tokenizer.js';
-import { checkImageOptions, decodeResize, imageLibPaths, imageLibs, type FitMode, type ImageOptions } from './image.js';
+import { checkImageOptions, readImage, type FitMode, type ImageOptions, type ResizeFilter } from './image.js';
 import { ArgumentError, RadkitError } from '../errors.js';
 import { DataError, type DataIssue, type OnError, type R2GenDataset, type R2GenEntry, type SplitName } from './r2gen.js';
 import { Rng, hashSeed } from './synth/rng.js';
+import { PreparedCache, cacheKeyOfPath, cachePreprocessing, defaultCacheDir } from './cache.js';
+import { augmentArray, checkAugmentOptions, imageSeed, shuffleSentences, type AugmentOptions } from './augment.js';
 
 export interface Batch {
   ids: string[];
+  /** Reports as tokenised (after text augmentation, when there is one). */
   reports: string[];
   images: { data: Float32Array; shape: [number, number, 1, number, number] };
   tokens?: { data: Int32Array; mask: Uint8Array; shape: [number, number] };
@@ -51,6 +58,8 @@ export interface LoaderOptions {
   /** Views per study (default: 2 for IU-style datasets, 1 for MIMIC-style). */
   views?: number;
   fit?: FitMode;
+  /** Resize kernel (default 'lanczos3'). */
+  filter?: ResizeFilter;
   mean?: number;
   std?: number;
   /** Shuffle the order (default: true for 'train', false otherwise), reproducibly from `seed` and `epoch`. */
@@ -62,102 +71,72 @@ export interface LoaderOptions {
   maxLength?: number;
   /** Batches decoded ahead (default 2). */
   prefetch?: number;
-  /** Decoding threads (default min(4, cores - 1), at least 1); 0 decodes on this thread (blocking). */
+  /**
+   * Images decoded at once (default min(4, cores - 1), at least 1); sharp decodes on libuv's thread
+   * pool (4 threads unless UV_THREADPOOL_SIZE says otherwise). 0 decodes one image at a time.
+   */
   workers?: number;
   onError?: OnError;
+  /**
+   * Prepared cache: 'auto' (default) uses `<annotation folder>/prepared/<H>x<W>-<fit>-<filter>` when
+   * it exists; a folder uses that cache (an error when it is absent or made for another
+   * preprocessing); false always decodes. A cache in use must be complete and hold every image of
+   * the split unchanged (size, mtime), else the loader refuses it with a DataError saying what to run.
+   */
+  cache?: 'auto' | string | false;
+  /** Seeded augmentations (training only; see `./augment.ts`). Image augmentation needs the native addon. */
+  augment?: AugmentOptions;
 }
 
 // ---------------------------------------------------------------------------------------------
-// Worker pool: the worker runs `decodeResize`'s own source text, so compiled and TS-source runs match.
+// Decoding pool: a bound on the number of sharp decodes in flight.
 
-interface Pending {
-  resolve: (d: Float32Array) => void;
-  reject: (e: Error) => void;
-}
-
-const WORKER_SRC = (fnSrc: string) => `
-const { parentPort, workerData } = require('node:worker_threads');
-const fs = require('node:fs');
-const libs = { PNG: require(workerData.png).PNG, jpeg: require(workerData.jpeg) };
-const decodeResize = (${fnSrc});
-parentPort.on('message', (m) => {
-  let buf;
-  try { buf = fs.readFileSync(m.path); }
-  catch (e) { parentPort.postMessage({ id: m.id, ok: false, error: 'cannot read image ' + m.path + ': ' + (e && e.code === 'ENOENT' ? 'file not found' : String(e && e.message)) }); return; }
-  try {
-    const r = decodeResize(buf, m.opts, libs);
-    parentPort.postMessage({ id: m.id, ok: true, data: r.data }, [r.data.buffer]);
-  } catch (e) {
-    parentPort.postMessage({ id: m.id, ok: false, error: 'cannot decode image ' + m.path + ': ' + String(e && e.message) });
-  }
-});
-`;
-
+/** Decodes image files with sharp, at most `size` at once. */
 export class ImagePool {
-  private workers: Worker[] = [];
-  private pending = new Map<number, Pending>();
-  private nextId = 0;
-  private rr = 0;
+  private active = 0;
+  private queue: Array<() => void> = [];
   private closed = false;
 
   constructor(readonly size: number) {
-    const paths = imageLibPaths();
-    const src = WORKER_SRC(decodeResize.toString());
-    for (let i = 0; i < size; i++) {
-      const w = new Worker(src, { eval: true, workerData: paths });
-      w.on('message', (m: { id: number; ok: boolean; data?: Float32Array; error?: string }) => {
-        const p = this.pending.get(m.id);
-        if (!p) return;
-        this.pending.delete(m.id);
-        if (this.pending.size === 0) for (const x of this.workers) x.unref(); // idle: never keep the process alive
-        if (m.ok) p.resolve(m.data!);
-        else p.reject(new RadkitError(m.error ?? 'image worker failed', 'ERR_DATA', 'ImagePool.decode'));
-      });
-      w.on('error', (e: unknown) => this.failAll(e instanceof Error ? e.message : String(e)));
-      w.unref();
-      this.workers.push(w);
+    if (!Number.isInteger(size) || size < 1) throw new ArgumentError(`ImagePool: size must be a positive integer, got ${size}`, 'ERR_INVALID_ARG', 'ImagePool');
+  }
+
+  /** Grey float32 pixels of a file (a RadkitError ERR_DATA naming the file when it cannot be read or decoded). */
+  async decode(file: string, opts: ImageOptions): Promise<Float32Array> {
+    if (this.closed) throw new RadkitError('ImagePool.decode: image pool is closed', 'ERR_WORKER', 'ImagePool.decode');
+    if (this.active >= this.size) await new Promise<void>((r) => this.queue.push(r));
+    this.active++;
+    try {
+      return (await readImage(file, opts)).data;
+    } catch (e) {
+      if (e instanceof DataError) throw new RadkitError(`cannot decode image ${e.message}`, 'ERR_DATA', 'ImagePool.decode');
+      throw e;
+    } finally {
+      this.active--;
+      this.queue.shift()?.();
     }
   }
 
-  private failAll(why: string): void {
-    for (const p of this.pending.values()) p.reject(new RadkitError(`image worker failed: ${why}`, 'ERR_WORKER', 'ImagePool.decode'));
-    this.pending.clear();
-  }
-
-  decode(path: string, opts: ImageOptions): Promise<Float32Array> {
-    if (this.closed) return Promise.reject(new RadkitError('ImagePool.decode: image pool is closed', 'ERR_WORKER', 'ImagePool.decode'));
-    const id = this.nextId++;
-    const w = this.workers[this.rr++ % this.workers.length];
-    if (this.pending.size === 0) for (const x of this.workers) x.ref(); // work pending: keep the process alive
-    return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
-      w.postMessage({ id, path, opts });
-    });
-  }
-
   async close(): Promise<void> {
-    if (this.closed) return;
     this.closed = true;
-    this.failAll('closed');
-    await Promise.all(this.workers.map((w) => w.terminate()));
   }
 }
 
-/** In-thread decoding (workers: 0): async file reads, decode between event-loop turns. */
-async function decodeHere(path: string, opts: ImageOptions): Promise<Float32Array> {
-  let buf: Buffer;
-  try {
-    buf = await readFile(path);
-  } catch (e) {
-    const err = e as NodeJS.ErrnoException;
-    throw new RadkitError(`cannot read image ${path}: ${err.code === 'ENOENT' ? 'file not found' : err.message}`, 'ERR_DATA', 'DataLoader');
+// Opened caches, by folder and manifest mtime (a loader per epoch reopens nothing).
+const openCaches = new Map<string, { mtimeMs: number; cache: PreparedCache }>();
+
+function openCache(dir: string): PreparedCache {
+  const abs = path.resolve(dir);
+  const m = fs.statSync(path.join(abs, 'manifest.json'), { throwIfNoEntry: false });
+  const hit = openCaches.get(abs);
+  if (hit && m && hit.mtimeMs === m.mtimeMs) return hit.cache;
+  if (hit) {
+    hit.cache.close();
+    openCaches.delete(abs);
   }
-  await new Promise((r) => setImmediate(r));
-  try {
-    return decodeResize(buf, opts, imageLibs()).data;
-  } catch (e) {
-    throw new RadkitError(`cannot decode image ${path}: ${(e as Error).message}`, 'ERR_DATA', 'DataLoader');
-  }
+  const cache = PreparedCache.open(abs);
+  if (m) openCaches.set(abs, { mtimeMs: m.mtimeMs, cache });
+  return cache;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -165,8 +144,11 @@ async function decodeHere(path: string, opts: ImageOptions): Promise<Float32Arra
 export class DataLoader implements AsyncIterable<Batch> {
   readonly entries: R2GenEntry[];
   readonly issues: DataIssue[] = [];
+  /** The prepared cache the images come from, or undefined when they are decoded on the fly. */
+  readonly cache?: PreparedCache;
   private readonly img: ImageOptions;
   private readonly V: number;
+  private readonly augment?: AugmentOptions;
   private readonly o: Required<Pick<LoaderOptions, 'batchSize' | 'prefetch' | 'workers' | 'onError' | 'dropLast' | 'shuffle' | 'seed' | 'epoch'>>;
 
   constructor(
@@ -177,7 +159,7 @@ export class DataLoader implements AsyncIterable<Batch> {
     if (!o || !['train', 'val', 'test'].includes(o.split)) throw new ArgumentError(`DataLoader: split must be 'train', 'val' or 'test', got ${String(o?.split)}`, 'ERR_INVALID_ARG', 'DataLoader');
     if (!Number.isInteger(o.batchSize) || o.batchSize < 1) throw new ArgumentError(`DataLoader: batchSize must be a positive integer, got ${o.batchSize}`, 'ERR_INVALID_ARG', 'DataLoader');
     const [H, W] = typeof o.imageSize === 'number' ? [o.imageSize, o.imageSize] : o.imageSize;
-    this.img = checkImageOptions({ height: H, width: W, fit: o.fit, mean: o.mean, std: o.std });
+    this.img = checkImageOptions({ height: H, width: W, fit: o.fit, filter: o.filter, mean: o.mean, std: o.std });
     this.V = o.views ?? (dataset.style === 'iu' ? 2 : 1);
     if (!Number.isInteger(this.V) || this.V < 1) throw new ArgumentError(`DataLoader: views must be a positive integer, got ${o.views}`, 'ERR_INVALID_ARG', 'DataLoader');
     const workers = o.workers ?? Math.max(1, Math.min(4, availableParallelism() - 1));
@@ -186,6 +168,7 @@ export class DataLoader implements AsyncIterable<Batch> {
     if (!Number.isInteger(prefetch) || prefetch < 1) throw new ArgumentError(`DataLoader: prefetch must be a positive integer, got ${prefetch}`, 'ERR_INVALID_ARG', 'DataLoader');
     const onError = o.onError ?? 'throw';
     if (onError !== 'throw' && onError !== 'skip') throw new ArgumentError(`DataLoader: onError must be 'throw' or 'skip', got '${String(onError)}'`, 'ERR_INVALID_ARG', 'DataLoader');
+    if (o.augment !== undefined) this.augment = checkAugmentOptions(o.augment);
     this.o = {
       batchSize: o.batchSize,
       prefetch,
@@ -197,6 +180,30 @@ export class DataLoader implements AsyncIterable<Batch> {
       epoch: o.epoch ?? 0,
     };
     this.entries = dataset.splits[o.split];
+    this.cache = this.findCache(o.cache ?? 'auto');
+  }
+
+  /** The cache to read from (checked against every image of the split), or undefined. */
+  private findCache(choice: 'auto' | string | false): PreparedCache | undefined {
+    if (choice === false) return undefined;
+    if (typeof choice !== 'string') throw new ArgumentError(`DataLoader: cache must be 'auto', a folder or false, got ${String(choice)}`, 'ERR_INVALID_ARG', 'DataLoader');
+    const pre = cachePreprocessing(this.img);
+    const dir = choice === 'auto' ? defaultCacheDir(this.dataset, pre) : choice;
+    if (choice === 'auto' && !fs.existsSync(path.join(dir, 'manifest.json'))) return undefined;
+    const cache = openCache(dir);
+    if (!cache.matches(pre)) {
+      const p = cache.manifest.preprocessing;
+      throw new DataError(
+        { file: path.join(cache.dir, 'manifest.json'), message: `the prepared cache holds ${p.height}x${p.width} ${p.fit} ${p.filter} images, the loader wants ${pre.height}x${pre.width} ${pre.fit} ${pre.filter}` },
+        'DataLoader',
+      );
+    }
+    const wanted: Array<{ abs: string; raw: string; entry: string }> = [];
+    for (const e of this.entries)
+      for (let v = 0; v < Math.min(this.V, e.imagePaths.length); v++)
+        wanted.push({ abs: e.imagePaths[v], raw: cacheKeyOfPath(e.imagePaths[v], e.imagePathsRaw[v]), entry: `${e.split} study "${e.id}"` });
+    cache.verify(this.dataset, wanted);
+    return cache;
   }
 
   /** Number of batches per epoch. */
@@ -220,6 +227,22 @@ export class DataLoader implements AsyncIterable<Batch> {
     return this.iterate(this.o.epoch);
   }
 
+  /** Grey [0, 1] pixels of one image (cache or decoding). */
+  private source(): (entry: R2GenEntry, v: number) => Promise<Float32Array> {
+    const raw: ImageOptions = { ...this.img, mean: undefined, std: undefined };
+    const cache = this.cache;
+    if (cache) {
+      return async (e, v) => {
+        const u8 = await cache.read(cacheKeyOfPath(e.imagePaths[v], e.imagePathsRaw[v]));
+        const out = new Float32Array(u8.length);
+        for (let i = 0; i < u8.length; i++) out[i] = u8[i] / 255;
+        return out;
+      };
+    }
+    const pool = new ImagePool(Math.max(1, this.o.workers));
+    return (e, v) => pool.decode(e.imagePaths[v], raw);
+  }
+
   private iterate(epoch: number): AsyncIterator<Batch> {
     const order = this.order(epoch);
     const bs = this.o.batchSize;
@@ -229,22 +252,20 @@ export class DataLoader implements AsyncIterable<Batch> {
       if (g.length < bs && this.o.dropLast) break;
       groups.push(g);
     }
-    const pool = this.o.workers > 0 && groups.length > 0 ? new ImagePool(Math.min(this.o.workers, Math.max(1, order.length))) : undefined;
-    const decode = (p: string) => (pool ? pool.decode(p, this.img) : decodeHere(p, this.img));
+    const load = this.source();
     const inflight: Array<Promise<Batch>> = [];
     let next = 0;
     let done = false;
     const fill = () => {
       while (!done && inflight.length < this.o.prefetch && next < groups.length) {
-        const p = this.makeBatch(groups[next++], decode);
+        const p = this.makeBatch(groups[next++], load, epoch);
         p.catch(() => undefined); // handled when consumed
         inflight.push(p);
       }
     };
-    const finish = async () => {
+    const finish = () => {
       done = true;
       inflight.length = 0;
-      if (pool) await pool.close();
     };
     return {
       next: async (): Promise<IteratorResult<Batch>> => {
@@ -252,7 +273,7 @@ export class DataLoader implements AsyncIterable<Batch> {
         fill();
         const head = inflight.shift();
         if (!head) {
-          await finish();
+          finish();
           return { done: true, value: undefined };
         }
         try {
@@ -260,30 +281,31 @@ export class DataLoader implements AsyncIterable<Batch> {
           fill();
           return { done: false, value: b };
         } catch (e) {
-          await finish();
+          finish();
           throw e;
         }
       },
       return: async (): Promise<IteratorResult<Batch>> => {
-        await finish();
+        finish();
         return { done: true, value: undefined };
       },
     };
   }
 
-  private async makeBatch(group: number[], decode: (p: string) => Promise<Float32Array>): Promise<Batch> {
+  private async makeBatch(group: number[], load: (e: R2GenEntry, v: number) => Promise<Float32Array>, epoch: number): Promise<Batch> {
     const { height: H, width: W } = this.img;
     const V = this.V;
+    const HW = H * W;
     const studies = group.map((i) => this.entries[i]);
     const results = await Promise.all(
       studies.map(async (e) => {
-        const paths = Array.from({ length: V }, (_, v) => e.imagePaths[Math.min(v, e.imagePaths.length - 1)]);
-        const uniq = [...new Set(paths)];
-        const got = await Promise.allSettled(uniq.map((p) => decode(p)));
+        const views = Array.from({ length: V }, (_, v) => Math.min(v, e.imagePaths.length - 1));
+        const uniq = [...new Set(views)];
+        const got = await Promise.allSettled(uniq.map((v) => load(e, v)));
         const bad = got.find((g) => g.status === 'rejected') as PromiseRejectedResult | undefined;
         if (bad) return { e, error: (bad.reason as Error).message };
-        const byPath = new Map(uniq.map((p, k) => [p, (got[k] as PromiseFulfilledResult<Float32Array>).value]));
-        return { e, views: paths.map((p) => byPath.get(p)!) };
+        const byView = new Map(uniq.map((v, k) => [v, (got[k] as PromiseFulfilledResult<Float32Array>).value]));
+        return { e, views: views.map((v) => byView.get(v)!) };
       }),
     );
     const kept: Array<{ e: R2GenEntry; views: Float32Array[] }> = [];
@@ -297,11 +319,21 @@ export class DataLoader implements AsyncIterable<Batch> {
       } else kept.push(r as { e: R2GenEntry; views: Float32Array[] });
     }
     const B = kept.length;
-    const data = new Float32Array(B * V * H * W);
-    kept.forEach((k, b) => k.views.forEach((img, v) => data.set(img, (b * V + v) * H * W)));
+    let data: Float32Array = new Float32Array(B * V * HW);
+    kept.forEach((k, b) => k.views.forEach((img, v) => data.set(img, (b * V + v) * HW)));
+    const aug = this.augment;
+    if (aug?.image && B > 0) {
+      // A view repeated for a study with fewer images gets its own seed (its own augmentation).
+      const seeds = kept.flatMap((k) => Array.from({ length: V }, (_, v) => imageSeed(this.o.seed, epoch, k.e.id, v)));
+      data = await augmentArray(data, [B * V, 1, H, W], seeds, aug.image);
+    }
+    const mean = this.img.mean ?? 0;
+    const std = this.img.std ?? 1;
+    if (mean !== 0 || std !== 1) for (let i = 0; i < data.length; i++) data[i] = (data[i] - mean) / std;
+    const p = aug?.text?.shuffleSentences ?? 0;
     const batch: Batch = {
       ids: kept.map((k) => k.e.id),
-      reports: kept.map((k) => k.e.report),
+      reports: kept.map((k) => (p > 0 ? shuffleSentences(k.e.report, p, this.o.seed, epoch, k.e.id) : k.e.report)),
       images: { data, shape: [B, V, 1, H, W] },
       skipped,
     };

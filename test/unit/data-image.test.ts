@@ -5,8 +5,7 @@ import { deflateSync, crc32 } from 'node:zlib';
 import jpeg from 'jpeg-js';
 import { PNG } from 'pngjs';
 import { describe, expect, it } from 'vitest';
-import { loadImage, decodeResize } from '../../lib/data/image.js';
-import { imageLibs } from '../../lib/data/image.js';
+import { loadImage } from '../../lib/data/image.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'radkit-img-'));
 
@@ -35,7 +34,8 @@ function pngRGB(w: number, h: number, rgb: [number, number, number]): Buffer {
   return PNG.sync.write(p);
 }
 
-describe('image decoding and resizing', () => {
+// The first (pure JavaScript) decoder, behind the synchronous loadImage; data-decode.test.ts tests the libvips one.
+describe('image decoding and resizing (first decoder, loadImage)', () => {
   it('decodes 16-bit grey PNG at full precision and area-averages when shrinking', () => {
     const f = join(dir, 'g16.png');
     writeFileSync(f, png16(4, 4, (x) => (x < 2 ? 0 : 65535)));
@@ -70,11 +70,6 @@ describe('image decoding and resizing', () => {
     expect(() => loadImage(writeAnd(join(dir, 'text.png'), Buffer.from('hello world')), { height: 2, width: 2 })).toThrow(/text\.png: not a PNG or JPEG/);
     expect(() => loadImage(writeAnd(join(dir, 'bad.jpg'), Buffer.from([0xff, 0xd8, 0xff, 0, 1, 2, 3])), { height: 2, width: 2 })).toThrow(/bad\.jpg: corrupt JPEG/);
     expect(() => loadImage(join(dir, 'rgb.png'), { height: 0, width: 2 })).toThrow(/height and width/);
-  });
-  it('decodeResize is self-contained (it is shipped to worker threads as source text)', () => {
-    const fn = new Function('buf', 'opts', 'libs', `return (${decodeResize.toString()})(buf, opts, libs);`);
-    const out = fn(png16(2, 2, () => 65535), { height: 1, width: 1 }, imageLibs());
-    expect(out.data[0]).toBeCloseTo(1, 6);
   });
 });
 
