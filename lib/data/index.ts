@@ -40,5 +40,31 @@ export {
   type SplitName,
   type UnpairedDataset,
 } from './r2gen.js';
-export { loadImage, decodeResize, type ImageOptions, type DecodedImage, type FitMode } from './image.js';
+export {
+  readImage,
+  decodeImage,
+  readImageHeader,
+  loadImage,
+  decodeResize,
+  DEFAULT_MAX_PIXELS,
+  RESIZE_FILTERS,
+  type ImageOptions,
+  type DecodedImage,
+  type FitMode,
+  type ResizeFilter,
+  type ImageHeader,
+} from './image.js';
 export { DataLoader, ImagePool, type Batch, type LoaderOptions } from './loader.js';
+export { prepare, PreparedCache, defaultCacheDir, cacheKey, type PrepareOptions, type PrepareResult, type CacheManifest, type CachePreprocessing } from './cache.js';
+export {
+  augmentImages,
+  shuffleSentences,
+  sentences,
+  imageSeed,
+  type AugmentOptions,
+  type ImageAugmentOptions,
+  type TextAugmentOptions,
+  type ResizedCropOptions,
+  type AffineOptions,
+  type BlurOptions,
+} from './augment.js';
