@@ -148,6 +148,7 @@ export class DataLoader implements AsyncIterable<Batch> {
   readonly cache?: PreparedCache;
   private readonly img: ImageOptions;
   private readonly V: number;
+  private loadView?: (entry: R2GenEntry, v: number) => Promise<Float32Array>;
   private readonly augment?: AugmentOptions;
   private readonly o: Required<Pick<LoaderOptions, 'batchSize' | 'prefetch' | 'workers' | 'onError' | 'dropLast' | 'shuffle' | 'seed' | 'epoch'>>;
 
@@ -252,13 +253,12 @@ export class DataLoader implements AsyncIterable<Batch> {
       if (g.length < bs && this.o.dropLast) break;
       groups.push(g);
     }
-    const load = this.source();
     const inflight: Array<Promise<Batch>> = [];
     let next = 0;
     let done = false;
     const fill = () => {
       while (!done && inflight.length < this.o.prefetch && next < groups.length) {
-        const p = this.makeBatch(groups[next++], load, epoch);
+        const p = this.batch(groups[next++], epoch);
         p.catch(() => undefined); // handled when consumed
         inflight.push(p);
       }
@@ -292,7 +292,15 @@ export class DataLoader implements AsyncIterable<Batch> {
     };
   }
 
-  private async makeBatch(group: number[], load: (e: R2GenEntry, v: number) => Promise<Float32Array>, epoch: number): Promise<Batch> {
+  /**
+   * The batch of the given studies (indices into `entries`), in that order, as an epoch's iteration
+   * makes it (`epoch` seeds the augmentations; default `options.epoch`).
+   */
+  async batch(group: number[], epoch = this.o.epoch): Promise<Batch> {
+    for (const i of group)
+      if (!Number.isInteger(i) || i < 0 || i >= this.entries.length) throw new ArgumentError(`DataLoader.batch: index ${i} is not one of the ${this.entries.length} studies`, 'ERR_INVALID_ARG', 'DataLoader.batch');
+    this.loadView ??= this.source();
+    const load = this.loadView;
     const { height: H, width: W } = this.img;
     const V = this.V;
     const HW = H * W;

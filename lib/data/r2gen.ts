@@ -223,9 +223,14 @@ export function readR2Gen(annotationPath: string, opts: ReadR2GenOptions = {}): 
 
 /** Unpaired (MedRAT-style) lists: images with labels, reports with labels, no pairing. */
 export interface UnpairedDataset {
-  images: Array<{ id: string; imagePaths: string[]; labels: ReportLabels }>;
+  /** `imagePathsRaw`: the paths as images.json writes them (relative to `imageDir`). */
+  images: Array<{ id: string; imagePaths: string[]; imagePathsRaw?: string[]; labels: ReportLabels }>;
   reports: Array<{ id: string; report: string; labels: ReportLabels }>;
   issues: DataIssue[];
+  /** Where it was read from (set by readUnpaired). */
+  imagesFile?: string;
+  reportsFile?: string;
+  imageDir?: string;
 }
 
 /** Reads `unpaired/images.json` + `unpaired/reports.json` as written by `synthesize({ unpaired: true })`. */
@@ -244,16 +249,16 @@ export function readUnpaired(dir: string, opts: { imageDir?: string; onError?: O
   const reps = readJson(repFile);
   if (!Array.isArray(imgs)) throw new DataError({ file: imgFile, message: 'expected an array' }, 'readUnpaired');
   if (!Array.isArray(reps)) throw new DataError({ file: repFile, message: 'expected an array' }, 'readUnpaired');
-  const out: UnpairedDataset = { images: [], reports: [], issues };
+  const out: UnpairedDataset = { images: [], reports: [], issues, imagesFile: imgFile, reportsFile: repFile, imageDir };
   imgs.forEach((x: Record<string, unknown>, i) => {
     const where = `[${i}]`;
     if (!x || typeof x !== 'object') return problem({ file: imgFile, entry: where, message: 'entry is not an object' });
     if (typeof x.id !== 'string') return problem({ file: imgFile, entry: where, message: 'missing "id"' });
-    if (!Array.isArray(x.image_path) || !x.image_path.every((p) => typeof p === 'string'))
+    if (!Array.isArray(x.image_path) || x.image_path.length === 0 || !x.image_path.every((p) => typeof p === 'string' && p.length > 0))
       return problem({ file: imgFile, entry: `${where} (id "${x.id}")`, message: 'missing "image_path"' });
     const l = parseLabels(x.labels);
     if (typeof l === 'string') return problem({ file: imgFile, entry: `${where} (id "${x.id}")`, message: l });
-    out.images.push({ id: x.id, imagePaths: (x.image_path as string[]).map((p) => join(imageDir, p)), labels: l });
+    out.images.push({ id: x.id, imagePaths: (x.image_path as string[]).map((p) => (isAbsolute(p) ? p : join(imageDir, p))), imagePathsRaw: x.image_path as string[], labels: l });
   });
   reps.forEach((x: Record<string, unknown>, i) => {
     const where = `[${i}]`;
