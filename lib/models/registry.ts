@@ -4,6 +4,7 @@
  * evaluation, CLI flags). `lib/models/<kind>.ts` registers its entry; no command or trainer names a
  * kind in its own code, so adding a system touches its own files and the list of built-ins only.
  */
+import { checkAugmentOptions, type AugmentOptions } from '../data/augment.js';
 import type { Batch } from '../data/loader.js';
 import type { R2GenDataset, SplitName } from '../data/r2gen.js';
 import { ArgumentError } from '../errors.js';
@@ -89,6 +90,11 @@ export interface ModelKind {
   metric: string;
   /** Views per study the model reads (default: 1). */
   views?(dataset: R2GenDataset): number;
+  /**
+   * Seeded augmentations of the training loader (train split only; `DataLoader` option `augment`):
+   * image crop / affine / blur / brightness / contrast (native) and sentence shuffling. Default none.
+   */
+  augment?: AugmentOptions;
   /** Turns a loader batch into the system's tensors (default: images, tokens and label states). */
   prepareBatch?(batch: Batch): TensorBatch;
   /** Generation defaults under every generate() call of this kind (report generators). */
@@ -117,6 +123,7 @@ export function registerModelKind(kind: ModelKind): ModelKind {
   if (!kind.presets?.length) throw new ArgumentError(`${fn}: ${kind.name} needs at least one preset`, 'ERR_INVALID_ARG', fn);
   for (const f of ['configDefaults', 'create'] as const)
     if (typeof kind[f] !== 'function') throw new ArgumentError(`${fn}: ${kind.name}.${f} must be a function`, 'ERR_INVALID_ARG', fn);
+  if (kind.augment !== undefined) checkAugmentOptions(kind.augment);
   kinds.set(kind.name, kind);
   return kind;
 }

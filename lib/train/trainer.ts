@@ -155,7 +155,7 @@ export async function train(model: Model, dataset: R2GenDataset, options: TrainO
   const trainSet = dataset.splits.train;
   if (!trainSet.length) throw new ArgumentError(`${FN}: the dataset has no training studies`, 'ERR_INVALID_ARG', FN);
   const loaderFor = (epoch: number) =>
-    new DataLoader(dataset, { split: 'train', batchSize, imageSize: pre.imageSize, views: pre.views, tokenizer: o.tokenizer, seed, epoch, workers: o.workers });
+    new DataLoader(dataset, { split: 'train', batchSize, imageSize: pre.imageSize, views: pre.views, tokenizer: o.tokenizer, seed, epoch, workers: o.workers, augment: kind?.augment });
   const stepsPerEpoch = Math.min(loaderFor(0).length, o.maxStepsPerEpoch ?? Infinity);
   const totalSteps = stepsPerEpoch * o.epochs;
 
