@@ -1,4 +1,4 @@
-import { loadImage } from '../data/image.js';
+import { readImage } from '../data/image.js';
 import { TensorBatch, type Model } from '../models/model.js';
 import { drawAdaptivePatches, type PatchDrawing } from '../report/patches.js';
 import type { Tensor } from '../tensor.js';
@@ -44,11 +44,13 @@ export async function explainImages(model: Model, preprocessing: Preprocessing, 
   const data = new Float32Array(files.length * S * S);
   // Decode each file once: the picture shows the [0, 1] pixels, the model reads them normalised.
   const mean = preprocessing.mean ?? 0, std = preprocessing.std ?? 1;
-  const raw = files.map((f, i) => {
-    const px = loadImage(f, { height: S, width: S }).data;
-    data.set(mean === 0 && std === 1 ? px : px.map((x) => (x - mean) / std), i * S * S);
-    return px;
-  });
+  const raw = await Promise.all(
+    files.map(async (f, i) => {
+      const px = (await readImage(f, { height: S, width: S })).data;
+      data.set(mean === 0 && std === 1 ? px : px.map((x) => (x - mean) / std), i * S * S);
+      return px;
+    }),
+  );
   const tb = new TensorBatch({ images: { data, shape: [files.length, 1, 1, S, S] } });
   let enc: Record<string, Tensor> = {};
   let e: EmbeddedSplit;

@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { formatFlags, UsageError, type CliFlags, type Command, type CommandArgs } from '../command.js';
 import { readR2Gen } from '../../data/r2gen.js';
-import { loadImage } from '../../data/image.js';
+import { readImage } from '../../data/image.js';
 import { Tokenizer } from '../../text/tokenizer.js';
 import '../../models/builtins.js';
 import { findModelKind, modelKinds, type FlagValues, type ModelKind } from '../../models/registry.js';
@@ -204,12 +204,11 @@ ${formatFlags({ ...GENERATE_FLAGS, ...systemFlags() })}`;
       for (let i = 0; i < positionals.length; i += per) studies.push(positionals.slice(i, i + per));
       const HW = pre.imageSize * pre.imageSize;
       const data = new Float32Array(studies.length * pre.views * HW);
-      studies.forEach((files, s) => {
+      for (const [s, files] of studies.entries())
         for (let v = 0; v < pre.views; v++) {
-          const img = loadImage(files[Math.min(v, files.length - 1)], { height: pre.imageSize, width: pre.imageSize, mean: pre.mean, std: pre.std });
+          const img = await readImage(files[Math.min(v, files.length - 1)], { height: pre.imageSize, width: pre.imageSize, mean: pre.mean, std: pre.std });
           data.set(img.data, (s * pre.views + v) * HW);
         }
-      });
       const opts = generateOptions(values, kind, ck.meta.kind);
       const batch = new TensorBatch({ images: { data, shape: [studies.length, pre.views, 1, pre.imageSize, pre.imageSize] } });
       let g;
