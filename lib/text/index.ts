@@ -14,3 +14,4 @@ export {
 export { extractEntities, buildTextualCodebook, ENTITY_GROUPS, type EntityGroup, type Entity, type TextualCodebook } from './entities.js';
 export { WordPieceTokenizer, bertBasicTokenize, type WordPieceOptions, type WordPieceJSON } from './wordpiece.js';
 export { tokenizerFromJSON, loadTokenizer, type ReportTokenizer, type ReportTokenizerJSON } from './report-tokenizer.js';
+export { HFTokenizer, isHFTokenizerJSON } from './hf-tokenizer.js';

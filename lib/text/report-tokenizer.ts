@@ -6,7 +6,9 @@
  * (models use `vocabSize + 1` logits); `WordPieceTokenizer` uses `[CLS] ... [SEP]`, pads with the
  * `[PAD]` id and `vocabSize` counts every vocabulary entry.
  */
+import * as fs from 'node:fs';
 import { TokenizerError } from '../errors.js';
+import { HFTokenizer, isHFTokenizerJSON } from './hf-tokenizer.js';
 import { Tokenizer, inTokenizerFile, readTokenizerJSON, type EncodedBatch, type TokenizerJSON } from './tokenizer.js';
 import { WordPieceTokenizer, type WordPieceJSON } from './wordpiece.js';
 
@@ -40,8 +42,13 @@ export function tokenizerFromJSON(json: unknown): Tokenizer | WordPieceTokenizer
   return Tokenizer.fromJSON(json);
 }
 
-/** Loads a tokenizer saved as JSON (`Tokenizer.save` or `WordPieceTokenizer.save`). */
-export function loadTokenizer(path: string): Tokenizer | WordPieceTokenizer {
+/**
+ * Loads a tokenizer: a Hugging Face folder (DIR/tokenizer.json) or tokenizer.json file as an
+ * HFTokenizer, or a radkit tokenizer saved as JSON (`Tokenizer.save` or `WordPieceTokenizer.save`).
+ */
+export function loadTokenizer(path: string): Tokenizer | WordPieceTokenizer | HFTokenizer {
+  if (typeof path === 'string' && fs.existsSync(path) && fs.statSync(path).isDirectory()) return HFTokenizer.load(path);
   const json = readTokenizerJSON(path);
+  if (isHFTokenizerJSON(json)) return HFTokenizer.load(path);
   return inTokenizerFile(path, 'loadTokenizer', () => tokenizerFromJSON(json));
 }
