@@ -37,4 +37,4 @@ export * as align from './align/index.js';
 export { train, loadCheckpoint, evaluateSplit, generateSplit } from './train/index.js';
 export { xpronet, adamatch, Model, TensorBatch } from './models/index.js';
 export { drawAdaptivePatches, pngDataUri, type PatchDrawing } from './report/patches.js';
-export { readSafetensors, writeSafetensors } from './io/safetensors.js';
+export { readSafetensors, readSafetensorsHeader, writeSafetensors, type SafetensorsEntry } from './io/safetensors.js';

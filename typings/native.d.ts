@@ -175,6 +175,14 @@ export interface NativeModule {
   transformerLoadStateDict(model: NativeTransformerHandle, weights: Record<string, NativeTensor>, strict: boolean): void;
   transformerInfo(model: NativeTransformerHandle): { config: Record<string, unknown>; parameterCount: number; parameterNames: string[] };
   transformerDispose(model: NativeTransformerHandle): void;
+  /** io: safetensors (native/binding/safetensors.cc). */
+  safetensorsHeader(file: string): {
+    entries: { name: string; dtype: string; code: string; shape: number[]; begin: number; end: number }[];
+    metadata: Record<string, string>;
+    fileBytes: number;
+  };
+  safetensorsRead(file: string, options: { dtype?: NativeDtype; names?: string[] }): { tensors: Record<string, NativeTensor>; metadata: Record<string, string> };
+  safetensorsWrite(file: string, tensors: Record<string, NativeTensor>, metadata?: Record<string, string>): void;
   setErrorClasses(classes: Record<'argument' | 'disposed' | 'outOfMemory' | 'native', Function>): void;
   /** nn.losses (native/binding/losses.cc). */
   losses: NativeLosses;
