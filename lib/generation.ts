@@ -32,6 +32,17 @@ export interface GenerateOptions<S extends SystemOptions = SystemOptions> {
   returnAttention?: boolean;
   /** Overrides the model's EOS id. */
   eosId?: number;
+  /** The same limit as maxLength, by the name causal LMs use (give one of the two). */
+  maxNewTokens?: number;
+  /** The same as minLength (EOS and stop ids are blocked until this many tokens were generated). */
+  minNewTokens?: number;
+  /** More token ids that end a sequence like EOS. */
+  stopIds?: number[];
+  /**
+   * Constrained decoding: [begin, end) id ranges the search may choose from (EOS and stopIds stay
+   * allowed); probabilities are renormalised over them.
+   */
+  allowedTokens?: Array<[number, number]>;
   /**
    * Switches only one system understands, checked by that system (XProNet: `{ labelSource:
    * 'oracle' | 'predicted' | 'none' }`). A model kind's generation defaults may set them.

@@ -183,6 +183,23 @@ export interface NativeModule {
   };
   safetensorsRead(file: string, options: { dtype?: NativeDtype; names?: string[] }): { tensors: Record<string, NativeTensor>; metadata: Record<string, string> };
   safetensorsWrite(file: string, tensors: Record<string, NativeTensor>, metadata?: Record<string, string>): void;
+  /** nn causal language models (native/binding/causal_lm.cc). */
+  causalLMCreate(config: NativeCausalLMConfig, options: { dtype?: NativeDtype; device?: string; seed?: number }): NativeCausalLMHandle;
+  causalLMLoad(config: NativeCausalLMConfig, files: string[], options: { dtype?: NativeDtype; device?: string }): Promise<NativeCausalLMHandle>;
+  causalLMInfo(model: NativeCausalLMHandle): NativeCausalLMInfo;
+  causalLMLogits(model: NativeCausalLMHandle, ids: NativeTensor, options: Record<string, unknown>): NativeTensor;
+  causalLMLoss(model: NativeCausalLMHandle, ids: NativeTensor, options: Record<string, unknown>): NativeTensor;
+  causalLMEmbed(model: NativeCausalLMHandle, ids: NativeTensor): NativeTensor;
+  causalLMGenerate(model: NativeCausalLMHandle, prompt: NativeTensor, options: Record<string, unknown>): Promise<{ tokens: number[][]; scores: number[]; finished: boolean[]; steps: number }>;
+  causalLMAddLora(model: NativeCausalLMHandle, options: Record<string, unknown>): string[];
+  causalLMMergeLora(model: NativeCausalLMHandle): void;
+  causalLMLoadAdapter(model: NativeCausalLMHandle, file: string): void;
+  causalLMWeights(model: NativeCausalLMHandle, which: 'all' | 'adapter'): Record<string, NativeTensor>;
+  causalLMSave(model: NativeCausalLMHandle, file: string, which: 'model' | 'adapter'): Promise<void>;
+  causalLMResizeVocab(model: NativeCausalLMHandle, size: number): void;
+  causalLMSetupOptimizer(model: NativeCausalLMHandle, options: Record<string, unknown>): { parameters: number };
+  causalLMTrainStep(model: NativeCausalLMHandle, ids: NativeTensor, options: Record<string, unknown>): Promise<{ loss: number; gradNorm: number }>;
+  causalLMDispose(model: NativeCausalLMHandle): void;
   setErrorClasses(classes: Record<'argument' | 'disposed' | 'outOfMemory' | 'native', Function>): void;
   /** nn.losses (native/binding/losses.cc). */
   losses: NativeLosses;
@@ -207,4 +224,40 @@ export interface NativeGenerateResult {
   finished: boolean[];
   steps: number;
   attention?: NativeTensor;
+}
+
+/** Opaque handle of a native causal language model (an N-API external). */
+export type NativeCausalLMHandle = { readonly __brand: 'NativeCausalLMHandle' };
+
+/** The native causal LM config (lib/nn/causal-lm.ts maps Hugging Face config.json onto it). */
+export interface NativeCausalLMConfig {
+  arch: 'llama' | 'gpt_neox';
+  vocabSize: number;
+  hiddenSize: number;
+  numLayers: number;
+  numHeads: number;
+  numKvHeads: number;
+  headDim: number;
+  intermediateSize: number;
+  maxPositions: number;
+  ropeTheta: number;
+  rotaryDim: number;
+  normEps: number;
+  tieEmbeddings: boolean;
+  parallelResidual: boolean;
+  attentionBias: boolean;
+  mlpBias: boolean;
+  activation: 'silu' | 'gelu' | 'gelu_tanh' | 'relu';
+  bosId: number;
+  eosId: number;
+  padId: number;
+}
+
+export interface NativeCausalLMInfo {
+  config: NativeCausalLMConfig;
+  dtype: NativeDtype;
+  device: string;
+  parameterCount: number;
+  trainableCount: number;
+  lora: { rank: number; alpha: number; dropout: number; targets: string[]; trainModules: string[] } | null;
 }

@@ -33,4 +33,7 @@ nn::SearchOptions parseSearchOptions(const Napi::Object& o, const SearchLimits& 
 // The keys parseSearchOptions reads (callers reject others).
 bool isSearchOption(const std::string& key);
 
+// { tokens: number[][], scores, finished, steps, attention? } of a search.
+Napi::Object searchResultToJs(Napi::Env env, const nn::SearchResult& r);
+
 }  // namespace radkit

@@ -287,25 +287,7 @@ Napi::Value Generate(const Napi::CallbackInfo& info) {
           }
           return nn::search(*model, job.search, onStep);
         },
-        [](Napi::Env env, nn::SearchResult& r) -> Napi::Value {
-          Napi::Object o = Napi::Object::New(env);
-          Napi::Array tokens = Napi::Array::New(env, r.tokens.size());
-          Napi::Array scores = Napi::Array::New(env, r.scores.size());
-          Napi::Array finished = Napi::Array::New(env, r.finished.size());
-          for (size_t b = 0; b < r.tokens.size(); ++b) {
-            Napi::Array row = Napi::Array::New(env, r.tokens[b].size());
-            for (size_t t = 0; t < r.tokens[b].size(); ++t) row.Set(static_cast<uint32_t>(t), static_cast<double>(r.tokens[b][t]));
-            tokens.Set(static_cast<uint32_t>(b), row);
-            scores.Set(static_cast<uint32_t>(b), r.scores[b]);
-            finished.Set(static_cast<uint32_t>(b), r.finished[b] != 0);
-          }
-          o.Set("tokens", tokens);
-          o.Set("scores", scores);
-          o.Set("finished", finished);
-          o.Set("steps", static_cast<double>(r.steps));
-          if (r.attention.defined()) o.Set("attention", NativeTensor::Wrap(env, r.attention));
-          return o;
-        });
+        [](Napi::Env env, nn::SearchResult& r) -> Napi::Value { return searchResultToJs(env, r); });
   });
 }
 

@@ -187,6 +187,96 @@ void DecoderOnlyStepper::reorderCache(const at::Tensor& parents) {
   }
 }
 
+// ---- CausalLMStepper
+CausalLMStepper::CausalLMStepper(CausalLM model, const at::Tensor& prompt, const at::Tensor& promptMask, const at::Tensor& prefix, CacheMode mode)
+    : model_(std::move(model)), mode_(mode), prompt_(prompt), prefix_(prefix) {
+  const int64_t b = prompt.size(0), p = prefix.defined() ? prefix.size(1) : 0;
+  auto bopts = at::TensorOptions().dtype(at::kBool).device(prompt.device());
+  at::Tensor mask = promptMask.defined() ? promptMask.to(at::kBool) : at::ones(prompt.sizes(), bopts);
+  valid_ = p > 0 ? at::cat({at::ones({b, p}, bopts), mask}, 1) : mask;
+  padded_ = !mask.all().item<bool>();
+  len_ = p + prompt.size(1);
+}
+
+void CausalLMStepper::initCache(int64_t rows, int64_t maxSteps) {
+  const int64_t b = batchSize();
+  TORCH_CHECK(rows % b == 0, "initCache: ", rows, " rows is not a multiple of the batch ", b);
+  rows_ = rows;
+  step_ = 0;
+  const int64_t beams = rows / b, capacity = len_ + maxSteps;
+  auto dev = prompt_.device();
+  rowsValid_ = at::ones({rows, capacity}, at::TensorOptions().dtype(at::kBool).device(dev));
+  rowsValid_.narrow(1, 0, len_).copy_(valid_.repeat_interleave(beams, 0));
+  lastPosition_ = valid_.to(at::kLong).sum(1, true).sub_(1).repeat_interleave(beams, 0);  // [rows, 1]
+  // Everything before the last prompt token, once per source.
+  at::Tensor before = model_->embed(prompt_.narrow(1, 0, prompt_.size(1) - 1));
+  if (prefix_.defined()) before = at::cat({prefix_.to(before.scalar_type()), before}, 1);
+  caches_.clear();
+  history_ = baseEmbeds_ = at::Tensor();
+  if (mode_ == CacheMode::Full) {
+    caches_ = model_->allocateCaches(b, capacity);
+    const int64_t n = len_ - 1;
+    if (n > 0) {
+      at::Tensor v = valid_.narrow(1, 0, n);
+      model_->hidden(before, positionsFromMask(v), padded_ ? v : at::Tensor(), &caches_, 0);
+    }
+    if (beams > 1)
+      for (auto& c : caches_) {
+        c.k = c.k.repeat_interleave(beams, 0);
+        c.v = c.v.repeat_interleave(beams, 0);
+      }
+  } else {
+    baseEmbeds_ = before.repeat_interleave(beams, 0);
+    history_ = at::empty({rows, maxSteps}, at::TensorOptions().dtype(at::kLong).device(dev));
+  }
+}
+
+at::Tensor CausalLMStepper::startTokens() {
+  return prompt_.select(1, prompt_.size(1) - 1).repeat_interleave(rows_ / batchSize(), 0).to(at::kCPU);
+}
+
+at::Tensor CausalLMStepper::step(const at::Tensor& tokens) {
+  at::Tensor t = tokens.to(prompt_.device()).view({rows_, 1});
+  const int64_t slot = len_ - 1 + step_;
+  at::Tensor logits;
+  if (mode_ == CacheMode::Full) {
+    TORCH_CHECK(slot < caches_[0].k.size(2), "step: the cache holds ", caches_[0].k.size(2), " positions");
+    at::Tensor keyValid = padded_ ? rowsValid_.narrow(1, 0, slot + 1) : at::Tensor();
+    at::Tensor h = model_->hidden(model_->embed(t), lastPosition_ + step_, keyValid, &caches_, slot);
+    logits = model_->project(h.select(1, 0));
+  } else {
+    TORCH_CHECK(step_ < history_.size(1), "step: the history holds ", history_.size(1), " steps");
+    history_.narrow(1, step_, 1).copy_(t);
+    at::Tensor x = at::cat({baseEmbeds_, model_->embed(history_.narrow(1, 0, step_ + 1))}, 1);
+    at::Tensor v = rowsValid_.narrow(1, 0, slot + 1);
+    at::Tensor h = model_->hidden(x, positionsFromMask(v), padded_ ? v : at::Tensor(), nullptr, 0);
+    logits = model_->project(h.select(1, slot));
+  }
+  ++step_;
+  return logits;
+}
+
+void CausalLMStepper::reorderCache(const at::Tensor& parents) {
+  if (mode_ == CacheMode::Full) {
+    for (auto& c : caches_) {
+      reorderRows(c.k, parents, len_ - 1 + step_, 2);
+      reorderRows(c.v, parents, len_ - 1 + step_, 2);
+    }
+  } else {
+    reorderRows(history_, parents, step_, 1);
+  }
+}
+
+int64_t CausalLMStepper::cacheBytes() const {
+  int64_t n = 0;
+  for (auto& c : caches_) n += (c.k.numel() + c.v.numel()) * c.k.element_size();
+  return n;
+}
+
+bool SearchOptions::stops(int64_t token) const {
+  return token == eosId || std::find(stopIds.begin(), stopIds.end(), token) != stopIds.end();
+}
+
 // ---- search
 namespace {
 
@@ -213,11 +303,24 @@ at::Tensor processLogits(const at::Tensor& rawLogits, const std::vector<std::vec
       }
     }
   }
+  if (!o.allowedRanges.empty()) {
+    at::Tensor banned = at::ones({v}, at::kBool);
+    for (auto& [lo, hi] : o.allowedRanges) banned.narrow(0, std::min(lo, v), std::max<int64_t>(0, std::min(hi, v) - std::min(lo, v))).fill_(false);
+    if (o.eosId >= 0 && o.eosId < v) banned[o.eosId] = false;
+    for (int64_t s : o.stopIds)
+      if (s >= 0 && s < v) banned[s] = false;
+    l.masked_fill_(banned.view({1, v}), kNegInf);
+  }
   if (sampling && o.temperature != 1.0) l.div_(o.temperature);
   at::Tensor lp = at::log_softmax(l, 1).contiguous();
   auto a = lp.accessor<double, 2>();
-  if (t < o.minLength && o.eosId >= 0 && o.eosId < v)
-    for (int64_t r = 0; r < rows; ++r) a[r][o.eosId] = kNegInf;
+  if (t < o.minLength) {
+    for (int64_t r = 0; r < rows; ++r) {
+      if (o.eosId >= 0 && o.eosId < v) a[r][o.eosId] = kNegInf;
+      for (int64_t s : o.stopIds)
+        if (s >= 0 && s < v) a[r][s] = kNegInf;
+    }
+  }
   const int64_t n = o.noRepeatNgram;
   if (n > 0) {
     for (int64_t r = 0; r < rows; ++r) {
@@ -302,7 +405,7 @@ SearchResult greedyOrSample(StepModel& model, const SearchOptions& o, const Step
       hist[r].push_back(tok);
       next[r] = tok;
       ev.tokens.push_back(tok);
-      if (tok == o.eosId) done[r] = 1;
+      if (o.stops(tok)) done[r] = 1;
     }
     ev.finished = done;
     tokens = longCpu(next);
@@ -366,7 +469,7 @@ SearchResult beamSearch(StepModel& model, const SearchOptions& o, const StepCall
           const double sc = vals[img][j];
           if (sc == kNegInf) break;
           const int64_t idx = idxs[img][j], beam = idx / v, tok = idx % v, row = img * k + beam;
-          if (tok == o.eosId) {
+          if (o.stops(tok)) {
             if (j < k) {
               std::vector<int64_t> toks(hist[row]);
               toks.push_back(tok);
@@ -440,7 +543,7 @@ SearchResult beamSearch(StepModel& model, const SearchOptions& o, const StepCall
     const Hypothesis& h = finished[img].front();
     res.tokens[img] = h.tokens;
     res.scores[img] = h.score;
-    res.finished[img] = !h.tokens.empty() && h.tokens.back() == o.eosId;
+    res.finished[img] = !h.tokens.empty() && o.stops(h.tokens.back());
     longest = std::max<int64_t>(longest, h.tokens.size());
   }
   if (o.returnAttention) {

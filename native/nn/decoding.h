@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "causal_lm.h"
 #include "transformer.h"
 
 namespace radkit {
@@ -92,6 +93,38 @@ class DecoderOnlyStepper : public StepModel {
   int64_t rows_ = 0, pos_ = 0;
 };
 
+// A decoder-only causal LM (causal_lm.h) over left-padded prompts, optionally after an embedding
+// prefix: the sequence of row b is [prefix[b]; prompt[b]] (the prefix always valid). Full mode keeps
+// a key/value cache per layer ([rows, kvHeads, P + T + maxSteps, headDim], filled by one prefill of
+// all but the last prompt token, once per source, then copied to the source's beams); None
+// recomputes the whole sequence every step (the baseline the cache must equal).
+class CausalLMStepper : public StepModel {
+ public:
+  // prompt [B,T] int64 (T >= 1), promptMask [B,T] bool (left-padded: the last token of each row
+  // valid) or undefined (all valid), prefix [B,P,D] or undefined.
+  CausalLMStepper(CausalLM model, const at::Tensor& prompt, const at::Tensor& promptMask, const at::Tensor& prefix, CacheMode mode);
+  int64_t vocabSize() const override { return model_->config.vocabSize; }
+  int64_t batchSize() const override { return prompt_.size(0); }
+  void initCache(int64_t rows, int64_t maxSteps) override;
+  at::Tensor startTokens() override;
+  at::Tensor step(const at::Tensor& tokens) override;
+  void reorderCache(const at::Tensor& parents) override;
+  int64_t cacheBytes() const;
+
+ private:
+  CausalLM model_;
+  CacheMode mode_;
+  at::Tensor prompt_, prefix_;
+  at::Tensor valid_;        // [B, P+T] bool
+  at::Tensor rowsValid_;    // [rows, capacity] bool
+  at::Tensor lastPosition_;  // [rows, 1] position of the last prompt token
+  at::Tensor baseEmbeds_;   // None mode: [rows, P+T-1, D] (prefix and all prompt tokens but the last)
+  at::Tensor history_;      // None mode: [rows, maxSteps] tokens fed so far
+  bool padded_ = false;
+  std::vector<KVCache> caches_;
+  int64_t rows_ = 0, len_ = 0, step_ = 0;
+};
+
 // Copies, for every row i with parents[i] != i, the filled prefix [0, filled) of dim 2 of `buffer`
 // ([rows, H, capacity, dh]) from row parents[i]. Rows that keep their own hypothesis are not touched.
 void reorderRows(at::Tensor& buffer, const at::Tensor& parents, int64_t filled, int64_t dim);
@@ -112,6 +145,11 @@ struct SearchOptions {
   uint64_t seed = 0;
   bool returnAttention = false;
   int64_t eosId = 2, padId = 0;
+  std::vector<int64_t> stopIds;  // more tokens that end a hypothesis like eosId (blocked before minLength too)
+  // Constrained decoding: when not empty, only ids in these [begin, end) ranges (and the stop
+  // tokens) may be chosen; the distribution is renormalised over them.
+  std::vector<std::pair<int64_t, int64_t>> allowedRanges;
+  bool stops(int64_t token) const;
 };
 
 struct StepEvent {
