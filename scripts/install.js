@@ -1,36 +1,42 @@
 #!/usr/bin/env node
 'use strict';
-// npm install hook. Installed as a dependency: use a prebuild or build/ if one loads, otherwise build
-// with node-gyp against the LibTorch that scripts/find-libtorch.js finds. It never fails the install
-// half-way: when it cannot build, it says why and how to fix it (`npx radkit doctor` repeats that).
+// npm install hook (npm runs it on install when install scripts are allowed, and on `npm rebuild
+// radkit`). radkit does not need it: the prebuilt flavour matching the LibTorch found loads at run
+// time. It never prompts and never fails the install (always exit 0):
+//   - a binary loads: say which;
+//   - nothing loads, on `npm rebuild radkit` or with `--build-from-source` (npm_config_build_from_source)
+//     or RADKIT_BUILD_FROM_SOURCE=1: build from source (scripts/build.js) against the LibTorch found;
+//   - nothing loads otherwise: print why and the fix (`npx radkit build`; npx radkit doctor repeats it).
 // In a development checkout it does nothing: `npm test` / `npm run build` build there.
 const path = require('node:path');
-const { spawnSync } = require('node:child_process');
 
 const root = path.resolve(__dirname, '..');
 const say = (m) => console.log(`radkit: ${m}`);
 
-if (!root.split(path.sep).includes('node_modules') || process.env.RADKIT_SKIP_INSTALL) {
-  say('development checkout: skipping the install-time build (npm test / npm run build build the addon).');
-  process.exit(0);
+function main() {
+  if (!root.split(path.sep).includes('node_modules') || process.env.RADKIT_SKIP_INSTALL) {
+    say('development checkout (or RADKIT_SKIP_INSTALL): nothing to do at install (npm test / npm run build build the addon).');
+    return;
+  }
+  const report = require(path.join(root, 'dist', 'lib', 'native.js')).loadReport();
+  if (report.loaded) {
+    say(`native addon ready: ${path.relative(root, report.path)} (${report.why})`);
+    return;
+  }
+  const truthy = (v) => !!v && v !== 'false' && v !== '0';
+  const wanted = process.env.npm_command === 'rebuild' || truthy(process.env.npm_config_build_from_source) || truthy(process.env.RADKIT_BUILD_FROM_SOURCE);
+  if (!wanted) {
+    say(`${report.message}\n(radkit installed without a loadable native addon; \`npx radkit doctor\` repeats this.)`);
+    return;
+  }
+  say('no prebuilt binary fits: building from source');
+  const r = require('./build.js').build({ log: say });
+  if (!r.ok) say(`installed without the native addon: ${r.message}`);
 }
 
 try {
-  const p = require('node-gyp-build').resolve(root);
-  require(p);
-  say(`using ${path.relative(root, p)}`);
-  process.exit(0);
-} catch {
-  /* nothing loadable yet: build below */
+  main();
+} catch (err) {
+  say(`the install check failed (${err && err.message}); radkit is installed, \`npx radkit doctor\` says what is missing.`);
 }
-
-const { findLibTorch, FIX } = require('./find-libtorch.js');
-const { found } = findLibTorch();
-if (!found) {
-  say(`installed without the native addon. ${FIX} Then run \`npm rebuild radkit\`.`);
-  process.exit(0);
-}
-say(`building the native addon against LibTorch from ${found.source} (${found.root}); this takes a few minutes`);
-const r = spawnSync('npx', ['node-gyp', 'rebuild'], { cwd: root, stdio: 'inherit', shell: false });
-if (r.status !== 0) say('the native build failed (see above). `npx radkit doctor` explains what was found; fix it and run `npm rebuild radkit`.');
 process.exit(0);
