@@ -87,11 +87,8 @@ function ensureNodeModules() {
 function ensureNative() {
   const binary = 'build/Release/radkit.node';
   const sources = newestMtime(['native', 'CMakeLists.txt']);
-  const stalePrebuild = path.join(root, 'prebuilds');
-  if (fs.existsSync(stalePrebuild) && newestMtime(['prebuilds']) < sources) {
-    log('prebuilds/ is older than native/: removing it so the fresh build loads');
-    fs.rmSync(stalePrebuild, { recursive: true, force: true });
-  }
+  // prebuilds/ is left alone: build/Release loads before any prebuilt flavour, and `npm pack`
+  // refuses prebuilt binaries made from other sources (scripts/prebuild.js --check).
   if (!fs.existsSync(path.join(root, 'build/CMakeCache.txt')) || mtime(binary) < sources) {
     run('npx cmake-js compile --CDCMAKE_BUILD_TYPE=Release' + (process.env.CI ? ' --log-level warn' : ''));
   }
