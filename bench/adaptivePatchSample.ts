@@ -7,20 +7,10 @@
  * reference alike).
  * Run: `node dist/bench/adaptivePatchSample.js [--quick] [--threads N]`. Writes bench/out/adaptivePatchSample.json.
  */
-import { Tensor, ops, getNumThreads, setNumThreads, manualSeed } from '../lib/index.js';
-import { loadNative, packageRoot } from '../lib/native.js';
-import type { NativeTesting } from '../typings/native.js';
-import { trackedRows, writeJson } from './opsHarness.js';
+import { Tensor, ops } from '../lib/index.js';
+import { trackedBench } from './opsHarness.js';
 
-const T = (loadNative() as unknown as { testing: NativeTesting }).testing;
-const h = (t: Tensor) => Tensor.handle(t);
-
-const args = process.argv.slice(2);
-const quick = args.includes('--quick');
-const ti = args.indexOf('--threads');
-if (ti >= 0) setNumThreads(Number(args[ti + 1]));
-manualSeed(1);
-const { rows, record } = trackedRows(T);
+const { testing: T, handle: h, quick, record, finish } = trackedBench('adaptivePatchSample');
 
 const [B, C, H, W, m] = [32, 128, 32, 32, 3];
 const grid = 16, P = grid * grid; // fixed 2x2 patches of a 32x32 map
@@ -47,6 +37,4 @@ record(name, 'fwd+bwd', () => {
   o.dispose();
 }, reps, reps);
 
-const meta = { threads: getNumThreads(), date: new Date().toISOString(), note: 'float32, CPU; peak = tracked LibTorch CPU allocations of one call' };
-console.log(JSON.stringify(meta));
-console.log(`wrote ${writeJson(packageRoot, 'adaptivePatchSample', { meta, rows })}`);
+finish();

@@ -7,22 +7,12 @@
  * call, op and reference alike).
  * Run: `node dist/bench/maxSimilarity.js [--quick] [--only 32|112] [--threads N]`. Writes bench/out/maxSimilarity.json.
  */
-import { Tensor, ops, getNumThreads, setNumThreads, manualSeed } from '../lib/index.js';
-import { loadNative, packageRoot } from '../lib/native.js';
-import type { NativeTesting } from '../typings/native.js';
-import { trackedRows, writeJson } from './opsHarness.js';
+import { Tensor, ops } from '../lib/index.js';
+import { trackedBench } from './opsHarness.js';
 
-const T = (loadNative() as unknown as { testing: NativeTesting }).testing;
-const h = (t: Tensor) => Tensor.handle(t);
-
-const args = process.argv.slice(2);
-const quick = args.includes('--quick');
-const ti = args.indexOf('--threads');
-if (ti >= 0) setNumThreads(Number(args[ti + 1]));
+const { testing: T, handle: h, args, quick, record, finish } = trackedBench('maxSimilarity');
 const oi = args.indexOf('--only');
 const only = oi >= 0 ? Number(args[oi + 1]) : null;
-manualSeed(1);
-const { rows, record } = trackedRows(T);
 
 const cases = (quick ? [[32, 256, 100, 256]] : [[32, 256, 100, 256], [112, 256, 100, 256]]).filter(([bi]) => only === null || only === bi);
 for (const [Bi, N, K, D] of cases) {
@@ -54,6 +44,4 @@ for (const [Bi, N, K, D] of cases) {
   }, reps, refReps);
 }
 
-const meta = { threads: getNumThreads(), date: new Date().toISOString(), note: 'float32, CPU; peak = tracked LibTorch CPU allocations of one call' };
-console.log(JSON.stringify(meta));
-console.log(`wrote ${writeJson(packageRoot, 'maxSimilarity', { meta, rows })}`);
+finish();

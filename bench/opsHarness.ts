@@ -4,11 +4,13 @@
  * and peak extra memory of one call, either measured in a fresh child process per variant (Linux:
  * VmHWM is reset through /proc/self/clear_refs after the inputs are built, so the figure is the
  * call's own peak resident growth, LibTorch's native allocations included) or counted in process by
- * the tracking LibTorch CPU allocator of exports.testing (trackedRows).
+ * the tracking LibTorch CPU allocator of exports.testing (trackedBench).
  */
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { Tensor, getNumThreads, manualSeed, setNumThreads } from '../lib/index.js';
+import { loadNative, packageRoot } from '../lib/native.js';
 import type { NativeTesting } from '../typings/native.js';
 
 export function median(xs: number[]): number {
@@ -82,7 +84,7 @@ export function timePair(a: () => void, b: () => void, reps: number, options: { 
   return [median(ta), median(tb)];
 }
 
-/** One op-against-reference row of {@link trackedRows}. */
+/** One op-against-reference row of {@link trackedBench}. */
 export interface TrackedRow {
   case: string;
   pass: string;
@@ -95,15 +97,19 @@ export interface TrackedRow {
 }
 
 /**
- * Op-against-reference timings in one process: `record` takes the median wall time of each side and
- * the largest peak extra CPU memory of a timed call, as counted by the tracking LibTorch CPU
- * allocator of exports.testing (installed on first use; every tensor allocation made during the
- * call, inputs excluded), prints a line and keeps the row.
+ * An op-against-reference benchmark in one process (bench/adaptivePatchSample.ts,
+ * bench/maxSimilarity.ts): reads `--quick` and `--threads N`, seeds LibTorch; `record` takes the
+ * median wall time of each side and the largest peak extra CPU memory of a timed call, as counted by
+ * the tracking LibTorch CPU allocator of exports.testing (installed on first use; every tensor
+ * allocation made during the call, inputs excluded), prints a line and keeps the row; `finish`
+ * writes bench/out/<name>.json.
  */
-export function trackedRows(testing: NativeTesting): {
-  rows: TrackedRow[];
-  record(name: string, pass: string, op: () => void, ref: () => void, reps: number, refReps: number): void;
-} {
+export function trackedBench(name: string) {
+  const testing = (loadNative() as unknown as { testing: NativeTesting }).testing;
+  const args = process.argv.slice(2);
+  const ti = args.indexOf('--threads');
+  if (ti >= 0) setNumThreads(Number(args[ti + 1]));
+  manualSeed(1);
   const measure = (fn: () => void, reps: number, warmup: number): { ms: number; peak: number } => {
     for (let i = 0; i < warmup; i++) fn();
     const ts: number[] = [];
@@ -119,15 +125,20 @@ export function trackedRows(testing: NativeTesting): {
   };
   const MB = (b: number) => b / (1 << 20);
   const rows: TrackedRow[] = [];
-  const record = (name: string, pass: string, op: () => void, ref: () => void, reps: number, refReps: number) => {
+  const record = (label: string, pass: string, op: () => void, ref: () => void, reps: number, refReps: number) => {
     const a = measure(op, reps, 1);
     const b = measure(ref, refReps, refReps > 1 ? 1 : 0);
     const row: TrackedRow = {
-      case: name, pass, opMs: a.ms, referenceMs: b.ms, speedup: b.ms / a.ms,
+      case: label, pass, opMs: a.ms, referenceMs: b.ms, speedup: b.ms / a.ms,
       opPeakMB: MB(a.peak), referencePeakMB: MB(b.peak), memoryRatio: b.peak / Math.max(1, a.peak),
     };
     rows.push(row);
-    console.log(`${name.padEnd(44)} ${pass.padEnd(8)} op ${row.opMs.toFixed(1).padStart(9)} ms  ref ${row.referenceMs.toFixed(1).padStart(9)} ms  x${row.speedup.toFixed(2).padStart(6)}  peak op ${row.opPeakMB.toFixed(1)} MB ref ${row.referencePeakMB.toFixed(1)} MB (x${row.memoryRatio.toFixed(1)})`);
+    console.log(`${label.padEnd(44)} ${pass.padEnd(8)} op ${row.opMs.toFixed(1).padStart(9)} ms  ref ${row.referenceMs.toFixed(1).padStart(9)} ms  x${row.speedup.toFixed(2).padStart(6)}  peak op ${row.opPeakMB.toFixed(1)} MB ref ${row.referencePeakMB.toFixed(1)} MB (x${row.memoryRatio.toFixed(1)})`);
   };
-  return { rows, record };
+  const finish = () => {
+    const meta = { threads: getNumThreads(), date: new Date().toISOString(), note: 'float32, CPU; peak = tracked LibTorch CPU allocations of one call' };
+    console.log(JSON.stringify(meta));
+    console.log(`wrote ${writeJson(packageRoot, name, { meta, rows })}`);
+  };
+  return { testing, handle: (t: Tensor) => Tensor.handle(t), args, quick: args.includes('--quick'), record, finish };
 }

@@ -72,6 +72,17 @@ void checkAllocation(const std::vector<int64_t>& shape, at::ScalarType dtype, co
          " GiB, more than this machine's ", physical / 1073741824.0, " GiB of memory");
 }
 
+void checkSameDevice(const at::Tensor& t, const char* name, const at::Tensor& ref, const char* refName) {
+  if (t.device() != ref.device())
+    argError("ERR_DEVICE", name, " must be on the device of ", refName, " (", deviceName(ref.device()), "), got ", deviceName(t.device()));
+}
+
+void checkSameDtype(const at::Tensor& t, const char* name, const at::Tensor& ref, const char* refName) {
+  if (t.scalar_type() != ref.scalar_type())
+    argError("ERR_DTYPE", name, " must have the dtype of ", refName, " (", dtypeName(ref.scalar_type()), "), got ",
+             dtypeName(t.scalar_type()));
+}
+
 bool isOpDtype(const at::Tensor& t) {
   const auto s = t.scalar_type();
   if (s == at::kFloat || s == at::kDouble) return true;

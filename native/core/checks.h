@@ -22,6 +22,11 @@ bool isOpDtype(const at::Tensor& t);
 // Those dtypes in words, for the device of `t`.
 const char* opDtypesFor(const at::Tensor& t);
 
+// `t` (called `name` in the message) must be on the device of `ref` (ERR_DEVICE) / have its dtype
+// (ERR_DTYPE): "boxes must be on the device of features (cpu), got cuda:0".
+void checkSameDevice(const at::Tensor& t, const char* name, const at::Tensor& ref, const char* refName);
+void checkSameDtype(const at::Tensor& t, const char* name, const at::Tensor& ref, const char* refName);
+
 // Refuses allocations whose byte size overflows or exceeds physical memory before LibTorch tries
 // (ERR_OUT_OF_MEMORY).
 void checkAllocation(const std::vector<int64_t>& shape, at::ScalarType dtype, const char* fn);

@@ -53,12 +53,8 @@ void checkAdaptivePatchSampleArgs(const at::Tensor& features, const at::Tensor& 
   if (boxes.size(0) != features.size(0))
     argError("ERR_SHAPE", "boxes must have the batch size of features (", features.size(0), "), got shape ",
              shapeString(boxes.sizes()));
-  if (boxes.device() != features.device())
-    argError("ERR_DEVICE", "boxes must be on the device of features (", deviceName(features.device()), "), got ",
-             deviceName(boxes.device()));
-  if (boxes.scalar_type() != features.scalar_type())
-    argError("ERR_DTYPE", "boxes must have the dtype of features (", dtypeName(features.scalar_type()), "), got ",
-             dtypeName(boxes.scalar_type()));
+  checkSameDevice(boxes, "boxes", features, "features");
+  checkSameDtype(boxes, "boxes", features, "features");
   const int64_t outElements = features.size(0) * boxes.size(1) * features.size(1) * points * points;
   checkAllocation({outElements}, features.scalar_type(), fn);
   if (boxes.numel() > 0 && !at::isfinite(boxes).all().item<bool>())

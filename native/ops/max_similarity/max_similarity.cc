@@ -63,9 +63,7 @@ void checkMask(const at::Tensor& m, const char* name, const at::Tensor& ref, con
   if (m.dim() != 2 || m.size(0) != ref.size(0) || m.size(1) != ref.size(1))
     argError("ERR_SHAPE", name, " must have shape ", dims, " = [", ref.size(0), ", ", ref.size(1), "] to match ", refName,
              ", got ", shapeString(m.sizes()));
-  if (m.device() != ref.device())
-    argError("ERR_DEVICE", name, " must be on the device of ", refName, " (", deviceName(ref.device()), "), got ",
-             deviceName(m.device()));
+  checkSameDevice(m, name, ref, refName);
 }
 
 }  // namespace
@@ -77,12 +75,8 @@ void checkMaxSimilarityArgs(const at::Tensor& image, const at::Tensor& text, con
   if (!isOpDtype(image))
     argError("ERR_DTYPE", "image must be float32 or float64 (CUDA also float16/bfloat16), got ",
              dtypeName(image.scalar_type()), " on ", deviceName(image.device()));
-  if (text.device() != image.device())
-    argError("ERR_DEVICE", "text must be on the device of image (", deviceName(image.device()), "), got ",
-             deviceName(text.device()));
-  if (text.scalar_type() != image.scalar_type())
-    argError("ERR_DTYPE", "text must have the dtype of image (", dtypeName(image.scalar_type()), "), got ",
-             dtypeName(text.scalar_type()));
+  checkSameDevice(text, "text", image, "image");
+  checkSameDtype(text, "text", image, "image");
   if (text.size(2) != image.size(2))
     argError("ERR_SHAPE", "text must have the embedding size D of image (", image.size(2), "), got shape ",
              shapeString(text.sizes()));
