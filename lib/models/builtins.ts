@@ -1,3 +1,6 @@
 // radkit's own model kinds: importing this module registers them (each file registers itself).
 import './xpronet.js';
 import './adamatch.js';
+import './mpma.js';
+import './mpma-rg.js';
+import './mpma-probe.js';

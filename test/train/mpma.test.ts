@@ -1,0 +1,189 @@
+// MPMA end to end at a tiny size: pre-training learns (loss falls, the ramp rises, MLM beats a
+// unigram guess, MIM beats the mean patch), its image.* weights start mpma-rg and mpma-probe
+// exactly (and only those), and an init from a misfitting run or another kind stops before training.
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { beforeAll, describe, expect, it, vi } from 'vitest';
+import * as radkit from '../../lib/index.js';
+import { main } from '../../lib/cli/main.js';
+import { mpma } from '../../lib/models/mpma.js';
+import { mpmaRg } from '../../lib/models/mpma-rg.js';
+import { mpmaProbe } from '../../lib/models/mpma-probe.js';
+import { pretrainingDiagnostics, writeMpmaPictures } from '../../lib/models/mpma-eval.js';
+import { rocAuc } from '../../lib/metrics/auc.js';
+import type { TrainOptions } from '../../lib/train/trainer.js';
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'radkit-mpma-'));
+const dataDir = path.join(tmp, 'data');
+const VIT = { imageSize: 32, patch: 8, vitDim: 32, vitLayers: 1, vitHeads: 2, vitIntermediate: 64 };
+const TINY = { ...VIT, maeDim: 16, maeLayers: 1, maeHeads: 2, memorySlots: 2, mlmLayers: 1, mlmHeads: 2, textHidden: 16, textLayers: 1, textHeads: 2, textIntermediate: 32 };
+let ds: ReturnType<typeof radkit.data.readR2Gen>;
+let tokenizer: radkit.text.Tokenizer;
+
+const weights = (m: radkit.Model, prefix: string) => {
+  const all = m.namedTensors();
+  const out = Object.fromEntries(Object.entries(all).filter(([k]) => k.startsWith(prefix)).map(([k, t]) => [k, Array.from(t.toArray() as Float32Array)]));
+  Object.values(all).forEach((t) => t.dispose());
+  return out;
+};
+const options = (outDir: string, extra: Partial<TrainOptions> = {}): TrainOptions => ({
+  tokenizer, outDir, epochs: 1, batchSize: 16, imageSize: 32, progress: 'none', workers: 0, evaluate: false, initBatches: 0, ...extra,
+});
+const steps = (dir: string) =>
+  fs.readFileSync(path.join(dir, 'train-log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((e) => e.type === 'step');
+
+const pretrained = path.join(tmp, 'pre');
+
+beforeAll(async () => {
+  await radkit.data.synthesize({ out: dataDir, train: 64, val: 16, test: 8, size: 32, seed: 4, views: 1 });
+  ds = radkit.data.readR2Gen(path.join(dataDir, 'annotation.json'), { labels: path.join(dataDir, 'labels.json') });
+  tokenizer = radkit.text.Tokenizer.build(ds.splits.train.map((e) => e.report), { threshold: 1 });
+}, 120_000);
+
+describe('mpma pre-training', () => {
+  it('learns: loss falls, lambda_GLA ramps from exp(-5) to 1, MLM beats the unigram guess, MIM beats the mean patch', async () => {
+    const m = mpma({ tokenizer, ...TINY, seed: 1 });
+    const before = await pretrainingDiagnostics(m, tokenizer, ds, { split: 'train', preprocessing: { imageSize: 32, views: 1 } });
+    const r = await radkit.train(m, ds, options(pretrained, { epochs: 25, lr: 3e-3, visualLr: 3e-3 }));
+    expect(r.best).not.toBeNull();
+    const log = steps(pretrained);
+    expect(log[0].parts.lambdaGLA).toBeCloseTo(Math.exp(-5), 6);
+    expect(log[log.length - 1].parts.lambdaGLA).toBe(1);
+    for (const k of ['mim', 'mlm', 'global', 'local', 'mlmAccuracy', 'tau1']) expect(log[0].parts[k]).toBeTypeOf('number');
+    const mean = (xs: number[]) => xs.reduce((s, x) => s + x, 0) / xs.length;
+    const first = log.slice(0, 4), last = log.slice(-4);
+    expect(mean(last.map((e) => e.parts.mim))).toBeLessThan(mean(first.map((e) => e.parts.mim)));
+    expect(mean(last.map((e) => e.parts.mlm))).toBeLessThan(0.9 * mean(first.map((e) => e.parts.mlm)));
+    const after = await pretrainingDiagnostics(m, tokenizer, ds, { split: 'train', preprocessing: { imageSize: 32, views: 1 } });
+    expect(after.mlmAccuracy).toBeGreaterThan(Math.max(before.mlmAccuracy, after.unigramAccuracy));
+    expect(after.mimMse).toBeLessThan(before.mimMse);
+    expect(after.mimMse).toBeLessThan(after.meanPatchMse);
+    expect(after.maskedPatches).toBe(64 * 12); // 75% of 16 patches of every image
+    // pictures: masked input, reconstruction, attention (data URIs in one page)
+    const page = await writeMpmaPictures(m, tokenizer, ds, { split: 'val', preprocessing: { imageSize: 32, views: 1 }, count: 2, file: path.join(tmp, 'pictures.html') });
+    expect((fs.readFileSync(page, 'utf8').match(/data:image\/png/g) ?? []).length).toBe(8);
+    m.dispose();
+  }, 300_000);
+
+  it('evaluates each epoch with the diagnostics and retrieval; refuses to generate', async () => {
+    const m = mpma({ tokenizer, ...TINY, seed: 2, ramp: 'constant' });
+    const dir = path.join(tmp, 'pre-eval');
+    const r = await radkit.train(m, ds, options(dir, { evaluate: {} }));
+    const h = r.history[0].metrics!;
+    for (const k of ['negValLoss', 'mimMse', 'meanPatchMse', 'meanImageMse', 'mlmAccuracy', 'unigramAccuracy', 'meanRecall', 'i2tR1', 't2iR10']) expect(h[k], k).toBeTypeOf('number');
+    expect(r.best!.metric).toBe('negValLoss');
+    expect(steps(dir)[0].parts.lambdaGLA).toBe(1);
+    const tb = new radkit.TensorBatch({ images: { data: new Float32Array(2 * 32 * 32), shape: [2, 1, 1, 32, 32] } });
+    await expect(m.generate(tb)).rejects.toMatchObject({ code: 'ERR_UNSUPPORTED' });
+    tb.dispose();
+    m.dispose();
+  }, 300_000);
+
+  it('rejects bad configurations', () => {
+    expect(() => mpma({ tokenizer, ...TINY, fusion: 'sum' })).toThrow(/fusion/);
+    expect(() => mpma({ tokenizer, ...TINY, maskRatio: 1 })).toThrow(/maskRatio/);
+    expect(() => mpma({ tokenizer, ...TINY, lambdaIl: 5 })).toThrow(/unknown option 'lambdaIl'/);
+    expect(() => mpma({ tokenizer, ...TINY, patch: 7 })).toThrow(/multiple/);
+  });
+});
+
+describe('fine-tuning from mpma', () => {
+  it('mpma-rg --init RUN:image. copies exactly the ViT, then trains and generates', async () => {
+    const src = weights(mpma({ tokenizer, ...TINY }), ''); // names only (values checked against the run below)
+    void src;
+    const rg = mpmaRg({ tokenizer, ...VIT, dModel: 32, heads: 2, dFF: 64, encoderLayers: 1, decoderLayers: 1, seed: 3 });
+    const dir = path.join(tmp, 'rg');
+    const r = await radkit.train(rg, ds, options(dir, { init: `${pretrained}:image.`, epochs: 1 }));
+    const ck = await radkit.loadCheckpoint(pretrained);
+    const trained = weights(ck.model, 'image.');
+    ck.model.dispose();
+    expect([...r.init!.copied].sort()).toEqual(Object.keys(trained).sort());
+    expect(r.init!.skipped).toEqual([]);
+    expect(r.init!.new.every((n) => n.startsWith('transformer.'))).toBe(true);
+    // After one epoch the ViT has moved from the copy (it is fine-tuned, not frozen) but started there:
+    // check the copy itself through a zero-epoch view: a fresh model initialised the same way.
+    const rg2 = mpmaRg({ tokenizer, ...VIT, dModel: 32, heads: 2, dFF: 64, encoderLayers: 1, decoderLayers: 1, seed: 3 });
+    const r2 = await radkit.train(rg2, ds, options(path.join(tmp, 'rg-frozen'), { init: `${pretrained}:image.`, freeze: ['image.'] }));
+    expect(r2.frozen.length).toBe(Object.keys(trained).length);
+    const kept = weights(rg2, 'image.');
+    for (const n of Object.keys(trained)) expect(kept[n], n).toEqual(trained[n]);
+    const tb = new radkit.TensorBatch({ images: { data: new Float32Array(2 * 32 * 32), shape: [2, 1, 1, 32, 32] } });
+    const g = await rg2.generate(tb, { maxLength: 8 });
+    expect(g.tokens.length).toBe(2);
+    tb.dispose();
+    rg.dispose();
+    rg2.dispose();
+  }, 300_000);
+
+  it('an init that does not fit (other sizes, another kind) is an error listing the misfits; nothing is trained', async () => {
+    const rg = mpmaRg({ tokenizer, ...VIT, vitDim: 48, vitHeads: 2, vitIntermediate: 64, dModel: 32, heads: 2, dFF: 64, encoderLayers: 1, decoderLayers: 1 });
+    const before = weights(rg, '');
+    const dir = path.join(tmp, 'rg-misfit');
+    await expect(radkit.train(rg, ds, options(dir, { init: `${pretrained}:image.` }))).rejects.toMatchObject({
+      code: 'ERR_CHECKPOINT',
+      message: expect.stringMatching(/do not fit this mpma-rg model; nothing was copied:\n {2}image\.\S+: shape \[\d+(, \d+)*\] does not fit \[\d+(, \d+)*\]/),
+    });
+    expect(weights(rg, '')).toEqual(before);
+    expect(fs.existsSync(path.join(dir, 'checkpoints'))).toBe(false);
+    // The whole pre-training run into a generator: its MAE, MLM and GLA tensors have no slot.
+    await expect(radkit.train(rg, ds, options(path.join(tmp, 'rg-kind'), { init: pretrained }))).rejects.toMatchObject({
+      code: 'ERR_CHECKPOINT',
+      message: expect.stringMatching(/\(mpma\) do not fit this mpma-rg model[\s\S]*mae\.\S+: no tensor of that name in this mpma-rg model/),
+    });
+    expect(fs.existsSync(path.join(tmp, 'rg-kind', 'checkpoints'))).toBe(false);
+    rg.dispose();
+  }, 300_000);
+
+  it('mpma-probe trains a linear layer on the frozen ViT and reports AUC per observation', async () => {
+    const probe = mpmaProbe({ ...VIT, seed: 5 });
+    const dir = path.join(tmp, 'probe');
+    const r = await radkit.train(probe, ds, options(dir, { init: `${pretrained}:image.`, epochs: 2, evaluate: {} }));
+    const ck = await radkit.loadCheckpoint(pretrained);
+    const trained = weights(ck.model, 'image.');
+    ck.model.dispose();
+    const after = weights(probe, 'image.');
+    for (const n of Object.keys(trained)) expect(after[n], n).toEqual(trained[n]); // no gradient reaches the encoder
+    const h = r.history[1].metrics!;
+    expect(h.auc).toBeGreaterThan(0);
+    expect(h.auc).toBeLessThanOrEqual(1);
+    expect(r.best!.metric).toBe('auc');
+    probe.dispose();
+  }, 300_000);
+});
+
+describe('radkit train --model mpma / mpma-rg --init (CLI)', () => {
+  it('pre-trains, fine-tunes from image., and stops on a misfit with exit 1', async () => {
+    const common = ['--data', dataDir, '--epochs', '1', '--image-size', '32', '--threshold', '1', '--progress', 'none', '--batch-size', '8'];
+    const logs: string[] = [];
+    vi.spyOn(console, 'log').mockImplementation(() => undefined);
+    vi.spyOn(console, 'error').mockImplementation((...a: unknown[]) => void logs.push(a.join(' ')));
+    try {
+      const pre = path.join(tmp, 'cli-pre');
+      expect(await main(['train', '--model', 'mpma', ...common, '--out', pre, '--lambda-gl', '5', '--memory-slots', '0'])).toBe(0);
+      const meta = JSON.parse(fs.readFileSync(path.join(pre, 'checkpoints', 'last', 'checkpoint.json'), 'utf8'));
+      expect(meta.config.lambdaGl).toBe(5);
+      expect(meta.config.memorySlots).toBe(0);
+      const rg = path.join(tmp, 'cli-rg');
+      expect(await main(['train', '--model', 'mpma-rg', ...common, '--out', rg, '--init', `${pre}:image.`])).toBe(0);
+      const report = JSON.parse(fs.readFileSync(path.join(rg, 'init.json'), 'utf8'));
+      expect(report.kind).toBe('mpma');
+      expect(report.copied.every((n: string) => n.startsWith('image.'))).toBe(true);
+      const bad = path.join(tmp, 'cli-bad');
+      expect(await main(['train', '--model', 'mpma-rg', ...common.map((a) => (a === '32' ? '48' : a)), '--out', bad, '--init', `${pre}:image.`])).toBe(1);
+      expect(logs.join('\n')).toMatch(/image\.embeddings\.position_embedding\.weight: shape \[5, 192\] does not fit \[10, 192\]/);
+      expect(fs.existsSync(path.join(bad, 'checkpoints'))).toBe(false);
+    } finally {
+      vi.restoreAllMocks();
+    }
+  }, 300_000);
+});
+
+describe('rocAuc', () => {
+  it('matches the Mann-Whitney statistic with mid-ranks', () => {
+    expect(rocAuc([0.1, 0.4, 0.35, 0.8], [0, 0, 1, 1])).toBeCloseTo(0.75, 12);
+    expect(rocAuc([0.5, 0.5, 0.5, 0.5], [0, 1, 0, 1])).toBeCloseTo(0.5, 12);
+    expect(rocAuc([1, 2, 3], [1, 1, 1])).toBeNaN();
+    expect(rocAuc([3, 2, 1], [1, 0, 0])).toBe(1);
+  });
+});
