@@ -57,6 +57,8 @@ class SafetensorsFile {
   at::Tensor read(const SafetensorsEntry& e, at::ScalarType dtype = at::ScalarType::Undefined) const;
   // Drops the entry's mapped pages from memory (they are read again from the file if needed).
   void release(const SafetensorsEntry& e) const;
+  // Maps the entry's pages in one call (MADV_POPULATE_READ where the kernel has it, else WILLNEED).
+  void prefault(const SafetensorsEntry& e) const;
 
  private:
   SafetensorsFile() = default;
@@ -68,6 +70,10 @@ class SafetensorsFile {
   std::map<std::string, size_t> index_;
   std::map<std::string, std::string> metadata_;
 };
+
+// Asks for transparent huge pages on the 2 MiB-aligned part of [data, data + bytes) (a hint; no-op
+// where unsupported).
+void adviseHugePages(void* data, size_t bytes);
 
 // The safetensors dtype code of a scalar type ("F32", "BF16", ...); throws ERR_DTYPE for others.
 std::string safetensorsDtypeCode(at::ScalarType t);
