@@ -3,7 +3,7 @@
 import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
 
-const ALL = ['foundation', 'adaptivePatchSample', 'maxSimilarity', 'sinkhorn', 'memoryQuery', 'decoding', 'metrics', 'synth', 'train', 'adamatch', 'gpu'];
+const ALL = ['foundation', 'adaptivePatchSample', 'maxSimilarity', 'sinkhorn', 'memoryQuery', 'decoding', 'causal_lm', 'metrics', 'synth', 'train', 'adamatch', 'gpu'];
 
 const wanted = process.argv.slice(2);
 const unknown = wanted.filter((w) => !ALL.includes(w));
