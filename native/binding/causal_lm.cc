@@ -290,6 +290,14 @@ Inputs inputsArg(const Napi::CallbackInfo& info, size_t idsAt, const Napi::Objec
   return in;
 }
 
+// ids (argument 1) with options.attentionMask / inputsEmbeds / lossMask (default: every token).
+Inputs lossInputsArg(const Napi::CallbackInfo& info, const Napi::Object& o, const nn::CausalLMImpl& m, const char* fn) {
+  Inputs in = inputsArg(info, 1, o, m, fn, "ids", false);
+  in.lossMask = maskLike(optionalTensor(o, "lossMask", fn), in.ids, m, "options.lossMask");
+  if (!in.lossMask.defined()) in.lossMask = at::ones(in.ids.sizes(), in.ids.options().dtype(at::kBool));
+  return in;
+}
+
 Napi::Value Logits(const Napi::CallbackInfo& info) {
   const char* fn = "CausalLM.logits";
   return guarded(info, fn, [&]() -> Napi::Value {
@@ -306,10 +314,7 @@ Napi::Value Loss(const Napi::CallbackInfo& info) {
   const char* fn = "CausalLM.loss";
   return guarded(info, fn, [&]() -> Napi::Value {
     Handle h = holderArg(info);
-    Napi::Object o = optionsArg(info, 2, fn);
-    Inputs in = inputsArg(info, 1, o, *h->model, fn, "ids", false);
-    in.lossMask = maskLike(optionalTensor(o, "lossMask", fn), in.ids, *h->model, "options.lossMask");
-    if (!in.lossMask.defined()) in.lossMask = at::ones(in.ids.sizes(), in.ids.options().dtype(at::kBool));
+    Inputs in = lossInputsArg(info, optionsArg(info, 2, fn), *h->model, fn);
     return NativeTensor::Wrap(info.Env(), h->model->loss(in.ids, in.mask, in.prefix, in.lossMask));
   });
 }
@@ -531,9 +536,7 @@ Napi::Value TrainStep(const Napi::CallbackInfo& info) {
     Handle h = holderArg(info);
     if (!h->optimizer) argError("ERR_INVALID_ARG", "call setupOptimizer first (adding or merging adapters and resizing the vocabulary reset it)");
     Napi::Object o = optionsArg(info, 2, fn);
-    Inputs in = inputsArg(info, 1, o, *h->model, fn, "ids", false);
-    in.lossMask = maskLike(optionalTensor(o, "lossMask", fn), in.ids, *h->model, "options.lossMask");
-    if (!in.lossMask.defined()) in.lossMask = at::ones(in.ids.sizes(), in.ids.options().dtype(at::kBool));
+    Inputs in = lossInputsArg(info, o, *h->model, fn);
     const double clip = optNumber(o, "clipNorm", "options.clipNorm", 0.0);
     if (!(clip >= 0)) argError("ERR_INVALID_ARG", "options.clipNorm must be >= 0, got ", clip);
     if (in.prefix.defined()) in.prefix = in.prefix.detach();
