@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ArgumentError, DataError, Tensor, nn } from '../../lib/index.js';
+import { ArgumentError, DataError, Tensor, nn, readSafetensorsHeader } from '../../lib/index.js';
 import type { CausalLM } from '../../lib/nn/index.js';
 import { HFTokenizer } from '../../lib/text/index.js';
 import { byteLevelTokenizer } from '../unit/hf-tokenizer-fixtures.js';
@@ -405,6 +405,38 @@ describe('loading checks', () => {
     } finally {
       lm.dispose();
       back.dispose();
+    }
+  });
+
+  it('bfloat16 compute on the CPU: close to float32, cached == recompute, LoRA steps train; saved as BF16', async () => {
+    for (const arch of ['gpt_neox', 'llama'] as const) {
+      const f32 = nn.createCausalLM({ arch, vocabSize: 50, hiddenSize: 32, numLayers: 2, numHeads: 4, numKvHeads: arch === 'llama' ? 2 : 4, intermediateSize: 48, rotaryDim: 8 }, { seed: 3 });
+      const dir = path.join(tmp, `bf16-${arch}`);
+      await f32.save(dir);
+      const bf = await nn.loadCausalLM(dir, { dtype: 'bfloat16' });
+      try {
+        expect(bf.dtype).toBe('bfloat16');
+        const p = ids([[1, 5, 9, 13, 2]]);
+        expect(maxDiff(bf.logits(p).toArray() as Float32Array, f32.logits(p).toArray() as Float32Array)).toBeLessThan(2e-2);
+        const full = await bf.generate(p, { maxNewTokens: 6, cache: 'full' });
+        const none = await bf.generate(p, { maxNewTokens: 6, cache: 'none' });
+        expect(full.tokens).toEqual(none.tokens);
+        bf.addLora({ rank: 2 });
+        bf.setupOptimizer({ lr: 0.05 });
+        const first = await bf.trainStep(p);
+        let last = first;
+        for (let i = 0; i < 5; i++) last = await bf.trainStep(p);
+        expect(last.loss).toBeLessThan(first.loss);
+        bf.mergeLora();
+        const out = path.join(tmp, `bf16-${arch}-merged`);
+        await bf.save(out);
+        expect(new Set(readSafetensorsHeader(path.join(out, 'model.safetensors')).entries.map((e) => e.code))).toEqual(new Set(['BF16']));
+        expect(JSON.parse(fs.readFileSync(path.join(out, 'config.json'), 'utf8')).torch_dtype).toBe('bfloat16');
+        p.dispose();
+      } finally {
+        bf.dispose();
+        f32.dispose();
+      }
     }
   });
 
