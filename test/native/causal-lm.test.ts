@@ -479,6 +479,12 @@ describe('loading checks', () => {
       await expect(lm.generate(ids([[1, 2]]), { attentionMask: mask([[1, 0]]) })).rejects.toThrow(/left-padded/);
       expect(() => lm.logits(ids([[1]]), { lossMask: mask([[1]]) } as never)).toThrow(/unknown option 'lossMask'/);
       await expect(lm.trainStep(ids([[1, 2]]))).rejects.toThrow(/setupOptimizer first/);
+      // one worker call at a time: the model refuses other calls until the generate settles
+      const running = lm.generate(ids([[1, 2]]), { maxNewTokens: 3 });
+      expect(() => lm.logits(ids([[1]]))).toThrow(expect.objectContaining({ code: 'ERR_BUSY' }));
+      await expect(lm.generate(ids([[1, 2]]))).rejects.toThrow(/await it first/);
+      expect((await running).tokens[0]).toHaveLength(3);
+      expect(lm.logits(ids([[1]])).shape).toEqual([1, 1, 10]);
       expect(() => nn.createCausalLM({ arch: 'llama', vocabSize: 10, hiddenSize: 8, numLayers: 1, numHeads: 3, numKvHeads: 2, intermediateSize: 4 })).toThrow(/numKvHeads must divide numHeads/);
     } finally {
       lm.dispose();
