@@ -21,6 +21,8 @@
 #include <torch/optim/adamw.h>
 
 #include <atomic>
+#include <cmath>
+#include <limits>
 #include <memory>
 #include <set>
 
