@@ -42,7 +42,7 @@ export declare class NativeModel {
   loadNamedTensors(
     prefix: string,
     tensors: Record<string, NativeTensor>,
-    options?: { skipMismatched?: boolean },
+    options?: { skipMismatched?: boolean; convertDtype?: boolean },
   ): { loaded: number; missing: string[]; unexpected: string[]; skipped: { name: string; reason: string }[] };
   namedTensors(): Record<string, NativeTensor>;
   tensorShapes(): Record<string, number[]>;

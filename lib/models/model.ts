@@ -213,9 +213,11 @@ export class Model {
   /**
    * Copies in-memory tensors into the parameters and buffers named `prefix + name` (see
    * loadPretrained). A shape that does not fit is an ERR_SHAPE with nothing written, or with
-   * `skipMismatched` that tensor is left out and listed in `skipped`.
+   * `skipMismatched` that tensor is left out and listed in `skipped`. Dtypes: float16/bfloat16 into
+   * float32 (widening) is exact and done; a conversion that changes values (float64 into float32,
+   * integers and floats) is an ERR_DTYPE the same way unless `convertDtype`.
    */
-  loadTensors(prefix: string, tensors: Record<string, Tensor>, options: { skipMismatched?: boolean } = {}): LoadReport {
+  loadTensors(prefix: string, tensors: Record<string, Tensor>, options: { skipMismatched?: boolean; convertDtype?: boolean } = {}): LoadReport {
     const handles = Object.fromEntries(Object.entries(tensors).map(([k, t]) => [k, Tensor.handle(t)]));
     return this.#h.loadNamedTensors(prefix, handles, options);
   }

@@ -5,10 +5,15 @@
 #include <torch/optim/adamw.h>
 #include <torch/serialize/archive.h>
 
+#include <ATen/CPUGeneratorImpl.h>
+#include <ATen/Context.h>
+#include <ATen/detail/CUDAHooksInterface.h>
+
 #include <atomic>
-#include <set>
 #include <cmath>
 #include <limits>
+#include <mutex>
+#include <set>
 
 #include "../models/system.h"
 #include "../nn/lamb.h"
@@ -87,6 +92,102 @@ Batch batchArg(Napi::Value v, const char* fn) {
   if (b.labels.defined() && Bl >= 0 && b.labels.size(0) != Bl)
     argError("ERR_SHAPE", "batch.labels has ", b.labels.size(0), " rows but the batch has ", Bl, Bt >= 0 ? " reports" : " images");
   return b;
+}
+
+// What every system needs of a batch, checked before any state changes (then the system's own
+// checkBatch): at least one row, images of the parameters' dtype and device holding finite values.
+void checkBatchFor(const System& sys, const Batch& b, const char* purpose) {
+  for (const at::Tensor* t : {&b.images, &b.tokens, &b.labels})
+    if (t->defined() && t->size(0) == 0) argError("ERR_SHAPE", "the batch is empty (0 studies); ", purpose, " needs at least one");
+  if (b.images.defined()) {
+    auto params = sys.parameters();
+    if (!params.empty()) {
+      const at::Tensor& p = params.front();
+      if (b.images.scalar_type() != p.scalar_type())
+        argError("ERR_DTYPE", "batch.images is ", dtypeName(b.images.scalar_type()), " but this ", sys.kind(), " model computes in ", dtypeName(p.scalar_type()),
+                 ": convert the images first (Tensor.to('", dtypeName(p.scalar_type()), "'))");
+      if (b.images.device() != p.device())
+        argError("ERR_DEVICE", "batch.images is on ", deviceName(b.images.device()), " but the model is on ", deviceName(p.device()));
+    }
+    if (b.images.numel() && !at::isfinite(b.images).all().item<bool>()) {
+      at::Tensor badRows = at::isfinite(b.images).logical_not().flatten(1).any(1).nonzero().flatten();
+      argError("ERR_NOT_FINITE", "batch.images holds non-finite values (NaN or infinity) in ", badRows.numel(), " of ", b.images.size(0), " studies (first: row ",
+               badRows[0].item<int64_t>(), "); nothing was changed");
+    }
+  }
+  sys.checkBatch(b);
+}
+
+// Every parameter and buffer of a module as Module::save writes them (own tensors, then the
+// children's archives), read without touching the module: what a load would copy, and what does
+// not fit.
+struct LoadPlan {
+  std::vector<std::pair<at::Tensor, at::Tensor>> copies;  // destination, source
+  std::vector<std::string> missing, misfit, unexpected;
+};
+
+void planLoad(torch::nn::Module& m, torch::serialize::InputArchive& a, const std::string& prefix, LoadPlan& plan) {
+  std::set<std::string> known{"training"};
+  auto one = [&](const std::string& key, const at::Tensor& dst, bool buffer) {
+    known.insert(key);
+    at::Tensor src;
+    if (!a.try_read(key, src, buffer)) {
+      plan.missing.push_back(prefix + key);
+    } else if (src.sizes() != dst.sizes() || src.scalar_type() != dst.scalar_type()) {
+      plan.misfit.push_back(prefix + key + " " + dtypeName(src.scalar_type()) + " " + shapeString(src.sizes()) + " (the model's is " + dtypeName(dst.scalar_type()) + " " +
+                            shapeString(dst.sizes()) + ")");
+    } else {
+      plan.copies.emplace_back(dst, src);
+    }
+  };
+  for (auto& p : m.named_parameters(false)) one(p.key(), p.value(), false);
+  for (auto& b : m.named_buffers(false)) one(b.key(), b.value(), true);
+  for (auto& c : m.named_children()) {
+    if (!c.value()->is_serializable()) continue;
+    known.insert(c.key());
+    torch::serialize::InputArchive child;
+    if (!a.try_read(c.key(), child)) {
+      plan.missing.push_back(prefix + c.key() + ".*");
+      continue;
+    }
+    planLoad(*c.value(), child, prefix + c.key() + ".", plan);
+  }
+  for (const std::string& k : a.keys())
+    if (!known.count(k)) plan.unexpected.push_back(prefix + k);
+}
+
+std::string listSome(const std::vector<std::string>& names, size_t most = 4) {
+  std::string out;
+  for (size_t i = 0; i < names.size() && i < most; ++i) out += (i ? ", " : "") + names[i];
+  if (names.size() > most) out += ", ... (" + std::to_string(names.size()) + " in all)";
+  return out;
+}
+
+// LibTorch's message without its backtrace, first line only.
+std::string firstLine(const std::exception& e) {
+  std::string m = e.what();
+  if (auto* c = dynamic_cast<const c10::Error*>(&e)) m = c->what_without_backtrace();
+  auto nl = m.find('\n');
+  return nl == std::string::npos ? m : m.substr(0, nl);
+}
+
+// The random generators the training state carries (CPU, and each CUDA device's when there is CUDA).
+std::vector<std::pair<std::string, at::Generator>> defaultGenerators() {
+  std::vector<std::pair<std::string, at::Generator>> out{{"radkit_rng_cpu", at::detail::getDefaultCPUGenerator()}};
+  if (at::hasCUDA())
+    for (int64_t i = 0; i < at::detail::getCUDAHooks().getNumGPUs(); ++i)
+      out.emplace_back("radkit_rng_cuda" + std::to_string(i), at::globalContext().defaultGenerator(c10::Device(at::kCUDA, static_cast<c10::DeviceIndex>(i))));
+  return out;
+}
+
+at::Tensor generatorState(at::Generator& g) {
+  std::lock_guard<std::mutex> lock(g.mutex());
+  return g.get_state();
+}
+
+void setGeneratorState(at::Generator& g, const at::Tensor& state) {
+  std::lock_guard<std::mutex> lock(g.mutex());
+  g.set_state(state);
 }
 
 // Global L2 norm of all gradients; scales them down to maxNorm when above it. Returns the norm before clipping.
@@ -220,19 +321,32 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
         auto mk = [&](double l) { return std::make_unique<torch::optim::AdamOptions>(torch::optim::AdamOptions(l).betas({b1, b2}).eps(eps).weight_decay(wd)); };
         groups.emplace_back(visual, mk(visualLr));
         groups.emplace_back(rest, mk(lr));
-        if (kind == "lamb") optimizer_ = std::make_unique<nn::Lamb>(groups, torch::optim::AdamOptions(lr));
-        else optimizer_ = std::make_unique<torch::optim::Adam>(groups, torch::optim::AdamOptions(lr));
       } else {
         auto mk = [&](double l) { return std::make_unique<torch::optim::AdamWOptions>(torch::optim::AdamWOptions(l).betas({b1, b2}).eps(eps).weight_decay(wd)); };
         groups.emplace_back(visual, mk(visualLr));
         groups.emplace_back(rest, mk(lr));
-        optimizer_ = std::make_unique<torch::optim::AdamW>(groups, torch::optim::AdamWOptions(lr));
       }
+      optimizer_ = makeOptimizer(kind, std::move(groups));
+      optimizerKind_ = kind;
       Napi::Object r = Napi::Object::New(info.Env());
       r.Set("visualParameters", Napi::Number::New(info.Env(), static_cast<double>(visual.size())));
       r.Set("otherParameters", Napi::Number::New(info.Env(), static_cast<double>(rest.size())));
       return r;
     });
+  }
+
+  static std::unique_ptr<torch::optim::Optimizer> makeOptimizer(const std::string& kind, std::vector<torch::optim::OptimizerParamGroup> groups) {
+    const double lr = groups.back().options().get_lr();
+    if (kind == "lamb") return std::make_unique<nn::Lamb>(std::move(groups), torch::optim::AdamOptions(lr));
+    if (kind == "adam") return std::make_unique<torch::optim::Adam>(std::move(groups), torch::optim::AdamOptions(lr));
+    return std::make_unique<torch::optim::AdamW>(std::move(groups), torch::optim::AdamWOptions(lr));
+  }
+
+  // A fresh optimizer of the same kind over the same parameter groups and options (no state).
+  static std::unique_ptr<torch::optim::Optimizer> twinOptimizer(const std::string& kind, torch::optim::Optimizer& opt) {
+    std::vector<torch::optim::OptimizerParamGroup> groups;
+    for (auto& g : opt.param_groups()) groups.emplace_back(g.params(), g.options().clone());
+    return makeOptimizer(kind, std::move(groups));
   }
 
   static void setGroupLr(torch::optim::OptimizerParamGroup& g, double lr) {
@@ -265,8 +379,10 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     return guarded(info, fn, [&]() -> Napi::Value {
       if (!optimizer_) argError("ERR_INVALID_ARG", "call setupOptimizer before trainStep");
       Batch batch = batchArg(info[0], fn);
+      checkBatchFor(system(fn), batch, "a training step");
       Config opts = configArg(info[1], fn);
       double clip = opts.num("clipNorm", 0.0);
+      if (!(clip >= 0 && std::isfinite(clip))) argError("ERR_INVALID_ARG", "options.clipNorm must be a finite number >= 0 (0 = off), got ", clip);
       // The run's position for loss schedules (System::setTrainingProgress); absent = not reported.
       const int64_t step = opts.integer("step", -1), totalSteps = opts.integer("totalSteps", -1);
       if (step >= 0 && !(totalSteps > step)) argError("ERR_INVALID_ARG", "options.totalSteps must be > options.step (", step, "), got ", totalSteps);
@@ -276,21 +392,52 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
       return PromiseWorker<StepOut>::Start(
           info.Env(), fn,
           [sys, opt, batch, clip, step, totalSteps, hold]() {
-            c10::AutoGradMode grad(true);
-            sys->train(true);
-            if (step >= 0) sys->setTrainingProgress(step, totalSteps);
-            opt->zero_grad();
-            StepOut out;
-            at::Tensor loss = sys->loss(batch, out.parts);
-            out.loss = loss.item<double>();
-            if (!std::isfinite(out.loss)) fail(ErrorKind::Native, "ERR_NOT_FINITE", "training loss is ", out.loss, "; the step was not applied (lower the learning rate or clip gradients)");
-            loss.backward();
-            std::vector<at::Tensor> params;
-            for (auto& g : opt->param_groups())
-              for (auto& p : g.params()) params.push_back(p);
-            out.gradNorm = clipGradNorm(params, clip);
-            opt->step();
-            return out;
+            // A step that fails leaves the model as it was: the forward pass updates buffers
+            // (batch-norm running statistics) and draws random numbers (dropout) before the loss
+            // or the gradients can be judged, so both are kept and put back on failure. Parameters
+            // and optimizer state change only in opt->step(), after every check.
+            const bool wasTraining = sys->is_training();
+            std::vector<std::pair<at::Tensor, at::Tensor>> buffers;
+            {
+              at::NoGradGuard ng;
+              for (auto& b : sys->buffers()) buffers.emplace_back(b, b.clone());
+            }
+            auto generators = defaultGenerators();
+            std::vector<at::Tensor> rng;
+            for (auto& [name, g] : generators) rng.push_back(generatorState(g));
+            auto restore = [&]() {
+              at::NoGradGuard ng;
+              for (auto& [b, copy] : buffers) b.copy_(copy);
+              for (size_t i = 0; i < generators.size(); ++i) setGeneratorState(generators[i].second, rng[i]);
+              opt->zero_grad();
+              sys->train(wasTraining);
+            };
+            try {
+              c10::AutoGradMode grad(true);
+              sys->train(true);
+              if (step >= 0) sys->setTrainingProgress(step, totalSteps);
+              opt->zero_grad();
+              StepOut out;
+              at::Tensor loss = sys->loss(batch, out.parts);
+              out.loss = loss.item<double>();
+              if (!std::isfinite(out.loss))
+                fail(ErrorKind::Native, "ERR_NOT_FINITE", "training loss is ", out.loss, "; the step was not applied and the model is as it was (lower the learning rate or clip gradients)");
+              loss.backward();
+              std::vector<at::Tensor> params;
+              for (auto& g : opt->param_groups())
+                for (auto& p : g.params()) params.push_back(p);
+              out.gradNorm = clipGradNorm(params, clip);
+              if (!std::isfinite(out.gradNorm))
+                fail(ErrorKind::Native, "ERR_NOT_FINITE", "the gradients are not finite (norm ", out.gradNorm, "); the step was not applied and the model is as it was");
+              opt->step();
+              return out;
+            } catch (...) {
+              restore();
+              RadkitFailure f = translateCurrentException();
+              std::string message = f.what();
+              if (message.find("the model is as it was") == std::string::npos) message += " (the step was not applied; the model is as it was)";
+              throw RadkitFailure(f.kind, f.code, message);
+            }
           },
           [](Napi::Env env, StepOut& o) -> Napi::Value {
             Napi::Object r = Napi::Object::New(env);
@@ -306,6 +453,7 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     const char* fn = "Model.evalLoss";
     return guarded(info, fn, [&]() -> Napi::Value {
       Batch batch = batchArg(info[0], fn);
+      checkBatchFor(system(fn), batch, "evalLoss");
       auto hold = claim(fn);
       auto sys = system_;
       return PromiseWorker<StepOut>::Start(
@@ -332,7 +480,10 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
       if (!info[0].IsArray()) argError("ERR_INVALID_ARG", "batches must be an array, got ", describeJs(info[0]));
       Napi::Array arr = info[0].As<Napi::Array>();
       std::vector<Batch> batches;
-      for (uint32_t i = 0; i < arr.Length(); ++i) batches.push_back(batchArg(arr.Get(i), fn));
+      for (uint32_t i = 0; i < arr.Length(); ++i) {
+        batches.push_back(batchArg(arr.Get(i), fn));
+        checkBatchFor(system(fn), batches.back(), "initializeFromData");
+      }
       auto hold = claim(fn);
       auto sys = system_;
       return PromiseWorker<bool>::Start(
@@ -353,6 +504,7 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
       GenerateRequest req;
       req.batch = batchArg(info[0], fn);
       if (!req.batch.images.defined()) argError("ERR_INVALID_ARG", "batch.images is required for generation");
+      checkBatchFor(system(fn), req.batch, "generation");
       Napi::Object o = optionsArg(info, 1, fn);
       Napi::Array keys = o.GetPropertyNames();
       for (uint32_t i = 0; i < keys.Length(); ++i) {
@@ -397,6 +549,7 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     const char* fn = "Model.encode";
     return guarded(info, fn, [&]() -> Napi::Value {
       Batch batch = batchArg(info[0], fn);
+      checkBatchFor(system(fn), batch, "encode");
       auto hold = claim(fn);
       auto sys = system_;
       using Out = std::map<std::string, at::Tensor>;
@@ -416,6 +569,11 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
   }
 
   // save(weightsPath, optimizerPath?) / load(weightsPath, optimizerPath?): LibTorch archives.
+  // The optimizer archive is the training state: the optimizer's moments and LibTorch's random
+  // generators (CPU, and CUDA when present) at save time, so a run resumed from it draws the same
+  // numbers as one that was never interrupted. load() reads and checks everything first (every
+  // tensor by name, shape and dtype; the optimizer state on a twin optimizer) and changes nothing
+  // when something does not fit: an ERR_CHECKPOINT naming the file and what is wrong.
   Napi::Value Save(const Napi::CallbackInfo& info) { return io(info, true); }
   Napi::Value Load(const Napi::CallbackInfo& info) { return io(info, false); }
 
@@ -430,9 +588,10 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
       auto hold = claim(fn);
       auto sys = system_;
       torch::optim::Optimizer* opt = optimizer_.get();
+      std::string optKind = optimizerKind_;
       return PromiseWorker<bool>::Start(
           info.Env(), fn,
-          [sys, opt, weights, optim, saving, hold]() {
+          [sys, opt, optKind, weights, optim, saving, hold]() {
             if (saving) {
               torch::serialize::OutputArchive a;
               sys->save(a);
@@ -440,29 +599,85 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
               if (!optim.empty()) {
                 torch::serialize::OutputArchive o;
                 opt->save(o);
+                for (auto& [name, g] : defaultGenerators()) o.write(name, generatorState(g));
                 o.save_to(optim);
               }
-            } else {
-              torch::serialize::InputArchive a;
+              return true;
+            }
+            auto unreadable = [](const std::string& file, const std::exception& e) {
+              fail(ErrorKind::Native, "ERR_CHECKPOINT", file, " is not a readable LibTorch archive (", firstLine(e), "); the model was not changed");
+            };
+            torch::serialize::InputArchive a;
+            try {
               a.load_from(weights);
-              sys->load(a);
-              if (!optim.empty()) {
-                torch::serialize::InputArchive o;
+            } catch (const std::exception& e) {
+              unreadable(weights, e);
+            }
+            LoadPlan plan;
+            planLoad(*sys, a, "", plan);
+            if (!plan.missing.empty() || !plan.misfit.empty() || !plan.unexpected.empty()) {
+              std::string what;
+              if (!plan.missing.empty()) what += "\n  missing: " + listSome(plan.missing);
+              if (!plan.misfit.empty()) what += "\n  another shape or dtype: " + listSome(plan.misfit);
+              if (!plan.unexpected.empty()) what += "\n  not in this model: " + listSome(plan.unexpected);
+              fail(ErrorKind::Native, "ERR_CHECKPOINT", weights, " does not hold the weights of this ", sys->kind(), " model (another model kind or configuration?); the model was not changed:",
+                   what, "\nBuild the model from the checkpoint's own checkpoint.json (radkit.loadCheckpoint).");
+            }
+            std::unique_ptr<torch::optim::Optimizer> twin;
+            std::vector<std::pair<at::Generator, at::Tensor>> rng;
+            if (!optim.empty()) {
+              torch::serialize::InputArchive o;
+              try {
                 o.load_from(optim);
-                opt->load(o);
+              } catch (const std::exception& e) {
+                unreadable(optim, e);
+              }
+              twin = twinOptimizer(optKind, *opt);
+              try {
+                twin->load(o);
+              } catch (const std::exception& e) {
+                fail(ErrorKind::Native, "ERR_CHECKPOINT", optim, " does not hold the optimizer state of this model and optimizer (", firstLine(e), "); the model was not changed");
+              }
+              // The moments must have their parameters' shapes (LibTorch matches them by position only).
+              for (auto& g : twin->param_groups())
+                for (auto& p : g.params()) {
+                  auto it = twin->state().find(c10::guts::to_string(p.unsafeGetTensorImpl()));
+                  if (it == twin->state().end()) continue;
+                  at::Tensor m;
+                  if (auto* s = dynamic_cast<torch::optim::AdamParamState*>(it->second.get())) m = s->exp_avg();
+                  else if (auto* w = dynamic_cast<torch::optim::AdamWParamState*>(it->second.get())) m = w->exp_avg();
+                  if (m.defined() && m.sizes() != p.sizes())
+                    fail(ErrorKind::Native, "ERR_CHECKPOINT", optim, " holds optimizer moments of shape ", shapeString(m.sizes()), " for a parameter of shape ", shapeString(p.sizes()),
+                         " (another configuration?); the model was not changed");
+                }
+              for (auto& [name, g] : defaultGenerators()) {
+                at::Tensor state;
+                if (o.try_read(name, state)) rng.emplace_back(g, state);
               }
             }
+            // Everything fits: copy.
+            {
+              at::NoGradGuard ng;
+              for (auto& [dst, src] : plan.copies) dst.copy_(src);
+            }
+            if (twin) {
+              std::swap(opt->state(), twin->state());
+              for (size_t i = 0; i < opt->param_groups().size(); ++i) opt->param_groups()[i].set_options(twin->param_groups()[i].options().clone());
+            }
+            for (auto& [g, state] : rng) setGeneratorState(g, state);
             return true;
           },
           [](Napi::Env env, bool&) -> Napi::Value { return env.Undefined(); });
     });
   }
 
-  // loadNamedTensors(prefix, { name: Tensor }, { skipMismatched? }) copies tensors into the
+  // loadNamedTensors(prefix, { name: Tensor }, { skipMismatched?, convertDtype? }) copies tensors into the
   // parameters and buffers named prefix + name (user-supplied weights, e.g. ImageNet ResNet from
   // safetensors; another run's weights for staged training). A 3-channel first convolution loaded
   // into a 1-channel (grey) one is summed over its input channels. A shape that does not fit is an
   // ERR_SHAPE and nothing is written, or with skipMismatched that tensor is left out and reported.
+  // A dtype that would change values (narrowing, integers <-> floats) is an ERR_DTYPE the same way
+  // unless convertDtype; widening floats (float16 -> float32) is exact and always done.
   // Returns { loaded, missing (model names without a tensor), unexpected (tensors without a slot),
   // skipped ([{ name, reason }]) }.
   Napi::Value LoadNamedTensors(const Napi::CallbackInfo& info) {
@@ -474,6 +689,7 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
       if (!info[1].IsObject() || info[1].IsArray()) argError("ERR_INVALID_ARG", "tensors must be an object { name: Tensor }, got ", describeJs(info[1]));
       Napi::Object options = optionsArg(info, 2, fn);
       const bool skipMismatched = boolArg(options.Get("skipMismatched"), fn, "options.skipMismatched", false);
+      const bool convertDtype = boolArg(options.Get("convertDtype"), fn, "options.convertDtype", false);
       std::string prefix = info[0].As<Napi::String>().Utf8Value();
       Napi::Object given = info[1].As<Napi::Object>();
       std::map<std::string, at::Tensor> slots;
@@ -500,6 +716,21 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
         if (src.sizes() != dst.sizes()) {
           std::string reason = "shape " + shapeString(src.sizes()) + " does not fit " + shapeString(dst.sizes());
           if (!skipMismatched) argError("ERR_SHAPE", "tensor '", name, "' has shape ", shapeString(src.sizes()), " but ", prefix + name, " is ", shapeString(dst.sizes()));
+          Napi::Object sk = Napi::Object::New(info.Env());
+          sk.Set("name", name);
+          sk.Set("reason", reason);
+          skipped.Set(skipped.Length(), sk);
+          continue;
+        }
+        // Dtypes: widening floats (float16/bfloat16 -> float32, float32 -> float64) is exact and
+        // done; anything else (narrowing, integers <-> floats) only when the caller asks.
+        const auto sd = src.scalar_type(), dd = dst.scalar_type();
+        const bool widening = at::isFloatingType(sd) && at::isFloatingType(dd) && c10::elementSize(sd) < c10::elementSize(dd);
+        if (sd != dd && !widening && !convertDtype) {
+          std::string reason = "dtype " + dtypeName(sd) + " is not " + dtypeName(dd) + " (converting would change values; pass convertDtype: true to convert)";
+          if (!skipMismatched)
+            argError("ERR_DTYPE", "tensor '", name, "' is ", dtypeName(sd), " but ", prefix + name, " is ", dtypeName(dd),
+                     ": converting would change values; convert it first, or pass { convertDtype: true }");
           Napi::Object sk = Napi::Object::New(info.Env());
           sk.Set("name", name);
           sk.Set("reason", reason);
@@ -608,6 +839,7 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
 
   std::shared_ptr<System> system_;
   std::unique_ptr<torch::optim::Optimizer> optimizer_;
+  std::string optimizerKind_;
   std::atomic<bool> busy_{false};
 };
 

@@ -16,6 +16,7 @@
 #include <torch/nn/modules/normalization.h>
 
 #include <cmath>
+#include <utility>
 
 #include "../core/errors.h"
 #include "../nn/bert.h"
@@ -112,6 +113,25 @@ class AdaMatch : public System {
     t.intermediate = c.integer("textIntermediate", 4 * t.hidden);
     t.maxPositions = c.integer("textMaxPositions", 512);
     t.dropout = c.num("textDropout", 0.1);
+    constexpr int64_t kBig = int64_t(1) << 24;
+    for (auto [key, v] : {std::pair<const char*, int64_t>{"textHidden", t.hidden}, {"textLayers", t.layers}, {"textHeads", t.heads}, {"textIntermediate", t.intermediate},
+                          {"textMaxPositions", t.maxPositions}, {"embedDim", embedDim}, {"vocabSize", t.vocabSize}, {"imageSize", p.imageSize},
+                          {"firstPatch", p.firstPatch}, {"patch", p.patch}, {"points", p.points}})
+      if (v < 1 || v > kBig) argError("ERR_INVALID_ARG", "config.", key, " must be in [1, ", kBig, "], got ", v);
+    for (int64_t i = 0; i < 4; ++i)
+      if (p.dims[i] > 65536 || p.depths[i] > 1024 || p.heads[i] > 65536 || p.reductions[i] > 65536)
+        argError("ERR_INVALID_ARG", "config.dims/depths/heads/reductions[", i, "] are out of range (dims and heads <= 65536, depths <= 1024)");
+    {
+      // Parameters, roughly: PVT blocks (attention + MLP, ~12 d^2 each), BERT layers, embeddings.
+      double params = 0;
+      for (int64_t i = 0; i < 4; ++i) params += static_cast<double>(p.depths[i]) * 12.0 * static_cast<double>(p.dims[i]) * static_cast<double>(p.dims[i]);
+      const double h = static_cast<double>(t.hidden);
+      params += static_cast<double>(t.layers) * (4 * h * h + 2 * h * static_cast<double>(t.intermediate)) + static_cast<double>(t.vocabSize + t.maxPositions) * h;
+      params += 2.0 * static_cast<double>(embedDim) * (static_cast<double>(embedDim) + h + static_cast<double>(p.dims[3]));
+      checkModelSize("adamatch", params);
+    }
+    textVocab_ = t.vocabSize;
+    textMaxPositions_ = t.maxPositions;
     if (t.hidden % t.heads != 0) argError("ERR_INVALID_ARG", "config.textHidden (", t.hidden, ") must be divisible by config.textHeads (", t.heads, ")");
     for (int64_t i = 0; i < 4; ++i)
       if (p.dims[i] % p.heads[i] != 0) argError("ERR_INVALID_ARG", "config.dims[", i, "] (", p.dims[i], ") must be divisible by config.heads[", i, "] (", p.heads[i], ")");
@@ -137,6 +157,8 @@ class AdaMatch : public System {
 
   std::string kind() const override { return "adamatch"; }
   std::string visualPrefix() const override { return "image."; }
+
+  void checkBatch(const Batch& b) const override { checkTokenIds(b.tokens, textVocab_, textMaxPositions_, "adamatch"); }
 
   at::Tensor temperature() const { return logTemperature.clamp(std::log(0.01), 0.0).exp(); }
 
@@ -229,7 +251,7 @@ class AdaMatch : public System {
   at::Tensor logTemperature;
 
  private:
-  int64_t stage_, padId_;
+  int64_t stage_, padId_, textVocab_ = 0, textMaxPositions_ = 0;
   double classWeight_ = 0;
   bool normalize_;
 };

@@ -1,5 +1,10 @@
 #include "system.h"
 
+#include <unistd.h>
+
+#include <cmath>
+
+#include "../core/checks.h"
 #include "../core/errors.h"
 
 namespace radkit {
@@ -28,7 +33,26 @@ double Config::num(const std::string& key, double fallback) const {
   return it == numbers.end() ? fallback : it->second;
 }
 
-int64_t Config::integer(const std::string& key, int64_t fallback) const { return static_cast<int64_t>(num(key, static_cast<double>(fallback))); }
+namespace {
+constexpr double kMaxExact = 9007199254740992.0;  // 2^53: every whole double up to here is exact
+
+int64_t wholeNumber(double d, const std::string& key) {
+  if (!std::isfinite(d) || d != std::floor(d) || std::fabs(d) > kMaxExact)
+    argError("ERR_INVALID_ARG", "config.", key, " must be a whole number, got ", d);
+  return static_cast<int64_t>(d);
+}
+}  // namespace
+
+int64_t Config::integer(const std::string& key, int64_t fallback) const {
+  auto it = numbers.find(key);
+  return it == numbers.end() ? fallback : wholeNumber(it->second, key);
+}
+
+int64_t Config::integerIn(const std::string& key, int64_t fallback, int64_t lo, int64_t hi) const {
+  const int64_t v = integer(key, fallback);
+  if (v < lo || v > hi) argError("ERR_INVALID_ARG", "config.", key, " must be in [", lo, ", ", hi, "], got ", v);
+  return v;
+}
 
 bool Config::flag(const std::string& key, bool fallback) const { return num(key, fallback ? 1.0 : 0.0) != 0.0; }
 
@@ -41,8 +65,26 @@ std::vector<int64_t> Config::ints(const std::string& key, const std::vector<int6
   auto it = arrays.find(key);
   if (it == arrays.end()) return fallback;
   std::vector<int64_t> out;
-  for (double d : it->second) out.push_back(static_cast<int64_t>(d));
+  for (double d : it->second) out.push_back(wholeNumber(d, key + "[]"));
   return out;
+}
+
+void checkModelSize(const std::string& kind, double parameters) {
+  static const double physical = static_cast<double>(sysconf(_SC_PHYS_PAGES)) * static_cast<double>(sysconf(_SC_PAGESIZE));
+  const double bytes = parameters * 4.0 * 4.0;  // float32 weights, gradients and two Adam moments
+  if (!(bytes <= physical))
+    fail(ErrorKind::OutOfMemory, "ERR_OUT_OF_MEMORY", "this ", kind, " configuration has about ", parameters / 1e6, " million parameters: with gradients and optimizer state about ",
+         bytes / 1073741824.0, " GiB, more than this machine's ", physical / 1073741824.0, " GiB of memory; choose smaller sizes (nothing was allocated)");
+}
+
+void checkTokenIds(const at::Tensor& tokens, int64_t vocab, int64_t maxLength, const std::string& system, const char* field) {
+  if (!tokens.defined() || tokens.numel() == 0) return;
+  const int64_t lo = tokens.min().item<int64_t>(), hi = tokens.max().item<int64_t>();
+  if (lo < 0 || hi >= vocab)
+    argError("ERR_INVALID_ARG", field, " holds token id ", lo < 0 ? lo : hi, " but this ", system, " model's vocabulary has ", vocab, " ids (0..", vocab - 1,
+             "): encode the reports with the tokenizer the model was built with (its checkpoint's tokenizer)");
+  if (maxLength > 0 && tokens.size(1) > maxLength)
+    argError("ERR_SHAPE", field, " has ", tokens.size(1), " positions but this ", system, " model takes at most ", maxLength, " (config.maxPositions); truncate the reports (tokenizer maxLength)");
 }
 
 }  // namespace radkit

@@ -23,9 +23,14 @@ struct Config {
   std::map<std::string, std::vector<double>> arrays;
 
   double num(const std::string& key, double fallback) const;
+  // A whole number; a fraction, or a value outside +-2^53, is an ERR_INVALID_ARG naming the key
+  // (no silent truncation).
   int64_t integer(const std::string& key, int64_t fallback) const;
+  // integer() that must also lie in [lo, hi] (an ERR_INVALID_ARG naming the key and the range).
+  int64_t integerIn(const std::string& key, int64_t fallback, int64_t lo, int64_t hi) const;
   bool flag(const std::string& key, bool fallback) const;
   std::string str(const std::string& key, const std::string& fallback) const;
+  // Whole numbers, checked like integer().
   std::vector<int64_t> ints(const std::string& key, const std::vector<int64_t>& fallback) const;
 };
 
@@ -81,10 +86,23 @@ class System : public torch::nn::Module {
   // Called before every training step with the global step (0-based) and the run's total steps,
   // for loss schedules (e.g. a weight ramped over training); the default ignores it.
   virtual void setTrainingProgress(int64_t step, int64_t totalSteps) {}
+  // Checks a batch against this system before anything runs (token ids inside the vocabulary,
+  // sequence lengths, ...), so a batch the system cannot use fails with a message and changes no
+  // state. The binding has already checked what every system shares (non-empty, finite images of
+  // the parameters' dtype, label states). The default checks nothing more.
+  virtual void checkBatch(const Batch& batch) const {}
   // Embeddings and explanations of a batch (AdaMatch: patch and word embeddings, patch boxes) for
   // retrieval, keywords and pictures; systems without an embedding space refuse.
   virtual std::map<std::string, at::Tensor> encode(const Batch& batch);
 };
+
+// Refuses a configuration whose weights, gradients and optimizer state (about 4 x 4 bytes per
+// parameter) would not fit in this machine's memory, before anything is allocated (ERR_OUT_OF_MEMORY).
+void checkModelSize(const std::string& kind, double parameters);
+
+// A token id tensor [B, T] against a vocabulary of `vocab` ids and `maxLength` positions: an
+// ERR_INVALID_ARG in words (the id, the vocabulary, the likely cause) instead of an index error.
+void checkTokenIds(const at::Tensor& tokens, int64_t vocab, int64_t maxLength, const std::string& system, const char* field = "batch.tokens");
 
 using SystemFactory = std::function<std::shared_ptr<System>(const Config&)>;
 

@@ -6,6 +6,9 @@
 // label classifier (used when querying with predicted labels).
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
+
+#include <cmath>
+#include <utility>
 #include <torch/nn/modules/dropout.h>
 #include <torch/nn/modules/linear.h>
 
@@ -39,12 +42,39 @@ class XProNet : public System {
         labelSource_(c.str("labelSource", "oracle")),
         seed_(static_cast<uint64_t>(c.integer("seed", 0))) {
     if (vocab_ < 2) argError("ERR_INVALID_ARG", "config.vocabSize must be >= 2 (the tokenizer's vocabulary size incl. id 0), got ", vocab_);
+    // Sizes first (a zero would divide by zero below, a huge one would allocate for minutes).
+    constexpr int64_t kBig = int64_t(1) << 24;
+    for (auto [key, v] : {std::pair<const char*, int64_t>{"dModel", dModel_}, {"heads", heads_}, {"prototypesPerClass", perClass_}, {"topK", topK_}, {"vocabSize", vocab_}})
+      if (v < 1 || v > kBig) argError("ERR_INVALID_ARG", "config.", key, " must be in [1, ", kBig, "], got ", v);
+    const int64_t dFF = c.integerIn("dFF", 512, 1, kBig), encoderLayers = c.integerIn("encoderLayers", 3, 1, 1024), decoderLayers = c.integerIn("decoderLayers", 3, 1, 1024);
+    maxPositions_ = c.integerIn("maxPositions", 512, 2, kBig);
+    const std::vector<int64_t> widths = c.ints("resnetWidths", {64, 64, 128, 256, 512}), blocks = c.ints("resnetBlocks", {2, 2, 2, 2});
+    if (widths.size() != 5) argError("ERR_INVALID_ARG", "config.resnetWidths must hold 5 widths (stem, then 4 stages), got ", widths.size());
+    if (blocks.size() != 4) argError("ERR_INVALID_ARG", "config.resnetBlocks must hold 4 block counts, got ", blocks.size());
+    for (int64_t w : widths)
+      if (w < 1 || w > 65536) argError("ERR_INVALID_ARG", "config.resnetWidths must lie in [1, 65536], got ", w);
+    for (int64_t b : blocks)
+      if (b < 1 || b > 1024) argError("ERR_INVALID_ARG", "config.resnetBlocks must lie in [1, 1024], got ", b);
+    if (!(dropout_ >= 0 && dropout_ < 1)) argError("ERR_INVALID_ARG", "config.dropout must be in [0, 1), got ", dropout_);
+    for (auto [key, v] : {std::pair<const char*, double>{"lambdaImage", lambdaImage_}, {"lambdaText", lambdaText_}, {"lambdaClass", lambdaClass_}})
+      if (!(v >= 0 && std::isfinite(v))) argError("ERR_INVALID_ARG", "config.", key, " must be a finite number >= 0, got ", v);
+    if (!(theta_ > 0 && std::isfinite(theta_)) || !std::isfinite(alpha_)) argError("ERR_INVALID_ARG", "config.theta must be > 0 and config.alpha finite, got ", theta_, " and ", alpha_);
+    {
+      // Parameters, roughly: ResNet convolutions, the transformer, embeddings and output, prototypes.
+      const double d = static_cast<double>(dModel_), f = static_cast<double>(dFF), V = static_cast<double>(vocab_);
+      double resnet = 49.0 * widths[0];
+      for (size_t s = 0; s < 4; ++s) resnet += static_cast<double>(blocks[s]) * 18.0 * static_cast<double>(widths[s + 1]) * static_cast<double>(std::max(widths[s], widths[s + 1]));
+      const double cv = static_cast<double>(widths[4]);
+      const double transformer = encoderLayers * (4 * d * d + 2 * d * f) + decoderLayers * (8 * d * d + 2 * d * f) + 2 * V * d + static_cast<double>(maxPositions_) * d;
+      const double prototypes = static_cast<double>(kClasses * perClass_) * (cv + d) + (cv + d) * d + 8 * d * d + cv * d;
+      checkModelSize("xpronet", resnet + transformer + prototypes);
+    }
     if (dModel_ % heads_ != 0) argError("ERR_INVALID_ARG", "config.dModel (", dModel_, ") must be divisible by config.heads (", heads_, ")");
     if (topK_ < 1 || topK_ > kClasses * perClass_) argError("ERR_INVALID_ARG", "config.topK must be in [1, ", kClasses * perClass_, "], got ", topK_);
     if (labelSource_ != "oracle" && labelSource_ != "predicted" && labelSource_ != "none")
       argError("ERR_INVALID_ARG", "config.labelSource must be 'oracle', 'predicted' or 'none', got '", labelSource_, "'");
     at::manual_seed(seed_);  // parameter initialisation is reproducible under the config seed
-    visual = register_module("visual", nn::ResNet(c.ints("resnetWidths", {64, 64, 128, 256, 512}), c.ints("resnetBlocks", {2, 2, 2, 2}), 1));
+    visual = register_module("visual", nn::ResNet(widths, blocks, 1));
     const int64_t cv = visual->outChannels();
     visualProj = register_module("visualProj", torch::nn::Linear(cv, dModel_));
     textInitDim_ = dModel_;
@@ -62,11 +92,11 @@ class XProNet : public System {
     t.vocabSize = vocab_;
     t.dModel = dModel_;
     t.numHeads = heads_;
-    t.dFF = c.integer("dFF", 512);
-    t.encoderLayers = c.integer("encoderLayers", 3);
-    t.decoderLayers = c.integer("decoderLayers", 3);
+    t.dFF = dFF;
+    t.encoderLayers = encoderLayers;
+    t.decoderLayers = decoderLayers;
     t.dropout = dropout_;
-    t.maxPositions = c.integer("maxPositions", 512);
+    t.maxPositions = maxPositions_;
     t.padId = t.bosId = t.eosId = 0;  // R2Gen tokenizer: 0 is BOS, EOS and PAD
     t.seed = seed_;
     transformer = register_module("transformer", nn::EncoderDecoder(t));
@@ -76,6 +106,16 @@ class XProNet : public System {
 
   std::string kind() const override { return "xpronet"; }
   std::string visualPrefix() const override { return "visual."; }
+
+  void checkBatch(const Batch& b) const override {
+    checkTokenIds(b.tokens, vocab_, 0, "xpronet");
+    // Teacher forcing feeds the decoder T-1 positions (BOS and the words before the last target).
+    if (b.tokens.defined() && b.tokens.size(1) - 1 > maxPositions_)
+      argError("ERR_SHAPE", "batch.tokens has ", b.tokens.size(1), " positions but this xpronet model's decoder reads at most ", maxPositions_,
+               " (config.maxPositions) after BOS: truncate the reports (tokenizer maxLength)");
+    if (b.tokens.defined() && b.tokens.size(1) < 2) argError("ERR_SHAPE", "batch.tokens needs at least 2 positions (BOS and one target), got ", b.tokens.size(1));
+    if (b.images.defined() && b.images.size(2) != 1) argError("ERR_SHAPE", "xpronet reads grey images [B, V, 1, H, W], got ", b.images.size(2), " channels");
+  }
 
   at::Tensor loss(const Batch& b, LossParts& parts) override {
     if (!b.images.defined() || !b.tokens.defined()) argError("ERR_INVALID_ARG", "training needs batch.images and batch.tokens");
@@ -189,9 +229,12 @@ class XProNet : public System {
     at::NoGradGuard ng;
     std::vector<at::Tensor> feats, labels;
     at::Tensor projection = at::randn({vocab_, textInitDim_}, at::detail::createCPUGenerator(seed_ + 17), at::kFloat) / std::sqrt(static_cast<double>(textInitDim_));
+    // Without labels (a run that needs none: labelSource 'none', no label losses) the prototypes
+    // are k-means centres of all features; no class mask ever selects among them then.
+    const bool labelled = !batches.empty() && batches.front().labels.defined();
     for (const Batch& b : batches) {
-      if (!b.images.defined() || !b.tokens.defined() || !b.labels.defined())
-        argError("ERR_INVALID_ARG", "prototype initialisation needs batches with images, tokens and labels");
+      if (!b.images.defined() || !b.tokens.defined()) argError("ERR_INVALID_ARG", "prototype initialisation needs batches with images and tokens");
+      if (b.labels.defined() != labelled) argError("ERR_INVALID_ARG", "prototype initialisation needs labels in every batch or in none");
       at::Tensor pooled, pooledFlip;
       visualTokens(b.images, &pooled);
       visualTokens(b.images.flip({-1}), &pooledFlip);
@@ -202,11 +245,18 @@ class XProNet : public System {
       at::Tensor text = at::matmul(bow / bow.sum(1, true).clamp_min(1), projection) * std::sqrt(static_cast<double>(vocab_));
       for (const at::Tensor& p : {pooled, pooledFlip}) {
         feats.push_back(at::cat({p.to(at::kCPU, at::kFloat), text}, 1));
-        labels.push_back(b.labels.to(at::kCPU).eq(1));
+        if (labelled) labels.push_back(b.labels.to(at::kCPU).eq(1));
       }
     }
-    at::Tensor all = at::cat(feats, 0), y = at::cat(labels, 0);
+    if (feats.empty()) return;
+    at::Tensor all = at::cat(feats, 0);
     at::Tensor centres = at::empty({kClasses * perClass_, all.size(1)}, at::kFloat);
+    if (!labelled) {
+      centres.copy_(kmeans(all, kClasses * perClass_, 50, seed_));
+      prototypes.copy_(centres.to(prototypes.options()));
+      return;
+    }
+    at::Tensor y = at::cat(labels, 0);
     for (int64_t k = 0; k < kClasses; ++k) {
       at::Tensor members = all.index_select(0, y.select(1, k).nonzero().squeeze(1));
       centres.slice(0, k * perClass_, (k + 1) * perClass_).copy_(kmeans(members, perClass_, 50, seed_ + static_cast<uint64_t>(k)));
@@ -280,7 +330,7 @@ class XProNet : public System {
 
   int64_t dModel_, heads_, perClass_, topK_;
   double theta_, alpha_, lambdaImage_, lambdaText_, lambdaClass_, dropout_;
-  int64_t vocab_, textInitDim_ = 0;
+  int64_t vocab_, textInitDim_ = 0, maxPositions_ = 512;
   std::string labelSource_;
   uint64_t seed_;
   at::Tensor wordMask_, lastWordResponse_;
