@@ -13,6 +13,7 @@ const FLAGS: CliFlags = {
   unpaired: { type: 'boolean', help: 'also write unpaired/images.json and unpaired/reports.json (disjoint halves of train)' },
   workers: { type: 'integer', min: 1, max: 64, help: 'worker threads (default: cores, at most 8)' },
   sheet: { type: 'string', help: 'also write a contact sheet PNG of the first 24 training images with their boxes' },
+  force: { type: 'boolean', help: 'replace the annotation, labels and images already in --out (refused otherwise)' },
 };
 
 const USAGE = `usage: radkit synth --out DIR [options]
@@ -39,6 +40,7 @@ export const synthCommand: Command = {
       views: flags.views as 1 | 2,
       unpaired: flags.unpaired === true,
       workers: flags.workers as number | undefined,
+      force: flags.force === true,
     });
     const n = res.counts.train + res.counts.val + res.counts.test;
     console.log(

@@ -14,9 +14,9 @@
  * ```
  * The same options give the same bytes, whatever the number of worker threads.
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import { join } from 'node:path';
+import { join, relative, sep } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { ArgumentError, RadkitError } from '../../errors.js';
 import type { ReportLabels } from '../../text/chexpert.js';
@@ -47,6 +47,12 @@ export interface SynthesizeOptions {
   unpaired?: boolean;
   /** Worker threads (default: available cores, at most 8; 0 or 1 renders in this thread). */
   workers?: number;
+  /**
+   * Replace files already in `out` (annotation.json, labels.json, boxes.json, synthcxr.json,
+   * unpaired/*.json, images/). Default false: a folder holding any of them is an ERR_EXISTS naming
+   * them, and nothing is written.
+   */
+  force?: boolean;
 }
 
 export interface SynthesizeResult {
@@ -140,6 +146,19 @@ export async function synthesize(opts: SynthesizeOptions): Promise<SynthesizeRes
   if (views !== 1 && views !== 2) throw new ArgumentError(`synthesize: views must be 1 or 2, got ${String(views)}`, 'ERR_INVALID_ARG', 'synthesize');
   const nWorkers = opts.workers ?? Math.min(8, availableParallelism());
   const imageDir = join(opts.out, 'images');
+  if (!opts.force) {
+    // Never over someone's data: every file this would write (or a folder of images) must be new.
+    const existing = ['annotation.json', 'labels.json', 'boxes.json', 'synthcxr.json', join('unpaired', 'images.json'), join('unpaired', 'reports.json')]
+      .map((f) => join(opts.out, f))
+      .filter((f) => existsSync(f));
+    if (existsSync(imageDir) && readdirSync(imageDir).length) existing.push(`${imageDir}${sep}`);
+    if (existing.length)
+      throw new ArgumentError(
+        `synthesize: ${opts.out} already holds ${existing.map((f) => relative(opts.out, f) || f).join(', ')}; nothing was written. Choose an empty folder, or replace them with force: true (radkit synth --force)`,
+        'ERR_EXISTS',
+        'synthesize',
+      );
+  }
   mkdirSync(imageDir, { recursive: true });
 
   const chunk = 50;
