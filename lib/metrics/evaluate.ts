@@ -2,10 +2,21 @@
  * `metrics.evaluate`: every report-generation metric in one JSON-ready object that records each
  * setting that changes a number (tokenisation, reference mode, uncertain-label policy, METEOR
  * modules, where the clinical labels came from).
+ *
+ * Input policy (what is refused, what is scored and reported in `result.inputs`):
+ * - refused (ArgumentError naming the item): no items, unequal counts, non-strings, an item whose
+ *   references are all empty (there is nothing to score against);
+ * - scored and reported: an empty (or whitespace-only) hypothesis says nothing: no n-gram matches
+ *   and no findings; its clinical labels are all 'absent' (not the labeler's 'No Finding', which
+ *   would reward saying nothing on a normal study). Text holding U+FFFD (bytes that were not valid
+ *   UTF-8 before they reached here) is scored as given. Both are counted in `result.inputs` with
+ *   the first item numbers, and `inputs.notes` says so in words;
+ * - `radkit metrics` also refuses files that are not valid UTF-8 and, with id-keyed inputs, ids on
+ *   one side only (unless `--partial`, which scores the ids of --hyps and records the others).
  */
 import { ArgumentError } from '../errors.js';
 import type { ReportLabels } from '../text/chexpert.js';
-import { label as ruleLabel } from '../text/labeler.js';
+import { emptyLabels, label as ruleLabel } from '../text/labeler.js';
 import { bleuWithStats } from './bleu.js';
 import { ciderDWithStats } from './cider.js';
 import { clinical, type ClinicalResult, type UncertainPolicy } from './clinical.js';
@@ -42,8 +53,22 @@ export interface EvaluateOptions {
   meteor?: MeteorOptions;
 }
 
+/** What the inputs held that changes how numbers read (see the input policy above). */
+export interface InputReport {
+  /** Hypotheses that are empty or whitespace only (scored as saying nothing). */
+  emptyHypotheses: number;
+  /** Items whose hypothesis or references hold U+FFFD (text that was not valid UTF-8 upstream). */
+  replacementCharacters: number;
+  /** The first item numbers (0-based) of each, at most 10. */
+  emptyHypothesisItems: number[];
+  replacementCharacterItems: number[];
+  /** The same in words; empty when the inputs are clean. */
+  notes: string[];
+}
+
 export interface EvaluateResult {
   n: number;
+  inputs: InputReport;
   settings: {
     tokenisation: string;
     referenceMode: ReferenceMode;
@@ -84,6 +109,16 @@ export function evaluate(hyps: string[], refs: string[][], options: EvaluateOpti
   if (!Number.isInteger(maxSeqLength) || maxSeqLength < 2) {
     throw new ArgumentError(`metrics.evaluate: expected maxSeqLength to be an integer >= 2, got ${String(options.maxSeqLength)}`, 'ERR_INVALID_ARG', 'metrics.evaluate');
   }
+  c.refs.forEach((rs, i) => {
+    if (rs.every((r) => r.trim() === '')) throw new ArgumentError(`metrics.evaluate: refs[${i}] holds only empty references; there is nothing to score item ${i} against`, 'ERR_INVALID_ARG', 'metrics.evaluate');
+  });
+  const empty = c.hyps.flatMap((h, i) => (h.trim() === '' ? [i] : []));
+  const replaced = c.hyps.flatMap((h, i) => (h.includes('\ufffd') || c.refs[i].some((r) => r.includes('\ufffd')) ? [i] : []));
+  const inputs: InputReport = { emptyHypotheses: empty.length, replacementCharacters: replaced.length, emptyHypothesisItems: empty.slice(0, 10), replacementCharacterItems: replaced.slice(0, 10), notes: [] };
+  if (empty.length)
+    inputs.notes.push(`${empty.length} of ${c.hyps.length} hypotheses are empty (items ${empty.slice(0, 10).join(', ')}${empty.length > 10 ? ', ...' : ''}): scored as saying nothing (no n-grams, all clinical labels absent)`);
+  if (replaced.length)
+    inputs.notes.push(`${replaced.length} items hold U+FFFD, text that was not valid UTF-8 before it reached the metrics (items ${replaced.slice(0, 10).join(', ')}${replaced.length > 10 ? ', ...' : ''}): scored as given`);
   const usedRefs = referenceMode === 'full' ? c.refs : c.refs.map((rs) => rs.map((r) => r2genTruncate(r, maxSeqLength)));
   const uncertain = options.uncertain ?? 'negative';
   const seconds: Record<string, number> = {};
@@ -97,6 +132,7 @@ export function evaluate(hyps: string[], refs: string[][], options: EvaluateOpti
 
   const out: EvaluateResult = {
     n: c.hyps.length,
+    inputs,
     settings: {
       tokenisation:
         'pre-tokenised input; BLEU, CIDEr-D and METEOR split on whitespace, ROUGE-L on single spaces (as coco-caption); ' +
@@ -138,13 +174,14 @@ export function evaluate(hyps: string[], refs: string[][], options: EvaluateOpti
   if (metrics.includes('clinical')) {
     const labeler = options.labeler ?? ruleLabel;
     if (typeof labeler !== 'function') throw new ArgumentError('metrics.evaluate: expected options.labeler to be a function', 'ERR_INVALID_ARG', 'metrics.evaluate');
-    const hypLabels = options.hypLabels ?? c.hyps.map((h) => labeler(h));
+    // An empty hypothesis reports nothing: every observation absent (the labeler would say 'No Finding').
+    const hypLabels = options.hypLabels ?? c.hyps.map((h) => (h.trim() === '' ? emptyLabels() : labeler(h)));
     const refLabels = options.refLabels ?? usedRefs.map((rs) => labeler(rs[0]));
     out.clinical = timed('clinical', () => clinical(hypLabels, refLabels, { uncertain }));
     const source = options.labeler ? 'user labeler' : 'radkit rule labeler (text.label)';
     out.settings.clinical = {
       uncertain,
-      hypLabels: options.hypLabels ? 'given' : `${source} on the hypotheses`,
+      hypLabels: options.hypLabels ? 'given' : `${source} on the hypotheses (empty ones: all absent)`,
       refLabels: options.refLabels ? 'given' : `${source} on the first reference of each item, as scored (reference mode applied)`,
     };
   }

@@ -3,11 +3,14 @@
  *
  * H.json: an array of strings, or an object id -> string (or id -> [string]).
  * R.json: an array (one string or an array of strings per item), or an object id -> string | string[];
- * with objects, items are matched by id (every hypothesis id must have references).
+ * with objects, items are matched by id: every hypothesis id must have references and every
+ * reference id a hypothesis (with --partial the ids of H.json are scored and the others recorded).
+ * Files must be valid UTF-8 JSON. The input policy of the scores: lib/metrics/evaluate.ts.
  */
 import * as fs from 'node:fs';
 import { formatFlags, type CliFlags, type Command } from '../command.js';
 import { RadkitError } from '../../errors.js';
+import { readUtf8 } from '../../data/r2gen.js';
 import { evaluate, type EvaluateResult, type MetricName, type ReferenceMode } from '../../metrics/evaluate.js';
 import type { UncertainPolicy } from '../../metrics/clinical.js';
 
@@ -20,6 +23,7 @@ const FLAGS: CliFlags = {
   'reference-mode': { type: 'string', choices: ['full', 'r2gen-truncated'], default: 'full', help: 'references as given, or R2Gen-truncated' },
   'max-seq-length': { type: 'integer', min: 1, help: 'R2Gen max_seq_length for r2gen-truncated (default 60)' },
   uncertain: { type: 'string', choices: ['negative', 'positive'], default: 'negative', help: "how 'uncertain' labels count" },
+  partial: { type: 'boolean', help: 'id-keyed inputs: score the ids of --hyps only (reference ids without a hypothesis are recorded, not refused)' },
 };
 
 const USAGE = `usage: radkit metrics --hyps H.json --refs R.json [options]
@@ -36,9 +40,9 @@ const inputError = (message: string) => new RadkitError(message, 'ERR_DATA', 'ra
 function readJson(flag: string, file: string): unknown {
   let text: string;
   try {
-    text = fs.readFileSync(file, 'utf8');
+    text = readUtf8(file);
   } catch (err) {
-    throw inputError(`cannot read --${flag} ${file}: ${(err as Error).message}`);
+    throw inputError(`cannot read --${flag} ${(err as Error).message}`);
   }
   try {
     return JSON.parse(text);
@@ -54,7 +58,7 @@ const asRefList = (v: unknown, where: string): string[] => {
 };
 
 /** Normalises the two JSON inputs into aligned hyps / refs lists. */
-export function loadPairs(h: unknown, r: unknown): { hyps: string[]; refs: string[][]; ids: string[] | null } {
+export function loadPairs(h: unknown, r: unknown, options: { partial?: boolean } = {}): { hyps: string[]; refs: string[][]; ids: string[] | null; unscoredReferenceIds: string[] } {
   if (Array.isArray(h)) {
     if (!Array.isArray(r)) throw inputError('--refs: expected a JSON array when --hyps is an array');
     const hyps = h.map((x, i) => {
@@ -62,7 +66,7 @@ export function loadPairs(h: unknown, r: unknown): { hyps: string[]; refs: strin
       if (Array.isArray(x) && x.length === 1 && typeof x[0] === 'string') return x[0] as string;
       throw inputError(`--hyps[${i}]: expected a string, got ${typeof x}`);
     });
-    return { hyps, refs: r.map((x, i) => asRefList(x, `--refs[${i}]`)), ids: null };
+    return { hyps, refs: r.map((x, i) => asRefList(x, `--refs[${i}]`)), ids: null, unscoredReferenceIds: [] };
   }
   if (h === null || typeof h !== 'object') throw inputError('--hyps: expected a JSON array or object');
   if (r === null || typeof r !== 'object' || Array.isArray(r)) throw inputError('--refs: expected a JSON object (id -> references) when --hyps is an object');
@@ -77,7 +81,13 @@ export function loadPairs(h: unknown, r: unknown): { hyps: string[]; refs: strin
     hyps.push(one[0]);
     refs.push(asRefList((r as Record<string, unknown>)[id], `--refs["${id}"]`));
   }
-  return { hyps, refs, ids };
+  const unscored = Object.keys(r).filter((id) => !Object.prototype.hasOwnProperty.call(h, id));
+  if (unscored.length && !options.partial)
+    throw inputError(
+      `--refs has ${unscored.length} id${unscored.length === 1 ? '' : 's'} without a hypothesis (${unscored.slice(0, 5).map((x) => `"${x}"`).join(', ')}${unscored.length > 5 ? ', ...' : ''}); ` +
+        'give a hypothesis for every reference, or --partial to score the ids of --hyps only',
+    );
+  return { hyps, refs, ids, unscoredReferenceIds: unscored };
 }
 
 const f = (x: number | undefined, d = 4): string => (x === undefined ? '-' : x.toFixed(d));
@@ -98,6 +108,7 @@ export function toMarkdown(r: EvaluateResult): string {
     lines.push(`| macro | ${f(c.macro.precision)} | ${f(c.macro.recall)} | ${f(c.macro.f1)} |`);
     lines.push(`| example-based | ${f(c.exampleBased.precision)} | ${f(c.exampleBased.recall)} | ${f(c.exampleBased.f1)} |`);
   }
+  if (r.inputs?.notes.length) lines.push('', '## Inputs', '', ...r.inputs.notes.map((n) => `- ${n}`));
   lines.push('', '## Settings', '', `- tokenisation: ${r.settings.tokenisation}`, `- reference mode: ${r.settings.referenceMode}` +
     (r.settings.maxSeqLength ? ` (max_seq_length ${r.settings.maxSeqLength})` : ''));
   for (const [k, v] of Object.entries(r.settings.scorers)) lines.push(`- ${k}: ${v}`);
@@ -116,7 +127,7 @@ export const metricsCommand: Command = {
   flags: FLAGS,
   async run({ values: flags }) {
     const format = flags.format as string;
-    const { hyps, refs } = loadPairs(readJson('hyps', flags.hyps as string), readJson('refs', flags.refs as string));
+    const { hyps, refs, unscoredReferenceIds } = loadPairs(readJson('hyps', flags.hyps as string), readJson('refs', flags.refs as string), { partial: flags.partial === true });
     const metrics = typeof flags.metrics === 'string' ? (flags.metrics.split(',').map((s) => s.trim()) as MetricName[]) : undefined;
     const result = evaluate(hyps, refs, {
       metrics,
@@ -124,6 +135,10 @@ export const metricsCommand: Command = {
       maxSeqLength: flags['max-seq-length'] as number | undefined,
       uncertain: flags.uncertain as UncertainPolicy,
     });
+    if (unscoredReferenceIds.length) {
+      result.inputs.notes.push(`--partial: ${unscoredReferenceIds.length} reference ids without a hypothesis were not scored`);
+      Object.assign(result.inputs, { unscoredReferenceIds });
+    }
     const text = format === 'md' ? toMarkdown(result) : JSON.stringify(result, null, 2) + '\n';
     if (typeof flags.out === 'string') fs.writeFileSync(flags.out, text);
     else process.stdout.write(text);
