@@ -169,7 +169,15 @@ export function bertTextOptions(dir: string, maxLength = 128): Pick<AdaMatchOpti
   const file = (n: string) => path.join(dir, n);
   for (const n of ['model.safetensors', 'vocab.txt'])
     if (!fs.existsSync(file(n))) throw new ArgumentError(`adamatch: ${dir} has no ${n} (a BERT folder needs model.safetensors, vocab.txt and config.json)`, 'ERR_INVALID_ARG', 'adamatch');
-  const cfg = fs.existsSync(file('config.json')) ? JSON.parse(fs.readFileSync(file('config.json'), 'utf8')) : {};
+  let cfg: { do_lower_case?: boolean; hidden_size?: number; num_hidden_layers?: number; num_attention_heads?: number; intermediate_size?: number; max_position_embeddings?: number } = {};
+  if (fs.existsSync(file('config.json'))) {
+    try {
+      cfg = JSON.parse(fs.readFileSync(file('config.json'), 'utf8'));
+    } catch (err) {
+      throw new ArgumentError(`adamatch: ${file('config.json')} is not valid JSON (${(err as Error).message}); it should be the BERT folder's Hugging Face config.json`, 'ERR_INVALID_ARG', 'adamatch');
+    }
+    if (!cfg || typeof cfg !== 'object' || Array.isArray(cfg)) throw new ArgumentError(`adamatch: ${file('config.json')} must hold a JSON object (a Hugging Face config.json)`, 'ERR_INVALID_ARG', 'adamatch');
+  }
   const tokenizer = WordPieceTokenizer.fromVocabFile(file('vocab.txt'), { lowercase: cfg.do_lower_case ?? true, maxLength });
   return {
     tokenizer,
@@ -209,6 +217,7 @@ export const ADAMATCH = registerModelKind({
   },
   recipe: (c) => adamatchTraining(c.batchSize ?? 32),
   metric: 'meanRecall',
+  needsLabels: (c) => Number(c.classWeight ?? 0) > 0,
   evaluate: retrievalEvaluation,
   trainFlags: {
     'fixed-patches': { type: 'boolean', help: 'no AdaPatch: fixed patch embedding (the ablation)' },

@@ -95,6 +95,13 @@ export interface ModelKind {
    * image crop / affine / blur / brightness / contrast (native) and sentence shuffling. Default none.
    */
   augment?: AugmentOptions;
+  /**
+   * Whether a model of this configuration reads CheXpert labels in training (a loss on them, or
+   * prototypes chosen by them). The trainer then takes them from the dataset, or, for a dataset
+   * without labels, from radkit's labeler (and says so). Default: labels are used when the dataset
+   * has them and not needed otherwise.
+   */
+  needsLabels?(config: NativeConfig): boolean;
   /** Turns a loader batch into the system's tensors (default: images, tokens and label states). */
   prepareBatch?(batch: Batch): TensorBatch;
   /** Generation defaults under every generate() call of this kind (report generators). */

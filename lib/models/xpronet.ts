@@ -114,6 +114,9 @@ export const XPRONET = registerModelKind({
   },
   recipe: () => ({ optimizer: 'adam', lr: 1e-3, visualLrFactor: 0.5, schedule: { kind: 'step', gamma: 0.8 }, clipNorm: 1, batchSize: 16, initBatches: 8 }),
   metric: 'bleu4',
+  // Labels choose the prototypes (labelSource oracle/predicted) and feed the contrastive and
+  // classification losses; with labelSource 'none' and those weights at 0 XProNet trains without them.
+  needsLabels: (c) => c.labelSource !== 'none' || [c.lambdaImage, c.lambdaText, c.lambdaClass].some((w) => w === undefined || Number(w) > 0),
   views: (ds) => (ds.style === 'iu' ? 2 : 1),
   generate: { method: 'beam', beams: 3, maxLength: 60, noRepeatNgram: 3 },
   evaluate: generationEvaluation,

@@ -40,55 +40,190 @@ const WEIGHTS = 'weights.pt';
 const OPTIMIZER = 'optimizer.pt';
 const META = 'checkpoint.json';
 
+/** Whether a process with this id runs on this machine (EPERM: it runs, as another user). */
+export function processAlive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** A checkpoint folder that is whole: its metadata and weights are there (folders only ever appear whole, by rename). */
+function isWhole(dir: string): boolean {
+  return fs.existsSync(path.join(dir, META)) && fs.existsSync(path.join(dir, WEIGHTS));
+}
+
+function fsyncPath(p: string): void {
+  let fd: number | undefined;
+  try {
+    fd = fs.openSync(p, 'r');
+    fs.fsyncSync(fd);
+  } catch {
+    // Some file systems cannot fsync a directory; the renames below are still atomic.
+  } finally {
+    if (fd !== undefined) fs.closeSync(fd);
+  }
+}
+
+const TMP = /^(.*)\.tmp-(\d+)-[0-9a-z]+$/;
+
 /**
- * Writes a checkpoint directory atomically: everything goes to a temporary sibling first, then one
- * rename puts it in place (the previous version is moved aside and removed after). A crash at any
- * point leaves either the old or the new checkpoint whole; readCheckpoint() also recovers `.old`.
+ * Removes what interrupted writes of checkpoint `dir` left beside it: temporary folders of writers
+ * that no longer run (all of them with `all`, for a caller that holds the run's lock), and puts a
+ * lone `.old` copy back in place (a crash between the two renames of a replacement).
+ */
+export function cleanCheckpointLeftovers(dir: string, all = false): string[] {
+  const parent = path.dirname(dir);
+  const base = path.basename(dir);
+  const removed: string[] = [];
+  if (!fs.existsSync(parent)) return removed;
+  for (const name of fs.readdirSync(parent)) {
+    const m = TMP.exec(name);
+    if (!m || m[1] !== base) continue;
+    if (!all && processAlive(Number(m[2]))) continue;
+    fs.rmSync(path.join(parent, name), { recursive: true, force: true });
+    removed.push(name);
+  }
+  const old = `${dir}.old`;
+  if (fs.existsSync(old)) {
+    if (isWhole(dir)) fs.rmSync(old, { recursive: true, force: true });
+    else if (isWhole(old)) {
+      fs.rmSync(dir, { recursive: true, force: true });
+      fs.renameSync(old, dir);
+    }
+  }
+  return removed;
+}
+
+/**
+ * Writes a checkpoint folder crash-safely: everything goes to a temporary sibling first (files and
+ * folder fsynced), then renames swap it in. At every point of the sequence a whole copy exists at
+ * `dir` or, between the two renames, at `dir.old`; readers take that one (a kill -9 anywhere leaves
+ * the old or the new checkpoint, never none), and the next write puts a lone `.old` back first.
+ * Temporary folders of writers that died are removed.
  */
 export async function writeCheckpoint(dir: string, model: Model, meta: CheckpointMeta, withOptimizer = true): Promise<void> {
   const parent = path.dirname(dir);
   fs.mkdirSync(parent, { recursive: true });
-  const tmp = `${dir}.tmp-${process.pid}-${Date.now()}`;
-  fs.mkdirSync(tmp, { recursive: true });
+  cleanCheckpointLeftovers(dir);
+  const tmp = `${dir}.tmp-${process.pid}-${Date.now().toString(36)}${Math.floor(Math.random() * 1e9).toString(36)}`;
+  fs.mkdirSync(tmp);
   try {
     await model.saveWeights(path.join(tmp, WEIGHTS), withOptimizer ? path.join(tmp, OPTIMIZER) : undefined);
-    const fd = fs.openSync(path.join(tmp, META), 'w');
-    fs.writeSync(fd, JSON.stringify(meta, null, 2));
-    fs.fsyncSync(fd);
-    fs.closeSync(fd);
-    const old = `${dir}.old`;
-    fs.rmSync(old, { recursive: true, force: true });
-    if (fs.existsSync(dir)) fs.renameSync(dir, old);
-    fs.renameSync(tmp, dir);
-    fs.rmSync(old, { recursive: true, force: true });
+    fs.writeFileSync(path.join(tmp, META), JSON.stringify(meta, null, 2));
+    for (const f of fs.readdirSync(tmp)) fsyncPath(path.join(tmp, f));
+    fsyncPath(tmp);
   } catch (err) {
     fs.rmSync(tmp, { recursive: true, force: true });
     throw err;
   }
+  const old = `${dir}.old`;
+  // A lone .old (an earlier crash between the renames) is the only whole copy: back in place first.
+  if (!isWhole(dir) && isWhole(old)) {
+    fs.rmSync(dir, { recursive: true, force: true });
+    fs.renameSync(old, dir);
+  }
+  fs.rmSync(old, { recursive: true, force: true });
+  if (fs.existsSync(dir)) fs.renameSync(dir, old);
+  fs.renameSync(tmp, dir);
+  fsyncPath(parent);
+  fs.rmSync(old, { recursive: true, force: true });
 }
 
 /** The checkpoint directory to read: `dir`, or its `.old` twin when a crash interrupted the swap. */
 function resolveCheckpointDir(dir: string): string | null {
-  if (fs.existsSync(path.join(dir, META))) return dir;
-  if (fs.existsSync(path.join(`${dir}.old`, META))) return `${dir}.old`;
+  if (isWhole(dir)) return dir;
+  if (isWhole(`${dir}.old`)) return `${dir}.old`;
   return null;
 }
 
+const damaged = (file: string, what: string) =>
+  new RadkitError(
+    `${file}: ${what}; this checkpoint is damaged: restore the file, use the run's other checkpoint (checkpoints/best or checkpoints/last), or train the run again from scratch (resume: false / --no-resume)`,
+    'ERR_CHECKPOINT',
+    'readCheckpoint',
+  );
+
+/** checkpoint.json of `dir` (or of its `.old` twin), checked field by field; null when there is no checkpoint. */
 export function readCheckpointMeta(dir: string): CheckpointMeta | null {
   const d = resolveCheckpointDir(dir);
   if (!d) return null;
-  const meta = JSON.parse(fs.readFileSync(path.join(d, META), 'utf8')) as CheckpointMeta;
-  if (meta.format !== 'radkit-checkpoint') throw new RadkitError(`${d}: not a radkit checkpoint`, 'ERR_CHECKPOINT', 'readCheckpoint');
+  const file = path.join(d, META);
+  let meta: CheckpointMeta;
+  try {
+    meta = JSON.parse(fs.readFileSync(file, 'utf8')) as CheckpointMeta;
+  } catch (err) {
+    throw damaged(file, `not valid JSON (${(err as Error).message})`);
+  }
+  if (!meta || typeof meta !== 'object' || meta.format !== 'radkit-checkpoint') throw new RadkitError(`${file}: not a radkit checkpoint (no "format": "radkit-checkpoint")`, 'ERR_CHECKPOINT', 'readCheckpoint');
+  const isObject = (v: unknown) => !!v && typeof v === 'object' && !Array.isArray(v);
+  const checks: [boolean, string][] = [
+    [typeof meta.kind === 'string' && meta.kind.length > 0, '"kind" must name a model kind'],
+    [isObject(meta.config), '"config" must be an object'],
+    [isObject(meta.tokenizer), '"tokenizer" must be an object'],
+    [isObject(meta.preprocessing) && Number.isInteger(meta.preprocessing.imageSize) && meta.preprocessing.imageSize > 0 && Number.isInteger(meta.preprocessing.views) && meta.preprocessing.views > 0,
+      '"preprocessing" must hold a positive integer imageSize and views'],
+    [Number.isInteger(meta.epoch) && meta.epoch >= 0, '"epoch" must be a non-negative integer'],
+    [meta.best === null || meta.best === undefined || (isObject(meta.best) && typeof meta.best.metric === 'string' && Number.isFinite(meta.best.score)), '"best" must be null or { metric, score, epoch }'],
+  ];
+  for (const [ok, what] of checks) if (!ok) throw damaged(file, what);
   return meta;
 }
 
-/** Restores weights (and optimizer state when the model has an optimizer and the file exists). */
+/** Restores weights (and the training state: optimizer moments and random generators, when the model has an optimizer and the file exists). */
 export async function restoreInto(model: Model, dir: string, withOptimizer: boolean): Promise<CheckpointMeta> {
   const d = resolveCheckpointDir(dir);
   if (!d) throw new RadkitError(`no checkpoint at ${dir}`, 'ERR_CHECKPOINT', 'restoreInto');
+  const meta = readCheckpointMeta(d)!;
   const opt = path.join(d, OPTIMIZER);
   await model.loadWeights(path.join(d, WEIGHTS), withOptimizer && fs.existsSync(opt) ? opt : undefined);
-  return readCheckpointMeta(d)!;
+  return meta;
+}
+
+/**
+ * The run folder that checkpoint folder `dir` belongs to (RUN for RUN/checkpoints/NAME), or null
+ * for a checkpoint folder on its own.
+ */
+export function runOfCheckpoint(dir: string): string | null {
+  const abs = path.resolve(dir);
+  return path.basename(path.dirname(abs)) === 'checkpoints' ? path.dirname(path.dirname(abs)) : null;
+}
+
+/**
+ * The default output folder of a command reading checkpoint argument `arg` (a run or checkpoint
+ * folder): beside the checkpoints, never inside a folder that training rewrites. A run folder, or
+ * its checkpoints/best, gives RUN/NAME; another checkpoint of a run RUN/NAME-CHECKPOINT; a
+ * checkpoint folder outside a run the sibling CHECKPOINT-NAME.
+ */
+export function defaultOutputDir(arg: string, name: string, fn = 'radkit'): string {
+  const found = path.resolve(findCheckpointDir(arg, fn));
+  const run = runOfCheckpoint(found);
+  if (run) {
+    const which = path.basename(found);
+    return path.join(run, which === 'best' ? name : `${name}-${which}`);
+  }
+  return path.join(path.dirname(found), `${path.basename(found)}-${name}`);
+}
+
+/**
+ * Refuses an output path inside a folder that radkit rewrites (a checkpoint folder, or a run's
+ * checkpoints/ folder): the next `train` would replace it and the outputs with it.
+ */
+export function checkOutputOutsideCheckpoints(out: string, fn: string): void {
+  const rewritten = (a: string) =>
+    fs.existsSync(path.join(a, META)) || (path.basename(a) === 'checkpoints' && ['last', 'best', 'last.old', 'best.old'].some((c) => fs.existsSync(path.join(a, c))));
+  for (let a = path.resolve(out); ; a = path.dirname(a)) {
+    if (rewritten(a))
+      throw new RadkitError(
+        `${fn}: ${out} lies inside ${a}, a folder that training rewrites (it would be replaced with everything in it); choose an output folder outside it, e.g. beside the run's checkpoints`,
+        'ERR_INVALID_ARG',
+        fn,
+      );
+    if (path.dirname(a) === a) return;
+  }
 }
 
 export interface LoadedCheckpoint {

@@ -75,6 +75,9 @@ export async function generateSplit(model: Model, tokenizer: Tokenizer, dataset:
   return out;
 }
 
+/** The names `headline()` gives, for checking a selection metric before training. */
+export const GENERATION_METRICS: readonly string[] = ['bleu1', 'bleu2', 'bleu3', 'bleu4', 'meteor', 'rougeL', 'ciderD', 'ceMicroF1', 'ceMacroF1', 'ceExampleF1'];
+
 /** The headline numbers of an evaluation (model selection reads these names). */
 export function headline(r: EvaluateResult): Record<string, number> {
   const h: Record<string, number> = {};

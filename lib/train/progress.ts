@@ -2,6 +2,10 @@
 export type ProgressEvent =
   | { type: 'start'; epochs: number; stepsPerEpoch: number; startEpoch: number; parameters: number; frozen: number }
   | { type: 'init'; from: string; prefix: string; copied: number; skipped: number; new: number }
+  /** The model trains on labels radkit's labeler derived from the reports (the dataset has none). */
+  | { type: 'labels'; source: 'labeler'; studies: number }
+  /** A resumed run continues with other settings than it recorded (forceNewSettings). */
+  | { type: 'settings'; afterEpoch: number; differences: string[] }
   | { type: 'step'; epoch: number; step: number; stepInEpoch: number; stepsPerEpoch: number; loss: number; parts: Record<string, number>; lr: number; imagesPerSecond: number }
   | { type: 'epoch'; epoch: number; trainLoss: number; seconds: number; metrics?: Record<string, number>; best: boolean }
   | { type: 'checkpoint'; epoch: number; path: string }
@@ -23,6 +27,10 @@ export function progressPrinter(mode: 'auto' | 'bar' | 'json' | 'none' = 'auto',
     } else if (e.type === 'epoch') {
       const ms = e.metrics ? ' ' + Object.entries(e.metrics).map(([k, v]) => `${k} ${v.toFixed(4)}`).join(' ') : '';
       stream.write(`\n epoch ${e.epoch + 1}: train loss ${e.trainLoss.toFixed(3)} (${e.seconds.toFixed(0)} s)${ms}${e.best ? ' (best)' : ''}\n`);
+    } else if (e.type === 'labels') {
+      stream.write(` labels: CheXpert labels of ${e.studies} studies derived from their reports by radkit's rule labeler (text.label); the dataset has none\n`);
+    } else if (e.type === 'settings') {
+      stream.write(` resuming after epoch ${e.afterEpoch} with other settings than recorded (forced):\n   ${e.differences.join('\n   ')}\n`);
     } else if (e.type === 'init') {
       stream.write(` initialised from ${e.from}${e.prefix ? ` (${e.prefix}*)` : ''}: ${e.copied} tensors copied, ${e.skipped} skipped, ${e.new} left new\n`);
     } else if (e.type === 'start') {

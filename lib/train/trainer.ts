@@ -1,15 +1,18 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DataLoader } from '../data/loader.js';
-import type { R2GenDataset, SplitName } from '../data/r2gen.js';
-import { ArgumentError, RadkitError } from '../errors.js';
+import type { R2GenDataset, R2GenEntry, SplitName } from '../data/r2gen.js';
+import { ArgumentError, DataError, RadkitError } from '../errors.js';
 import type { GenerateOptions, Model, TensorBatch } from '../models/model.js';
 import { findModelKind, prepareBatch, type TrainingRecipe } from '../models/registry.js';
 import { manualSeed } from '../runtime.js';
 import { Tokenizer } from '../text/tokenizer.js';
 import type { ReportTokenizer } from '../text/report-tokenizer.js';
-import { readCheckpointMeta, restoreInto, writeCheckpoint, type CheckpointMeta, type Preprocessing } from './checkpoint.js';
-import { generationEvaluation } from './evaluate.js';
+import { label } from '../text/labeler.js';
+import { retrievalEvaluation } from '../align/evaluate.js';
+import { cleanCheckpointLeftovers, readCheckpointMeta, restoreInto, writeCheckpoint, type CheckpointMeta, type Preprocessing } from './checkpoint.js';
+import { generationEvaluation, GENERATION_METRICS, splitLoader } from './evaluate.js';
+import { acquireRunLock } from './runlock.js';
 import { initFromRun, parseInitSpec, type InitReport, type InitSpec } from './init.js';
 import { progressPrinter, type ProgressEvent } from './progress.js';
 import { lrFactor, type Schedule } from './schedule.js';
@@ -65,6 +68,19 @@ export interface TrainOptions {
    * Batch-norm running statistics are buffers, not parameters: they still follow the data.
    */
   freeze?: string[];
+  /**
+   * Resuming a run whose recorded settings differ from these (learning rates, batch size, image
+   * size, schedule, ...) is an ERR_CHECKPOINT listing the differences; with true the run continues
+   * with the new settings and records the change (trainOptions.settingsChanges).
+   */
+  forceNewSettings?: boolean;
+  /**
+   * CheXpert labels, for models that need them (ModelKind.needsLabels). 'auto' (default): the
+   * dataset's when every study has them; for a dataset without any, radkit's rule labeler on the
+   * reports (a 'labels' event says so and checkpoints record it); some studies with and some
+   * without is an ERR_DATA naming them. 'labeler': radkit's labeler for every study.
+   */
+  labels?: 'auto' | 'labeler';
 }
 
 /**
@@ -96,6 +112,9 @@ export interface TrainResult {
 
 const FN = 'train';
 
+const bad = (what: string, v: unknown) => new ArgumentError(`${FN}: options.${what}, got ${typeof v === 'string' ? `'${v}'` : String(v)}`, 'ERR_INVALID_ARG', FN);
+
+/** Every option range- and type-checked before anything runs (the merged options: defaults, recipe, caller). */
 function check(o: TrainOptions): void {
   if (!o || typeof o !== 'object') throw new ArgumentError(`${FN}: options must be an object`, 'ERR_INVALID_ARG', FN);
   if (!o.tokenizer) throw new ArgumentError(`${FN}: options.tokenizer is required`, 'ERR_INVALID_ARG', FN);
@@ -103,10 +122,121 @@ function check(o: TrainOptions): void {
   if (!Number.isInteger(o.epochs) || o.epochs < 1) throw new ArgumentError(`${FN}: options.epochs must be a positive integer, got ${o.epochs}`, 'ERR_INVALID_ARG', FN);
   if (o.freeze !== undefined && !(Array.isArray(o.freeze) && o.freeze.every((p) => typeof p === 'string' && p)))
     throw new ArgumentError(`${FN}: options.freeze must be an array of parameter-name prefixes`, 'ERR_INVALID_ARG', FN);
-  for (const k of ['lr', 'visualLr', 'batchSize', 'imageSize', 'visualLrFactor'] as const) {
+  for (const k of ['lr', 'visualLr', 'visualLrFactor'] as const) {
     const v = o[k];
-    if (v !== undefined && !(typeof v === 'number' && v > 0 && Number.isFinite(v))) throw new ArgumentError(`${FN}: options.${k} must be a positive number, got ${String(v)}`, 'ERR_INVALID_ARG', FN);
+    if (v !== undefined && !(typeof v === 'number' && v > 0 && Number.isFinite(v))) throw bad(`${k} must be a positive number`, v);
   }
+  const ints: [keyof TrainOptions, number, number][] = [['batchSize', 1, 1 << 20], ['imageSize', 8, 8192], ['views', 1, 64], ['initBatches', 0, 1 << 20], ['maxStepsPerEpoch', 1, Number.MAX_SAFE_INTEGER], ['workers', 0, 256], ['seed', 0, Number.MAX_SAFE_INTEGER]];
+  for (const [k, lo, hi] of ints) {
+    const v = o[k];
+    if (v !== undefined && !(Number.isInteger(v) && (v as number) >= lo && (v as number) <= hi)) throw bad(`${k} must be a whole number in [${lo}, ${hi}]`, v);
+  }
+  for (const k of ['clipNorm', 'weightDecay'] as const) {
+    const v = o[k];
+    if (v !== undefined && !(typeof v === 'number' && v >= 0 && Number.isFinite(v))) throw bad(`${k} must be a finite number >= 0`, v);
+  }
+  if (o.optimizer !== undefined && !['adam', 'adamw', 'lamb'].includes(o.optimizer)) throw bad("optimizer must be 'adam', 'adamw' or 'lamb'", o.optimizer);
+  const s = o.schedule;
+  if (s !== undefined) {
+    if (!s || !['step', 'cosine', 'constant'].includes(s.kind)) throw bad("schedule.kind must be 'step', 'cosine' or 'constant'", s?.kind);
+    if (s.kind === 'step' && s.gamma !== undefined && !(s.gamma > 0 && s.gamma <= 1)) throw bad('schedule.gamma must be in (0, 1]', s.gamma);
+    if (s.kind === 'step' && s.everyEpochs !== undefined && !(Number.isInteger(s.everyEpochs) && s.everyEpochs >= 1)) throw bad('schedule.everyEpochs must be a positive whole number', s.everyEpochs);
+    if (s.kind === 'cosine' && s.warmupSteps !== undefined && !(Number.isInteger(s.warmupSteps) && s.warmupSteps >= 0)) throw bad('schedule.warmupSteps must be a whole number >= 0', s.warmupSteps);
+    if (s.kind === 'cosine' && s.warmupFraction !== undefined && !(s.warmupFraction >= 0 && s.warmupFraction < 1)) throw bad('schedule.warmupFraction must be in [0, 1)', s.warmupFraction);
+  }
+  const e = o.evaluate;
+  if (e !== undefined && e !== false) {
+    if (typeof e !== 'object' || e === null) throw bad('evaluate must be false or an object', e);
+    if (e.split !== undefined && !['train', 'val', 'test'].includes(e.split)) throw bad("evaluate.split must be 'train', 'val' or 'test'", e.split);
+    if (e.every !== undefined && !(Number.isInteger(e.every) && e.every >= 1)) throw bad('evaluate.every must be a positive whole number', e.every);
+    if (e.maxItems !== undefined && !(Number.isInteger(e.maxItems) && e.maxItems >= 1)) throw bad('evaluate.maxItems must be a positive whole number', e.maxItems);
+    if (e.metric !== undefined && (typeof e.metric !== 'string' || !e.metric)) throw bad('evaluate.metric must be a metric name', e.metric);
+  }
+  if (o.resume !== undefined && o.resume !== 'auto' && o.resume !== false) throw bad("resume must be 'auto' or false", o.resume);
+  if (o.labels !== undefined && o.labels !== 'auto' && o.labels !== 'labeler') throw bad("labels must be 'auto' or 'labeler'", o.labels);
+}
+
+/** The headline metric names of the evaluations radkit knows, for checking evaluate.metric before training. */
+function knownMetrics(evaluateWith: unknown): readonly string[] | null {
+  if (evaluateWith === generationEvaluation) return GENERATION_METRICS;
+  if (evaluateWith === retrievalEvaluation) return ['i2tR1', 'i2tR5', 'i2tR10', 't2iR1', 't2iR5', 't2iR10', 'meanRecall', 'chanceR1', 'n'];
+  return null;
+}
+
+/** JSON with sorted keys, so recorded and new settings compare by value. */
+function canonical(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`;
+  if (v && typeof v === 'object')
+    return `{${Object.keys(v)
+      .filter((k) => (v as Record<string, unknown>)[k] !== undefined)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${canonical((v as Record<string, unknown>)[k])}`)
+      .join(',')}}`;
+  return JSON.stringify(v ?? null);
+}
+
+/**
+ * The settings of a run that resuming must keep (everything that changes the numbers of the
+ * remaining steps), as `name: recorded -> now` lines. Settings the recorded run did not record
+ * (an older radkit) are not compared; `epochs` may change unless the schedule depends on the total.
+ */
+export function settingsDifferences(recorded: Record<string, unknown>, now: Record<string, unknown>): string[] {
+  const out: string[] = [];
+  const skip = new Set(['init', 'settingsChanges', 'labelsNote']);
+  const cosine = (x: Record<string, unknown>) => (x.schedule as { kind?: string } | undefined)?.kind === 'cosine';
+  if (!cosine(recorded) && !cosine(now)) skip.add('epochs');
+  const flat = (o: Record<string, unknown>, prefix = ''): Record<string, unknown> =>
+    Object.fromEntries(
+      Object.entries(o).flatMap(([k, v]) => (v && typeof v === 'object' && !Array.isArray(v) && !['schedule', 'generate'].includes(k) ? Object.entries(flat(v as Record<string, unknown>, `${prefix}${k}.`)) : [[`${prefix}${k}`, v]])),
+    );
+  const a = flat(recorded);
+  const b = flat(now);
+  for (const k of Object.keys(a).sort()) {
+    if (skip.has(k.split('.')[0])) continue;
+    if (canonical(a[k]) !== canonical(b[k])) out.push(`${k}: ${canonical(a[k])} -> ${canonical(b[k])}`);
+  }
+  return out;
+}
+
+/**
+ * Where the training run takes CheXpert labels from. Returns the dataset to train on (with the
+ * labeler's labels filled in when it derived them) and what it did.
+ */
+function labelledDataset(ds: R2GenDataset, needs: boolean | undefined, mode: 'auto' | 'labeler', splits: SplitName[], kind: string): { dataset: R2GenDataset; source: 'dataset' | 'labeler' | 'none'; derived: number } {
+  const entries = splits.flatMap((s) => ds.splits[s]);
+  const missing = entries.filter((e) => !e.labels);
+  const derive = (all: boolean): R2GenDataset => {
+    const withLabels = (list: R2GenEntry[]) => list.map((e) => (all || !e.labels ? { ...e, labels: label(e.report) } : e));
+    return { ...ds, splits: { train: withLabels(ds.splits.train), val: withLabels(ds.splits.val), test: withLabels(ds.splits.test) } };
+  };
+  if (mode === 'labeler') return { dataset: derive(true), source: 'labeler', derived: entries.length };
+  if (!missing.length) return { dataset: ds, source: 'dataset', derived: 0 };
+  if (needs === false || (needs === undefined && missing.length === entries.length)) return { dataset: ds, source: 'none', derived: 0 };
+  if (missing.length === entries.length) return { dataset: derive(false), source: 'labeler', derived: entries.length };
+  const names = missing.slice(0, 5).map((e) => `${e.split} "${e.id}"`).join(', ');
+  throw new DataError(
+    {
+      file: ds.annotationPath,
+      entry: `${missing[0].split} study "${missing[0].id}"`,
+      message:
+        `${missing.length} of ${entries.length} studies have no CheXpert labels (${names}${missing.length > 5 ? ', ...' : ''}) and this ${kind} configuration trains on labels: ` +
+        "complete the labels (labels.json), or label every study with radkit's labeler (train option labels: 'labeler', CLI --derive-labels)",
+    },
+    FN,
+  );
+}
+
+/**
+ * Checks the data before the first step, so a problem does not cost a training epoch: every
+ * training and evaluation image exists, and every evaluation image decodes.
+ */
+async function checkData(ds: R2GenDataset, evalCfg: { split: SplitName; maxItems?: number } | null, pre: Preprocessing, tokenizer: ReportTokenizer, workers: number | undefined): Promise<void> {
+  const splits: SplitName[] = evalCfg && evalCfg.split !== 'train' ? ['train', evalCfg.split] : ['train'];
+  for (const split of splits)
+    for (const e of ds.splits[split])
+      for (const p of e.imagePaths.slice(0, pre.views))
+        if (!fs.existsSync(p)) throw new DataError({ file: ds.annotationPath, entry: `${split} study "${e.id}"`, message: `image not found: ${p}` }, FN);
+  if (evalCfg) for await (const _ of splitLoader(ds, { split: evalCfg.split, preprocessing: pre, maxItems: evalCfg.maxItems, workers }, tokenizer, 16));
 }
 
 /**
@@ -122,6 +252,7 @@ export async function train(model: Model, dataset: R2GenDataset, options: TrainO
   const kind = findModelKind(model.kind);
   // Defaults, then the kind's recipe, then the caller's options (undefined never overrides).
   const o = layer<TrainOptions>(TRAIN_DEFAULTS as Partial<TrainOptions>, kind?.recipe?.({ batchSize: options.batchSize, dataset, flags: {} }) ?? {}, options);
+  check(o);
   const task = kind?.task ?? 'generation';
   const evaluateWith = kind?.evaluate ?? generationEvaluation;
   if (task === 'generation' && !(o.tokenizer instanceof Tokenizer))
@@ -136,7 +267,47 @@ export async function train(model: Model, dataset: R2GenDataset, options: TrainO
   const initBatches = o.initBatches!;
   const evalCfg = o.evaluate === false ? null : layer<Exclude<TrainOptions['evaluate'], false | undefined> & { split: SplitName; metric: string; every: number }>({ split: 'val', metric: kind?.metric ?? 'bleu4', every: 1 }, o.evaluate ?? {});
   const init = o.init === undefined ? undefined : parseInitSpec(o.init, FN);
+
+  // Everything that can be checked before the first step is checked here, before any file is written.
+  if (!dataset?.splits?.train?.length) throw new ArgumentError(`${FN}: the dataset has no training studies`, 'ERR_INVALID_ARG', FN);
+  if (evalCfg) {
+    if (!dataset.splits[evalCfg.split]?.length)
+      throw new ArgumentError(`${FN}: the evaluation split '${evalCfg.split}' has no studies; give a dataset with one, evaluate on another split, or train without evaluation (evaluate: false, CLI --no-eval)`, 'ERR_INVALID_ARG', FN);
+    const known = knownMetrics(evaluateWith);
+    if (known && !known.includes(evalCfg.metric)) throw new ArgumentError(`${FN}: evaluate.metric '${evalCfg.metric}' is not one of ${known.join(', ')}`, 'ERR_INVALID_ARG', FN);
+  }
+  const labelSplits: SplitName[] = evalCfg && evalCfg.split !== 'train' ? ['train', evalCfg.split] : ['train'];
+  const labelled = labelledDataset(dataset, kind?.needsLabels?.(model.config), o.labels ?? 'auto', labelSplits, model.kind);
+  const ds = labelled.dataset;
+
   fs.mkdirSync(o.outDir, { recursive: true });
+  const release = acquireRunLock(o.outDir, FN);
+  try {
+    await checkData(ds, evalCfg, pre, o.tokenizer, o.workers);
+    return await trainLocked(model, ds, o, { kind, evaluateWith, pre, batchSize, lr, visualLr, schedule, seed, clipNorm, initBatches, evalCfg, init, labelled });
+  } finally {
+    release();
+  }
+}
+
+interface Resolved {
+  kind: ReturnType<typeof findModelKind>;
+  evaluateWith: NonNullable<NonNullable<ReturnType<typeof findModelKind>>['evaluate']>;
+  pre: Preprocessing;
+  batchSize: number;
+  lr: number;
+  visualLr: number;
+  schedule: Schedule;
+  seed: number;
+  clipNorm: number;
+  initBatches: number;
+  evalCfg: (Exclude<TrainOptions['evaluate'], false | undefined> & { split: SplitName; metric: string; every: number }) | null;
+  init: InitSpec | undefined;
+  labelled: { source: 'dataset' | 'labeler' | 'none'; derived: number };
+}
+
+async function trainLocked(model: Model, dataset: R2GenDataset, o: TrainOptions, r: Resolved): Promise<TrainResult> {
+  const { evaluateWith, pre, batchSize, lr, visualLr, schedule, seed, clipNorm, initBatches, evalCfg, init } = r;
   const ckptDir = path.join(o.outDir, 'checkpoints');
   const logPath = path.join(o.outDir, 'train-log.jsonl');
   const print = typeof o.progress === 'function' ? o.progress : progressPrinter(o.progress ?? 'auto');
@@ -144,25 +315,17 @@ export async function train(model: Model, dataset: R2GenDataset, options: TrainO
     fs.appendFileSync(logPath, `${JSON.stringify({ time: new Date().toISOString(), ...e })}\n`);
     print(e);
   };
-  const trainOptions = {
-    batchSize, lr, visualLr, schedule, seed, clipNorm, optimizer: o.optimizer, optimizerOptions: o.optimizerOptions, weightDecay: o.weightDecay,
-    epochs: o.epochs, evaluate: evalCfg, preprocessing: pre, init, freeze: o.freeze ?? [],
-  };
-
-  manualSeed(seed);
-  const frozen = o.freeze?.length ? model.freeze(o.freeze) : [];
-  model.setupOptimizer({ kind: o.optimizer, lr, visualLr, weightDecay: o.weightDecay, ...o.optimizerOptions });
-  const trainSet = dataset.splits.train;
-  if (!trainSet.length) throw new ArgumentError(`${FN}: the dataset has no training studies`, 'ERR_INVALID_ARG', FN);
   const loaderFor = (epoch: number) =>
-    new DataLoader(dataset, { split: 'train', batchSize, imageSize: pre.imageSize, views: pre.views, tokenizer: o.tokenizer, seed, epoch, workers: o.workers, augment: kind?.augment });
+    new DataLoader(dataset, { split: 'train', batchSize, imageSize: pre.imageSize, views: pre.views, tokenizer: o.tokenizer, seed, epoch, workers: o.workers });
   const stepsPerEpoch = Math.min(loaderFor(0).length, o.maxStepsPerEpoch ?? Infinity);
   const totalSteps = stepsPerEpoch * o.epochs;
+  let trainOptions: Record<string, unknown> = {
+    batchSize, lr, visualLr, schedule, seed, clipNorm, optimizer: o.optimizer, optimizerOptions: o.optimizerOptions, weightDecay: o.weightDecay,
+    epochs: o.epochs, evaluate: evalCfg, preprocessing: pre, init, freeze: o.freeze ?? [], maxStepsPerEpoch: o.maxStepsPerEpoch ?? null, labels: r.labelled.source,
+  };
 
-  let startEpoch = 0;
-  let best: CheckpointMeta['best'] = null;
-  let history: TrainResult['history'] = [];
-  let initReport: InitReport | undefined;
+  // Leftovers of interrupted checkpoint writes (this process holds the run's lock: none is live).
+  for (const name of ['last', 'best']) cleanCheckpointLeftovers(path.join(ckptDir, name), true);
   const last = path.join(ckptDir, 'last');
   const previous = o.resume === false ? null : readCheckpointMeta(last);
   if (previous) {
@@ -174,6 +337,33 @@ export async function train(model: Model, dataset: R2GenDataset, options: TrainO
         'ERR_CHECKPOINT',
         FN,
       );
+    // ... and other settings would continue it silently as another run than the one recorded.
+    const recorded = { ...(previous.trainOptions ?? {}) };
+    const differences = settingsDifferences({ preprocessing: previous.preprocessing, ...recorded }, trainOptions);
+    if (differences.length && !o.forceNewSettings)
+      throw new RadkitError(
+        `${FN}: ${last} was trained with other settings; resuming would continue it as another run:\n  ${differences.join('\n  ')}\n` +
+          'Train with the recorded settings, into a new outDir, from scratch (resume: false / --no-resume), or continue with the new ones (forceNewSettings / --force-new-settings).',
+        'ERR_CHECKPOINT',
+        FN,
+      );
+    const changes = [...((recorded.settingsChanges as unknown[]) ?? []), ...(differences.length ? [{ afterEpoch: previous.epoch, differences }] : [])];
+    if (changes.length) trainOptions = { ...trainOptions, settingsChanges: changes };
+    if (differences.length) emit({ type: 'settings', afterEpoch: previous.epoch, differences });
+  }
+
+  manualSeed(seed);
+  const frozen = o.freeze?.length ? model.freeze(o.freeze) : [];
+  model.setupOptimizer({ kind: o.optimizer, lr, visualLr, weightDecay: o.weightDecay, ...o.optimizerOptions });
+
+  let startEpoch = 0;
+  let best: CheckpointMeta['best'] = null;
+  let history: TrainResult['history'] = [];
+  let initReport: InitReport | undefined;
+  if (r.labelled.source === 'labeler') emit({ type: 'labels', source: 'labeler', studies: r.labelled.derived });
+  if (previous) {
+    // Weights, optimizer moments and the random generators' state: the rest of the run is the one
+    // an uninterrupted run would have trained (same data order: the loader's is seeded per epoch).
     await restoreInto(model, last, true);
     startEpoch = previous.epoch;
     best = previous.best;
@@ -227,16 +417,16 @@ export async function train(model: Model, dataset: R2GenDataset, options: TrainO
       const f = lrFactor(schedule, epoch, step, totalSteps);
       model.setLearningRates(lr * f, visualLr * f);
       const tb = prepareBatch(model.kind, batch);
-      let r;
+      let res;
       try {
-        r = await model.trainStep(tb, { clipNorm, step, totalSteps });
+        res = await model.trainStep(tb, { clipNorm, step, totalSteps });
       } finally {
         tb.dispose();
       }
-      lossSum += r.loss * batch.ids.length;
+      lossSum += res.loss * batch.ids.length;
       seen += batch.ids.length;
       stepInEpoch++;
-      emit({ type: 'step', epoch, step, stepInEpoch, stepsPerEpoch, loss: r.loss, parts: r.parts, lr: lr * f, imagesPerSecond: seen / ((performance.now() - t0) / 1000) });
+      emit({ type: 'step', epoch, step, stepInEpoch, stepsPerEpoch, loss: res.loss, parts: res.parts, lr: lr * f, imagesPerSecond: seen / ((performance.now() - t0) / 1000) });
     }
     const seconds = (performance.now() - t0) / 1000;
     const entry: TrainResult['history'][number] = { epoch, trainLoss: lossSum / Math.max(1, seen), seconds, imagesPerSecond: seen / seconds };

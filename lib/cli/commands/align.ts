@@ -9,7 +9,7 @@ import { retrievalMetrics, similarityMatrices, topMatches } from '../../align/re
 import { buildCodebooks, hasCodebooks, loadCodebooks, saveCodebooks, type Codebooks } from '../../align/codebooks.js';
 import { explainImages, explainReport } from '../../align/explain.js';
 import { modelTask } from '../../models/registry.js';
-import { loadCheckpoint, type LoadedCheckpoint } from '../../train/checkpoint.js';
+import { checkOutputOutsideCheckpoints, defaultOutputDir, loadCheckpoint, type LoadedCheckpoint } from '../../train/checkpoint.js';
 import { DATA_FLAGS, dataset, kindsWithTask, writeMetrics } from './models.js';
 import { writeHtmlReport } from '../../report/html.js';
 
@@ -48,12 +48,13 @@ ${formatFlags(RETRIEVE_FLAGS)}`;
         reports: topMatches((j) => sims.imageToText[i * n + j], n, top).map((x) => ({ id: e.ids[x.index], score: x.score })),
         images: topMatches((j) => sims.textToImage[j * n + i], n, top).map((x) => ({ id: e.ids[x.index], score: x.score })),
       }));
-      const out = (flags.out as string | undefined) ?? path.join(ckDir, `retrieval-${split}`);
+      const out = (flags.out as string | undefined) ?? defaultOutputDir(ckDir, `retrieval-${split}`, 'radkit retrieve');
+      checkOutputOutsideCheckpoints(out, 'radkit retrieve');
       writeMetrics(out, `${ck.meta.kind} retrieval on ${split} (${m.n} pairs)`, { split, checkpoint: { kind: ck.meta.kind, epoch: ck.meta.epoch }, headline: m }, { ...m });
       fs.writeFileSync(path.join(out, 'matches.json'), JSON.stringify(matches, null, 1));
       const shown = Math.min(e.n, flags['html-items'] as number);
       if (shown > 0) {
-        const books = hasCodebooks(path.join(ckDir, 'codebooks')) ? loadCodebooks(path.join(ckDir, 'codebooks')) : undefined;
+        const books = existingCodebooks(ckDir);
         const entries = new Map(ds.splits[split].map((x) => [x.id, x]));
         const row = new Map(e.ids.map((id, i) => [id, i]));
         const files = e.ids.slice(0, shown).map((id) => entries.get(id)!.imagePaths[0]);
@@ -87,7 +88,7 @@ const RETRIEVE_FLAGS: CliFlags = {
   ...CHECKPOINT,
   ...DATA_FLAGS,
   ...SPLIT,
-  out: { type: 'string', help: 'output folder (default RUN/retrieval-SPLIT)' },
+  out: { type: 'string', help: 'output folder (default RUN/retrieval-SPLIT, beside the checkpoints)' },
   top: { type: 'integer', min: 1, default: 5, help: 'matches kept per item' },
   'max-items': { type: 'integer', min: 1, help: 'the first N studies only' },
   'html-items': { type: 'integer', min: 0, default: 40, help: 'items on the HTML page' },
@@ -102,10 +103,25 @@ const CODEBOOK_FLAGS: CliFlags = {
 };
 const codebookFlags = (flags: FlagValues) => ({ kappa0: flags.kappa0 as number | undefined, kappa2: flags.kappa2 as number | undefined, kappa3: flags.kappa3 as number | undefined, maxItems: flags['max-items'] as number | undefined });
 
+/** Where a checkpoint's codebooks live by default: beside its checkpoints (RUN/codebooks), never inside one. */
+const codebookDir = (ckDir: string, fn: string) => defaultOutputDir(ckDir, 'codebooks', fn);
+
+/** The codebooks saved for a checkpoint, if any (also where radkit before 0.1 saved them: inside the folder named). */
+function existingCodebooks(ckDir: string): Codebooks | undefined {
+  for (const dir of [codebookDir(ckDir, 'radkit'), path.join(ckDir, 'codebooks')]) if (hasCodebooks(dir)) return loadCodebooks(dir);
+  return undefined;
+}
+
 async function codebooksFor(ck: LoadedCheckpoint, ckDir: string, flags: FlagValues): Promise<Codebooks | undefined> {
-  const dir = (flags.codebooks as string | undefined) ?? path.join(ckDir, 'codebooks');
-  if (hasCodebooks(dir)) return loadCodebooks(dir);
+  if (typeof flags.codebooks === 'string') {
+    if (hasCodebooks(flags.codebooks)) return loadCodebooks(flags.codebooks);
+  } else {
+    const found = existingCodebooks(ckDir);
+    if (found) return found;
+  }
+  const dir = (flags.codebooks as string | undefined) ?? codebookDir(ckDir, 'radkit explain');
   if (!flags.data) return undefined;
+  checkOutputOutsideCheckpoints(dir, 'radkit explain');
   console.error(`building codebooks from the training split (saved to ${dir})`);
   const c = await buildCodebooks(ck.model, ck.tokenizer, dataset(flags), ck.meta.preprocessing, codebookFlags(flags));
   saveCodebooks(dir, c);
@@ -123,7 +139,8 @@ export const codebooksCommand: Command = {
     const ckDir = flags.checkpoint as string;
     const ck = await alignmentCheckpoint(ckDir, 'radkit codebooks');
     try {
-      const dir = (flags.out as string | undefined) ?? path.join(ckDir, 'codebooks');
+      const dir = (flags.out as string | undefined) ?? codebookDir(ckDir, 'radkit codebooks');
+      checkOutputOutsideCheckpoints(dir, 'radkit codebooks');
       const c = await buildCodebooks(ck.model, ck.tokenizer, dataset(flags), ck.meta.preprocessing, codebookFlags(flags));
       saveCodebooks(dir, c);
       console.log(`wrote ${dir}: ${c.keywords.keywords.length} keywords, ${c.visual.keypatches.length} keypatches from ${c.settings.trainStudies} training studies`);
@@ -163,7 +180,8 @@ ${formatFlags(EXPLAIN_FLAGS)}`;
         }
       }
       if (positional.length) {
-        const out = (flags.out as string | undefined) ?? path.join(ckDir, 'explain');
+        const out = (flags.out as string | undefined) ?? defaultOutputDir(ckDir, 'explain', 'radkit explain');
+        checkOutputOutsideCheckpoints(out, 'radkit explain');
         fs.mkdirSync(out, { recursive: true });
         if (!books) console.error('no codebooks (run radkit codebooks or add --data DIR): drawing the most shifted patches, no keywords');
         const ex = await explainImages(ck.model, ck.meta.preprocessing, positional, books, flags.top as number);

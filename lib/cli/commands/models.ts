@@ -12,7 +12,7 @@ import { TensorBatch } from '../../models/model.js';
 import type { GenerateOptions } from '../../generation.js';
 import { train } from '../../train/trainer.js';
 import { parseInitSpec } from '../../train/init.js';
-import { generationTokenizer, loadCheckpoint, type LoadedCheckpoint } from '../../train/checkpoint.js';
+import { checkOutputOutsideCheckpoints, defaultOutputDir, generationTokenizer, loadCheckpoint, type LoadedCheckpoint } from '../../train/checkpoint.js';
 import { generationEvaluation } from '../../train/evaluate.js';
 import { writeHtmlReport } from '../../report/html.js';
 import type { SplitName } from '../../data/r2gen.js';
@@ -102,6 +102,9 @@ const TRAIN_FLAGS: CliFlags = {
   'init-partial': { type: 'boolean', help: 'with --init: copy what fits, report the rest (default: a misfit is an error)' },
   freeze: { type: 'string', arg: 'PREFIX,...', help: 'comma-separated parameter-name prefixes to freeze' },
   'no-resume': { type: 'boolean', help: 'start over instead of resuming' },
+  'force-new-settings': { type: 'boolean', help: 'resume a run with other settings than it recorded (listed otherwise)' },
+  'no-eval': { type: 'boolean', help: 'no evaluation after epochs (the last epoch is best)' },
+  'derive-labels': { type: 'boolean', help: "CheXpert labels of every study from radkit's labeler (a dataset without labels gets them anyway when the model needs labels)" },
   progress: { type: 'string', choices: ['bar', 'json', 'none', 'auto'], default: 'auto', help: 'progress output' },
 };
 
@@ -143,6 +146,7 @@ ${kinds}`;
     const ds = dataset(values);
     const tokenizer = kind.tokenizer ? kind.tokenizer(ds, values) : Tokenizer.build(ds.splits.train.map((e) => e.report), { threshold: values.threshold as number });
     if (values['init-partial'] && !values.init) throw new UsageError('--init-partial needs --init RUN[:prefix]');
+    if (values['no-eval'] && values.metric !== undefined) throw new UsageError('--metric selects by evaluation; it does not go with --no-eval');
     const freeze = typeof values.freeze === 'string' ? values.freeze.split(',').map((p) => p.trim()).filter(Boolean) : undefined;
     const model = kind.create({ dataset: ds, tokenizer, preset, seed: values.seed as number, imageSize: values['image-size'] as number | undefined, batchSize: values['batch-size'] as number | undefined, flags: values });
     const controller = new AbortController();
@@ -162,7 +166,9 @@ ${kinds}`;
         visualLr: values['visual-lr'] as number | undefined,
         seed: values.seed as number,
         resume: values['no-resume'] ? false : 'auto',
-        evaluate: { metric: values.metric as string | undefined },
+        forceNewSettings: values['force-new-settings'] === true,
+        labels: values['derive-labels'] ? 'labeler' : 'auto',
+        evaluate: values['no-eval'] ? false : { metric: values.metric as string | undefined },
         init: typeof values.init === 'string' ? { ...parseInitSpec(values.init, 'radkit train'), partial: values['init-partial'] === true } : undefined,
         freeze,
         progress: values.progress as 'auto',
@@ -199,7 +205,15 @@ ${formatFlags({ ...GENERATE_FLAGS, ...systemFlags() })}`;
       if ((kind?.task ?? 'generation') !== 'generation') throw new UsageError(`${values.checkpoint} holds ${ck.meta.kind}, a ${kind?.task} model: it does not generate reports`);
       const tokenizer = generationTokenizer(ck, 'radkit generate');
       const pre = ck.meta.preprocessing;
-      const per = (values['views-per-study'] as number | undefined) ?? pre.views;
+      const given = values['views-per-study'] as number | undefined;
+      if (given !== undefined && given > pre.views)
+        throw new UsageError(`--views-per-study ${given}: this checkpoint reads ${pre.views} view${pre.views === 1 ? '' : 's'} per study, so images past the ${pre.views === 1 ? 'first' : `first ${pre.views}`} of each study would be dropped`);
+      // One image alone is one study (its view repeated); otherwise the images must split evenly.
+      const per = given ?? (positionals.length === 1 ? 1 : pre.views);
+      if (positionals.length % per !== 0)
+        throw new UsageError(
+          `${positionals.length} images do not split into studies of ${per} (this checkpoint reads ${pre.views} views per study); give whole studies, or --views-per-study 1 to take each image as a study of its own (its view repeated)`,
+        );
       const studies: string[][] = [];
       for (let i = 0; i < positionals.length; i += per) studies.push(positionals.slice(i, i + per));
       const HW = pre.imageSize * pre.imageSize;
@@ -256,7 +270,7 @@ const EVALUATE_FLAGS: CliFlags = {
   checkpoint: { type: 'string', arg: 'RUN', required: true, help: 'run folder or checkpoint folder' },
   ...DATA_FLAGS,
   split: { type: 'string', choices: SPLITS, default: 'test', help: 'split to score' },
-  out: { type: 'string', arg: 'DIR', help: 'output folder (default: RUN/eval-SPLIT)' },
+  out: { type: 'string', arg: 'DIR', help: 'output folder (default: RUN/eval-SPLIT, beside the checkpoints)' },
   'max-items': { type: 'integer', min: 1, help: 'score the first N studies' },
   ...SEARCH_FLAGS,
 };
@@ -270,16 +284,19 @@ ${formatFlags({ ...EVALUATE_FLAGS, ...systemFlags() })}`;
   },
   flags: () => ({ ...EVALUATE_FLAGS, ...systemFlagsForParsing() }),
   async run({ values }) {
+    const split = values.split as SplitName;
+    // Outputs go beside the checkpoints, never inside a folder that training rewrites.
+    const out = (values.out as string | undefined) ?? defaultOutputDir(values.checkpoint as string, `eval-${split}`, 'radkit evaluate');
+    checkOutputOutsideCheckpoints(out, 'radkit evaluate');
     const { ck, kind } = await checkpointWithKind(values.checkpoint as string);
     try {
       const ds = dataset(values);
-      const split = values.split as SplitName;
       const evaluate = kind?.evaluate ?? generationEvaluation;
       const generate = (kind?.task ?? 'generation') === 'generation' ? generateOptions(values, kind, ck.meta.kind) : undefined;
       const ev = await evaluate(ck.model, ck.tokenizer, ds, { split, preprocessing: ck.meta.preprocessing, generate, maxItems: values['max-items'] as number | undefined });
       const record = { split, checkpoint: { kind: ck.meta.kind, epoch: ck.meta.epoch }, headline: ev.headline, ...ev.record };
       const label = generate?.systemOptions ? ` (${Object.entries(generate.systemOptions).map(([k, v]) => `${k}: ${v}`).join(', ')})` : '';
-      writeMetrics((values.out as string | undefined) ?? path.join(values.checkpoint as string, `eval-${split}`), `${ck.meta.kind} on ${split}${label}`, record, ev.headline);
+      writeMetrics(out, `${ck.meta.kind} on ${split}${label}`, record, ev.headline);
     } finally {
       ck.model.dispose();
     }
@@ -300,18 +317,26 @@ ${formatFlags(REPORT_FLAGS)}`;
     const dir = positionals[0];
     const file = path.join(dir, 'metrics.json');
     if (!fs.existsSync(file)) throw new RadkitError(`${file}: not found (give a folder written by radkit evaluate)`, 'ERR_DATA', 'radkit report');
-    const rec = JSON.parse(fs.readFileSync(file, 'utf8'));
+    let rec;
+    try {
+      rec = JSON.parse(fs.readFileSync(file, 'utf8'));
+    } catch (err) {
+      throw new RadkitError(`${file}: not valid JSON (${(err as Error).message}); run radkit evaluate again to rewrite it`, 'ERR_DATA', 'radkit report');
+    }
+    if (!rec || typeof rec !== 'object' || typeof rec.checkpoint?.kind !== 'string' || typeof rec.split !== 'string')
+      throw new RadkitError(`${file}: not a metrics.json written by radkit evaluate (no checkpoint.kind or split)`, 'ERR_DATA', 'radkit report');
     if (!Array.isArray(rec.reports)) throw new RadkitError(`${file}: holds no generated reports (a ${rec.checkpoint?.kind ?? 'non-generating'} evaluation)`, 'ERR_DATA', 'radkit report');
     const ds = values.data ? dataset(values) : null;
     const images = (id: string) => (ds ? Object.values(ds.splits).flat().find((e) => e.id === id)?.imagePaths ?? [] : []);
     const out = (values.out as string | undefined) ?? path.join(dir, 'report.html');
+    checkOutputOutsideCheckpoints(path.dirname(path.resolve(out)), 'radkit report');
     writeHtmlReport(out, {
       title: `radkit: ${rec.checkpoint.kind} on ${rec.split}`,
       scores: { [rec.checkpoint.kind]: rec.headline },
       settings: { generate: rec.generate, evaluation: rec.result?.settings },
       items: rec.reports.slice(0, 100).map((r: { id: string; reference: string; hypothesis: string }) => ({ id: r.id, images: images(r.id), reference: r.reference, generated: { generated: r.hypothesis } })),
     });
-    console.log(`wrote ${out}`);
+    console.log(`wrote ${out}${rec.reports.length > 100 ? ` (the first 100 of ${rec.reports.length} reports; metrics.json holds all)` : ''}`);
     return 0;
   },
 };
