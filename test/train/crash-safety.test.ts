@@ -9,6 +9,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as radkit from '../../lib/index.js';
+import { weightsOf } from './run-weights.js';
 import { Rng } from '../../lib/data/synth/rng.js';
 import { readCheckpointMeta } from '../../lib/train/checkpoint.js';
 
@@ -40,15 +41,6 @@ async function checkWhole(run: string): Promise<void> {
     const ck = await radkit.loadCheckpoint(fs.existsSync(path.join(dir, 'checkpoint.json')) ? dir : `${dir}.old`);
     ck.model.dispose();
   }
-}
-
-async function weightsOf(run: string): Promise<Record<string, number[]>> {
-  const ck = await radkit.loadCheckpoint(path.join(run, 'checkpoints', 'last'));
-  const named = ck.model.namedTensors();
-  const out = Object.fromEntries(Object.entries(named).map(([k, t]) => [k, Array.from(t.toArray() as ArrayLike<number | bigint>, Number)]));
-  Object.values(named).forEach((t) => t.dispose());
-  ck.model.dispose();
-  return out;
 }
 
 describe('kill -9 at random points, 20 times (tiny XProNet)', () => {

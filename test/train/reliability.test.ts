@@ -7,6 +7,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import * as radkit from '../../lib/index.js';
+import { weightsOf } from './run-weights.js';
 import { main } from '../../lib/cli/main.js';
 import { readCheckpointMeta } from '../../lib/train/checkpoint.js';
 import { acquireRunLock } from '../../lib/train/runlock.js';
@@ -40,15 +41,6 @@ async function trainTiny(outDir: string, extra: Partial<TrainOptions> = {}, conf
   } finally {
     m.dispose();
   }
-}
-
-async function weightsOf(run: string): Promise<Record<string, number[]>> {
-  const ck = await radkit.loadCheckpoint(path.join(run, 'checkpoints', 'last'));
-  const named = ck.model.namedTensors();
-  const out = Object.fromEntries(Object.entries(named).map(([k, t]) => [k, Array.from(t.toArray() as ArrayLike<number | bigint>, Number)]));
-  Object.values(named).forEach((t) => t.dispose());
-  ck.model.dispose();
-  return out;
 }
 
 const steps = (run: string) => (fs.existsSync(path.join(run, 'train-log.jsonl')) ? fs.readFileSync(path.join(run, 'train-log.jsonl'), 'utf8').split('\n').filter((l) => l.includes('"type":"step"')).length : 0);

@@ -1,0 +1,12 @@
+// The weights of a run's last checkpoint as plain numbers by name, for exact comparisons of runs.
+import * as path from 'node:path';
+import * as radkit from '../../lib/index.js';
+
+export async function weightsOf(run: string): Promise<Record<string, number[]>> {
+  const ck = await radkit.loadCheckpoint(path.join(run, 'checkpoints', 'last'));
+  const named = ck.model.namedTensors();
+  const out = Object.fromEntries(Object.entries(named).map(([k, t]) => [k, Array.from(t.toArray() as ArrayLike<number | bigint>, Number)]));
+  Object.values(named).forEach((t) => t.dispose());
+  ck.model.dispose();
+  return out;
+}
