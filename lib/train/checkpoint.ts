@@ -167,7 +167,7 @@ export function readCheckpointMeta(dir: string): CheckpointMeta | null {
     [isObject(meta.preprocessing) && Number.isInteger(meta.preprocessing.imageSize) && meta.preprocessing.imageSize > 0 && Number.isInteger(meta.preprocessing.views) && meta.preprocessing.views > 0,
       '"preprocessing" must hold a positive integer imageSize and views'],
     [Number.isInteger(meta.epoch) && meta.epoch >= 0, '"epoch" must be a non-negative integer'],
-    [meta.best === null || meta.best === undefined || (isObject(meta.best) && typeof meta.best.metric === 'string' && Number.isFinite(meta.best.score)), '"best" must be null or { metric, score, epoch }'],
+    [meta.best === null || meta.best === undefined || (isObject(meta.best) && typeof meta.best.metric === 'string'), '"best" must be null or { metric, score, epoch }'],
   ];
   for (const [ok, what] of checks) if (!ok) throw damaged(file, what);
   return meta;

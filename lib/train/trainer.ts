@@ -211,7 +211,8 @@ function labelledDataset(ds: R2GenDataset, needs: boolean | undefined, mode: 'au
   };
   if (mode === 'labeler') return { dataset: derive(true), source: 'labeler', derived: entries.length };
   if (!missing.length) return { dataset: ds, source: 'dataset', derived: 0 };
-  if (needs === false || (needs === undefined && missing.length === entries.length)) return { dataset: ds, source: 'none', derived: 0 };
+  // A kind that needs none (or does not say): the batches carry labels where the dataset has them.
+  if (needs !== true) return { dataset: ds, source: missing.length === entries.length ? 'none' : 'dataset', derived: 0 };
   if (missing.length === entries.length) return { dataset: derive(false), source: 'labeler', derived: entries.length };
   const names = missing.slice(0, 5).map((e) => `${e.split} "${e.id}"`).join(', ');
   throw new DataError(
