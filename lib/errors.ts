@@ -5,9 +5,11 @@
  * Codes raised from TypeScript: `ERR_INVALID_ARG` (ArgumentError: a bad argument or option),
  * `ERR_DATA` (DataError: an input file or one of its entries; `file` and `entry` say which),
  * `ERR_TOKENIZER` (TokenizerError: a tokenizer file or JSON that is not a usable tokenizer),
- * `ERR_CHECKPOINT` (a missing or mismatched checkpoint), `ERR_ABORTED` (an AbortSignal fired; the
- * signal's reason is the `cause`), `ERR_WORKER` (a worker thread failed or its pool was closed),
- * `ERR_INTERNAL` (an internal invariant broke: a radkit bug).
+ * `ERR_CHECKPOINT` (a missing, damaged or mismatched checkpoint, or a resume with other settings;
+ * also from native loads), `ERR_LOCKED` (another live process trains in that run folder),
+ * `ERR_EXISTS` (ArgumentError: files radkit would overwrite are there and `force` was not given),
+ * `ERR_ABORTED` (an AbortSignal fired; the signal's reason is the `cause`), `ERR_WORKER` (a worker
+ * thread failed or its pool was closed), `ERR_INTERNAL` (an internal invariant broke: a radkit bug).
  */
 export class RadkitError extends Error {
   readonly code: string;
