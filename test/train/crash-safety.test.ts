@@ -16,7 +16,7 @@ import { readCheckpointMeta } from '../../lib/train/checkpoint.js';
 const script = path.join(__dirname, 'crash-script.cjs');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'radkit-crash-'));
 const dataDir = path.join(tmp, 'data');
-const EPOCHS = 24;
+const EPOCHS = 40;
 const KILLS = 20;
 
 beforeAll(async () => {
@@ -46,8 +46,14 @@ async function checkWhole(run: string): Promise<void> {
 describe('kill -9 at random points, 20 times (tiny XProNet)', () => {
   it('every resume finds whole checkpoints, and the run ends bit-identical to an uninterrupted one', async () => {
     const reference = path.join(tmp, 'reference');
+    const spawned = Date.now();
     const ref = spawnSync(process.execPath, [script, dataDir, reference, String(EPOCHS)], { encoding: 'utf8' });
     expect(ref.status, ref.stderr).toBe(0);
+    // This machine's pace, from the reference run's log: start-up, then one epoch (steps, evaluation, checkpoints).
+    const log = fs.readFileSync(path.join(reference, 'train-log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const startupMs = Date.parse(log.find((e) => e.type === 'start').time) - spawned;
+    const marks = log.filter((e) => e.type === 'checkpoint').map((e) => Date.parse(e.time));
+    const epochMs = Math.max(20, (marks.at(-1)! - marks[0]) / Math.max(1, marks.length - 1));
 
     const run = path.join(tmp, 'crashed');
     const rng = new Rng(1717);
@@ -73,8 +79,8 @@ describe('kill -9 at random points, 20 times (tiny XProNet)', () => {
         }
         await new Promise((r) => setTimeout(r, rng.int(0, 15)));
       } else {
-        // Anywhere: start-up, restoring, steps, evaluation, writes.
-        await new Promise((r) => setTimeout(r, rng.int(300, 4000)));
+        // Anywhere: start-up, restoring, steps, evaluation, writes (at most about 1.5 epochs in).
+        await new Promise((r) => setTimeout(r, rng.int(0, Math.round(startupMs + 1.5 * epochMs))));
       }
       if (done) {
         expect(await exited).toBe(0);
@@ -89,7 +95,7 @@ describe('kill -9 at random points, 20 times (tiny XProNet)', () => {
       where[at] = (where[at] ?? 0) + 1;
       await checkWhole(run);
     }
-    console.log(`crash-safety: ${kills} kills: ${JSON.stringify(where)}`);
+    console.log(`crash-safety: ${kills} kills (start-up ${startupMs} ms, epoch ${Math.round(epochMs)} ms): ${JSON.stringify(where)}`);
     expect(kills).toBe(KILLS);
     expect(where['inside a checkpoint write'] ?? 0).toBeGreaterThanOrEqual(3);
 
