@@ -88,6 +88,7 @@ export interface NativeAugmentConfig {
 
 interface NativeAugment {
   augmentImages(images: NativeTensor, seeds: NativeTensor, config: NativeAugmentConfig): Promise<NativeTensor>;
+  augmentImagesInto(data: Float32Array, shape: number[], seeds: NativeTensor, config: NativeAugmentConfig): Promise<void>;
 }
 
 const FN = 'augmentImages';
@@ -155,6 +156,16 @@ export function checkAugmentOptions(o: AugmentOptions): AugmentOptions {
   return o;
 }
 
+function seedArray(seeds: ArrayLike<number>): BigInt64Array {
+  const s = new BigInt64Array(seeds.length);
+  for (let i = 0; i < seeds.length; i++) {
+    const v = seeds[i];
+    if (!Number.isSafeInteger(v) || v < 0) throw new ArgumentError(`${FN}: seeds must be non-negative safe integers, got ${v}`, 'ERR_INVALID_ARG', FN);
+    s[i] = BigInt(v);
+  }
+  return s;
+}
+
 function nativeAugment(): NativeAugment {
   const n = loadNative() as unknown as Partial<NativeAugment>;
   if (typeof n.augmentImages !== 'function') throw new NativeError(`${FN}: this radkit binary was built without nn/augment; rebuild it (npm run build:native)`, 'ERR_NOT_COMPILED', FN);
@@ -172,21 +183,19 @@ export async function augmentImages(images: Tensor, seeds: ArrayLike<number>, op
   const n = images.shape[0];
   if (images.shape.length !== 4) throw new ArgumentError(`${FN}: images must be [N, C, H, W], got [${images.shape.join(', ')}]`, 'ERR_SHAPE', FN);
   if (seeds.length !== n) throw new ArgumentError(`${FN}: ${seeds.length} seeds for ${n} images`, 'ERR_SHAPE', FN);
-  const s = new BigInt64Array(n);
-  for (let i = 0; i < n; i++) {
-    const v = seeds[i];
-    if (!Number.isSafeInteger(v) || v < 0) throw new ArgumentError(`${FN}: seeds must be non-negative safe integers, got ${v}`, 'ERR_INVALID_ARG', FN);
-    s[i] = BigInt(v);
-  }
-  using seedT = Tensor.from(s, [n]);
+  using seedT = Tensor.from(seedArray(seeds), [n]);
   return Tensor.wrap(await nativeAugment().augmentImages(handleOf(images, 'images', FN), handleOf(seedT, 'seeds', FN), config));
 }
 
-/** `augmentImages` on plain float32 data `[N, 1, H, W]` (the loader's form); returns new data. */
-export async function augmentArray(data: Float32Array, shape: [number, number, number, number], seeds: ArrayLike<number>, options: ImageAugmentOptions): Promise<Float32Array> {
-  using t = Tensor.from(data, shape);
-  using out = await augmentImages(t, seeds, options);
-  return out.toArray() as Float32Array;
+/**
+ * `augmentImages` on plain float32 data `[N, C, H, W]` (the loader's form), in place: the result is
+ * written back into `data` (do not read or write it until the promise settles).
+ */
+export async function augmentInPlace(data: Float32Array, shape: [number, number, number, number], seeds: ArrayLike<number>, options: ImageAugmentOptions): Promise<void> {
+  const config = nativeAugmentConfig(options);
+  if (seeds.length !== shape[0]) throw new ArgumentError(`${FN}: ${seeds.length} seeds for ${shape[0]} images`, 'ERR_SHAPE', FN);
+  using seedT = Tensor.from(seedArray(seeds), [seeds.length]);
+  await nativeAugment().augmentImagesInto(data, shape, handleOf(seedT, 'seeds', FN), config);
 }
 
 /** The seed of one image of one study in one epoch of a run (independent of order and workers). */

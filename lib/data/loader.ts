@@ -35,7 +35,7 @@ import { ArgumentError, RadkitError } from '../errors.js';
 import { DataError, type DataIssue, type OnError, type R2GenDataset, type R2GenEntry, type SplitName } from './r2gen.js';
 import { Rng, hashSeed } from './synth/rng.js';
 import { PreparedCache, cacheKeyOfPath, cachePreprocessing, defaultCacheDir } from './cache.js';
-import { augmentArray, checkAugmentOptions, imageSeed, shuffleSentences, type AugmentOptions } from './augment.js';
+import { augmentInPlace, checkAugmentOptions, imageSeed, shuffleSentences, type AugmentOptions } from './augment.js';
 
 export interface Batch {
   ids: string[];
@@ -148,7 +148,7 @@ export class DataLoader implements AsyncIterable<Batch> {
   readonly cache?: PreparedCache;
   private readonly img: ImageOptions;
   private readonly V: number;
-  private loadView?: (entry: R2GenEntry, v: number) => Promise<Float32Array>;
+  private loadView?: (entry: R2GenEntry, v: number) => Promise<Float32Array | Uint8Array>;
   private readonly augment?: AugmentOptions;
   private readonly o: Required<Pick<LoaderOptions, 'batchSize' | 'prefetch' | 'workers' | 'onError' | 'dropLast' | 'shuffle' | 'seed' | 'epoch'>>;
 
@@ -228,18 +228,11 @@ export class DataLoader implements AsyncIterable<Batch> {
     return this.iterate(this.o.epoch);
   }
 
-  /** Grey [0, 1] pixels of one image (cache or decoding). */
-  private source(): (entry: R2GenEntry, v: number) => Promise<Float32Array> {
+  /** One image's pixels: uint8 from the cache (scaled when the batch is assembled) or grey [0, 1] floats decoded. */
+  private source(): (entry: R2GenEntry, v: number) => Promise<Float32Array | Uint8Array> {
     const raw: ImageOptions = { ...this.img, mean: undefined, std: undefined };
     const cache = this.cache;
-    if (cache) {
-      return async (e, v) => {
-        const u8 = await cache.read(cacheKeyOfPath(e.imagePaths[v], e.imagePathsRaw[v]));
-        const out = new Float32Array(u8.length);
-        for (let i = 0; i < u8.length; i++) out[i] = u8[i] / 255;
-        return out;
-      };
-    }
+    if (cache) return (e, v) => cache.read(cacheKeyOfPath(e.imagePaths[v], e.imagePathsRaw[v]));
     const pool = new ImagePool(Math.max(1, this.o.workers));
     return (e, v) => pool.decode(e.imagePaths[v], raw);
   }
@@ -312,11 +305,11 @@ export class DataLoader implements AsyncIterable<Batch> {
         const got = await Promise.allSettled(uniq.map((v) => load(e, v)));
         const bad = got.find((g) => g.status === 'rejected') as PromiseRejectedResult | undefined;
         if (bad) return { e, error: (bad.reason as Error).message };
-        const byView = new Map(uniq.map((v, k) => [v, (got[k] as PromiseFulfilledResult<Float32Array>).value]));
+        const byView = new Map(uniq.map((v, k) => [v, (got[k] as PromiseFulfilledResult<Float32Array | Uint8Array>).value]));
         return { e, views: views.map((v) => byView.get(v)!) };
       }),
     );
-    const kept: Array<{ e: R2GenEntry; views: Float32Array[] }> = [];
+    const kept: Array<{ e: R2GenEntry; views: Array<Float32Array | Uint8Array> }> = [];
     const skipped: string[] = [];
     for (const r of results) {
       if ('error' in r && r.error !== undefined) {
@@ -324,16 +317,23 @@ export class DataLoader implements AsyncIterable<Batch> {
         if (this.o.onError === 'throw') throw new DataError(issue, 'DataLoader');
         this.issues.push(issue);
         skipped.push(r.e.id);
-      } else kept.push(r as { e: R2GenEntry; views: Float32Array[] });
+      } else kept.push(r as { e: R2GenEntry; views: Array<Float32Array | Uint8Array> });
     }
     const B = kept.length;
-    let data: Float32Array = new Float32Array(B * V * HW);
-    kept.forEach((k, b) => k.views.forEach((img, v) => data.set(img, (b * V + v) * HW)));
+    const data = new Float32Array(B * V * HW);
+    const inv = 1 / 255;
+    kept.forEach((k, b) =>
+      k.views.forEach((img, v) => {
+        const off = (b * V + v) * HW;
+        if (img instanceof Uint8Array) for (let i = 0; i < HW; i++) data[off + i] = img[i] * inv;
+        else data.set(img, off);
+      }),
+    );
     const aug = this.augment;
     if (aug?.image && B > 0) {
       // A view repeated for a study with fewer images gets its own seed (its own augmentation).
       const seeds = kept.flatMap((k) => Array.from({ length: V }, (_, v) => imageSeed(this.o.seed, epoch, k.e.id, v)));
-      data = await augmentArray(data, [B * V, 1, H, W], seeds, aug.image);
+      await augmentInPlace(data, [B * V, 1, H, W], seeds, aug.image);
     }
     const mean = this.img.mean ?? 0;
     const std = this.img.std ?? 1;

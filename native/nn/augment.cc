@@ -1,6 +1,7 @@
 // Seeded image augmentations; see augment.h.
 #include "augment.h"
 
+#include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
 
 #include <algorithm>
@@ -88,6 +89,105 @@ at::Tensor augmentOne(const at::Tensor& x, const AugmentParams& p) {
     y = (mean + (y - mean) * p.contrast).clamp(0, 1);
   }
   return y.squeeze(0);
+}
+
+// The CPU path: the same transform as augmentOne in plain loops over one sample's pixels (about
+// 20x faster than the per-sample ATen calls on 224 px images). Bilinear sampling with zeros outside
+// and align_corners = false exactly as grid_sample computes it; blur with reflected borders as
+// reflection_pad2d; tested against augmentOne (test/native/data-augment.test.ts).
+template <typename T>
+void augmentOneCpu(const T* in, T* out, int64_t C, int64_t H, int64_t W, const AugmentParams& p, std::vector<T>& scratch) {
+  const int64_t HW = H * W;
+  if (p.geometric) {
+    const double* t = p.theta;
+    // The source position is affine in the output column: step it instead of recomputing it.
+    const double dx = t[0], dy = t[3] * H / W;
+    for (int64_t i = 0; i < H; i++) {
+      const double yn = (2.0 * i + 1) / H - 1, xn0 = 1.0 / W - 1;
+      double ix = ((t[0] * xn0 + t[1] * yn + t[2] + 1) * W - 1) / 2;
+      double iy = ((t[3] * xn0 + t[4] * yn + t[5] + 1) * H - 1) / 2;
+      for (int64_t j = 0; j < W; j++, ix += dx, iy += dy) {
+        int64_t x0 = static_cast<int64_t>(ix), y0 = static_cast<int64_t>(iy);
+        x0 -= ix < x0;  // floor without a libm call
+        y0 -= iy < y0;
+        const T ax = static_cast<T>(ix - x0), ay = static_cast<T>(iy - y0);
+        const T w00 = (1 - ax) * (1 - ay), w01 = ax * (1 - ay), w10 = (1 - ax) * ay, w11 = ax * ay;
+        T* o = out + i * W + j;
+        if (x0 >= 0 && y0 >= 0 && x0 + 1 < W && y0 + 1 < H) {
+          for (int64_t c = 0; c < C; c++) {
+            const T* q = in + c * HW + y0 * W + x0;
+            o[c * HW] = w00 * q[0] + w01 * q[1] + w10 * q[W] + w11 * q[W + 1];
+          }
+        } else if (x0 + 1 < 0 || y0 + 1 < 0 || x0 >= W || y0 >= H) {
+          for (int64_t c = 0; c < C; c++) o[c * HW] = 0;
+        } else {
+          const bool xa = x0 >= 0, xb = x0 + 1 < W, ya = y0 >= 0, yb = y0 + 1 < H;
+          for (int64_t c = 0; c < C; c++) {
+            const T* src = in + c * HW;
+            T v = 0;
+            if (xa && ya) v += w00 * src[y0 * W + x0];
+            if (xb && ya) v += w01 * src[y0 * W + x0 + 1];
+            if (xa && yb) v += w10 * src[(y0 + 1) * W + x0];
+            if (xb && yb) v += w11 * src[(y0 + 1) * W + x0 + 1];
+            o[c * HW] = v;
+          }
+        }
+      }
+    }
+  } else {
+    std::copy(in, in + C * HW, out);
+  }
+  if (p.sigma > 0) {
+    int64_t r = std::max<int64_t>(1, static_cast<int64_t>(std::ceil(3 * p.sigma)));
+    r = std::min<int64_t>(r, std::min(H, W) - 1);
+    if (r >= 1) {
+      std::vector<T> g(2 * r + 1);
+      double sum = 0;
+      for (int64_t k = -r; k <= r; k++) sum += std::exp(-0.5 * (k * k) / (p.sigma * p.sigma));
+      for (int64_t k = -r; k <= r; k++) g[k + r] = static_cast<T>(std::exp(-0.5 * (k * k) / (p.sigma * p.sigma)) / sum);
+      auto reflect = [](int64_t i, int64_t n) { return i < 0 ? -i : (i >= n ? 2 * (n - 1) - i : i); };
+      scratch.resize(HW);
+      for (int64_t c = 0; c < C; c++) {
+        T* img = out + c * HW;
+        T* tmp = scratch.data();
+        for (int64_t i = 0; i < H; i++) {
+          const T* row = img + i * W;
+          T* o = tmp + i * W;
+          for (int64_t j = 0; j < W; j++) o[j] = 0;
+          for (int64_t k = -r; k <= r; k++) {  // interior columns: one tap at a time over the row
+            const T gk = g[k + r];
+            for (int64_t j = r; j < W - r; j++) o[j] += gk * row[j + k];
+          }
+          for (int64_t j = 0; j < W; j++) {
+            if (j >= r && j < W - r) continue;
+            T acc = 0;
+            for (int64_t k = -r; k <= r; k++) acc += g[k + r] * row[reflect(j + k, W)];
+            o[j] = acc;
+          }
+        }
+        for (int64_t i = 0; i < H; i++) {
+          T* o = img + i * W;
+          for (int64_t j = 0; j < W; j++) o[j] = 0;
+          for (int64_t k = -r; k <= r; k++) {
+            const T* src = tmp + reflect(i + k, H) * W;
+            const T gk = g[k + r];
+            for (int64_t j = 0; j < W; j++) o[j] += gk * src[j];
+          }
+        }
+      }
+    }
+  }
+  const int64_t n = C * HW;
+  if (p.brightness != 1) {
+    const T b = static_cast<T>(p.brightness);
+    for (int64_t k = 0; k < n; k++) out[k] = std::min<T>(1, std::max<T>(0, out[k] * b));
+  }
+  if (p.contrast != 1) {
+    double m = 0;
+    for (int64_t k = 0; k < n; k++) m += out[k];
+    const T mean = static_cast<T>(m / n), c = static_cast<T>(p.contrast);
+    for (int64_t k = 0; k < n; k++) out[k] = std::min<T>(1, std::max<T>(0, mean + (out[k] - mean) * c));
+  }
 }
 
 }  // namespace
@@ -183,7 +283,7 @@ AugmentParams drawAugmentParams(uint64_t seed, int64_t height, int64_t width, co
   return p;
 }
 
-at::Tensor augmentImages(const at::Tensor& images, const std::vector<uint64_t>& seeds, const AugmentConfig& c) {
+at::Tensor augmentImages(const at::Tensor& images, const std::vector<uint64_t>& seeds, const AugmentConfig& c, bool reference) {
   if (!images.defined() || images.dim() != 4) argError("ERR_SHAPE", "augmentImages: images must be [N, C, H, W], got ", images.defined() ? images.dim() : 0, " dimensions");
   if (images.scalar_type() != at::kFloat && images.scalar_type() != at::kDouble) argError("ERR_DTYPE", "augmentImages: images must be float32 or float64, got ", images.scalar_type());
   const int64_t N = images.size(0), H = images.size(2), W = images.size(3);
@@ -194,14 +294,27 @@ at::Tensor augmentImages(const at::Tensor& images, const std::vector<uint64_t>& 
   at::Tensor out = at::empty_like(x);
   std::vector<AugmentParams> params(N);
   for (int64_t i = 0; i < N; i++) params[i] = drawAugmentParams(seeds[i], H, W, c);
-  // One sample at a time (same shapes whatever the batch, so the same bits); samples in parallel on the CPU.
-  auto run = [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; i++) out[i].copy_(augmentOne(x[i], params[i]));
-  };
-  if (x.is_cuda())
-    run(0, N);
-  else
-    at::parallel_for(0, N, 1, run);
+  // One sample at a time (same shapes whatever the batch, so the same bits); samples in parallel on
+  // the CPU, through plain loops (reference = true: through ATen's affine_grid / grid_sample / conv2d).
+  if (x.is_cuda() || reference) {
+    auto run = [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; i++) out[i].copy_(augmentOne(x[i], params[i]));
+    };
+    if (x.is_cuda())
+      run(0, N);
+    else
+      at::parallel_for(0, N, 1, run);
+  } else {
+    const int64_t C = x.size(1);
+    AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "augmentImages", [&] {
+      const scalar_t* in = x.data_ptr<scalar_t>();
+      scalar_t* o = out.data_ptr<scalar_t>();
+      at::parallel_for(0, N, 1, [&](int64_t b, int64_t e) {
+        std::vector<scalar_t> scratch;
+        for (int64_t i = b; i < e; i++) augmentOneCpu<scalar_t>(in + i * C * H * W, o + i * C * H * W, C, H, W, params[i], scratch);
+      });
+    });
+  }
   return out;
 }
 

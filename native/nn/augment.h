@@ -45,7 +45,9 @@ void checkAugmentConfig(const AugmentConfig& c);
 AugmentParams drawAugmentParams(uint64_t seed, int64_t height, int64_t width, const AugmentConfig& c);
 
 // images [N, C, H, W] float32/float64 (CPU or CUDA), seeds one per sample; returns a new tensor.
-at::Tensor augmentImages(const at::Tensor& images, const std::vector<uint64_t>& seeds, const AugmentConfig& c);
+// CPU tensors go through plain loops; `reference` (and CUDA) through ATen's affine_grid,
+// grid_sample, reflection_pad2d and conv2d, the definition the loops are tested against.
+at::Tensor augmentImages(const at::Tensor& images, const std::vector<uint64_t>& seeds, const AugmentConfig& c, bool reference = false);
 
 }  // namespace nn
 }  // namespace radkit

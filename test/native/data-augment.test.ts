@@ -5,7 +5,9 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as radkit from '../../lib/index.js';
 import { Tensor } from '../../lib/index.js';
-import { augmentImages } from '../../lib/data/augment.js';
+import { augmentImages, augmentInPlace, nativeAugmentConfig } from '../../lib/data/augment.js';
+import { loadNative } from '../../lib/native.js';
+import type { NativeTensor } from '../../typings/native.js';
 import { DataLoader, type Batch } from '../../lib/data/loader.js';
 import { readR2Gen, readUnpaired } from '../../lib/data/r2gen.js';
 import { synthesize } from '../../lib/data/synth/index.js';
@@ -56,6 +58,11 @@ describe('augmentImages', () => {
       radkit.setNumThreads(threads);
     }
     for (const v of a) expect(v >= 0 && v <= 1).toBe(true);
+    // in place on a Float32Array (the loader's path): the same pixels
+    const inPlace = x.slice();
+    await augmentInPlace(inPlace, [N, 1, H, W], SEEDS, FULL);
+    expect(Buffer.from(inPlace.buffer).equals(Buffer.from(a.buffer))).toBe(true);
+    await expect(augmentInPlace(x.slice(), [N, 1, H, W + 1], SEEDS, FULL)).rejects.toThrow(/shape holds/);
   });
 
   it('geometry: no transform is the identity, a flip mirrors exactly, a full-size crop is the identity', async () => {
@@ -98,6 +105,23 @@ describe('augmentImages', () => {
     const bl = await aug(x, SEEDS, { blur: { p: 1, sigma: [1, 1.5] } });
     expect(tv(bl)).toBeLessThan(0.7 * tv(x));
     expect(bl.reduce((p, v) => p + v, 0) / bl.length).toBeCloseTo(x.reduce((p, v) => p + v, 0) / x.length, 2);
+  });
+
+  it('the CPU loops equal the ATen definition (affine_grid, grid_sample, reflection_pad2d, conv2d)', async () => {
+    const ref = (loadNative() as unknown as { testing: { augmentImagesReference(i: NativeTensor, s: NativeTensor, c: object): NativeTensor } }).testing.augmentImagesReference;
+    for (const dtype of ['float32', 'float64'] as const) {
+      for (const o of [FULL, { affine: { degrees: 30, translate: 0.2, scale: [0.7, 1.3] as [number, number] }, hflip: 0.5 }, { blur: { p: 1, sigma: [0.5, 2.5] as [number, number] } }]) {
+        using t = Tensor.from(images(4), [N, 1, H, W]).to(dtype);
+        using seeds = Tensor.from(BigInt64Array.from(SEEDS.map(BigInt)), [N]);
+        using fast = await augmentImages(t, SEEDS, o);
+        using slow = Tensor.wrap(ref(Tensor.handle(t), Tensor.handle(seeds), nativeAugmentConfig(o)));
+        const a = fast.toArray() as Float64Array;
+        const b = slow.toArray() as Float64Array;
+        let max = 0;
+        for (let i = 0; i < a.length; i++) max = Math.max(max, Math.abs(a[i] - b[i]));
+        expect(max, `${dtype} ${JSON.stringify(o)}`).toBeLessThan(dtype === 'float32' ? 2e-5 : 1e-12);
+      }
+    }
   });
 
   it('checks its arguments', async () => {
