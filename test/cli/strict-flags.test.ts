@@ -21,6 +21,7 @@ const CASES: Record<string, { base: string[]; numberFlag: string; wellKnown: str
   explain: { base: ['--checkpoint', 'C', 'img.png'], numberFlag: 'top', wellKnown: 'top' },
   metrics: { base: ['--hyps', 'H', '--refs', 'R'], numberFlag: 'max-seq-length', wellKnown: 'format' },
   synth: { base: ['--out', 'OUT'], numberFlag: 'train', wellKnown: 'train' },
+  prepare: { base: ['--data', 'D'], numberFlag: 'size', wellKnown: 'size' },
 };
 
 let errors: string[] = [];
