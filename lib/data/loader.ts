@@ -122,6 +122,50 @@ export class ImagePool {
   }
 }
 
+/**
+ * An async iterator over `count` items made by `make(i)`, at most `prefetch` in flight; the first
+ * failure stops it (and is thrown when its item is reached); `return()` stops it early.
+ */
+export function prefetching<T>(count: number, prefetch: number, make: (i: number) => Promise<T>): AsyncIterator<T> {
+  const inflight: Array<Promise<T>> = [];
+  let next = 0;
+  let done = false;
+  const fill = () => {
+    while (!done && inflight.length < prefetch && next < count) {
+      const p = make(next++);
+      p.catch(() => undefined); // handled when consumed
+      inflight.push(p);
+    }
+  };
+  const finish = () => {
+    done = true;
+    inflight.length = 0;
+  };
+  return {
+    next: async (): Promise<IteratorResult<T>> => {
+      if (done) return { done: true, value: undefined };
+      fill();
+      const head = inflight.shift();
+      if (!head) {
+        finish();
+        return { done: true, value: undefined };
+      }
+      try {
+        const b = await head;
+        fill();
+        return { done: false, value: b };
+      } catch (e) {
+        finish();
+        throw e;
+      }
+    },
+    return: async (): Promise<IteratorResult<T>> => {
+      finish();
+      return { done: true, value: undefined };
+    },
+  };
+}
+
 // Opened caches, by folder and manifest mtime (a loader per epoch reopens nothing).
 const openCaches = new Map<string, { mtimeMs: number; cache: PreparedCache }>();
 
@@ -246,43 +290,7 @@ export class DataLoader implements AsyncIterable<Batch> {
       if (g.length < bs && this.o.dropLast) break;
       groups.push(g);
     }
-    const inflight: Array<Promise<Batch>> = [];
-    let next = 0;
-    let done = false;
-    const fill = () => {
-      while (!done && inflight.length < this.o.prefetch && next < groups.length) {
-        const p = this.batch(groups[next++], epoch);
-        p.catch(() => undefined); // handled when consumed
-        inflight.push(p);
-      }
-    };
-    const finish = () => {
-      done = true;
-      inflight.length = 0;
-    };
-    return {
-      next: async (): Promise<IteratorResult<Batch>> => {
-        if (done) return { done: true, value: undefined };
-        fill();
-        const head = inflight.shift();
-        if (!head) {
-          finish();
-          return { done: true, value: undefined };
-        }
-        try {
-          const b = await head;
-          fill();
-          return { done: false, value: b };
-        } catch (e) {
-          finish();
-          throw e;
-        }
-      },
-      return: async (): Promise<IteratorResult<Batch>> => {
-        finish();
-        return { done: true, value: undefined };
-      },
-    };
+    return prefetching(groups.length, this.o.prefetch, (i) => this.batch(groups[i], epoch));
   }
 
   /**

@@ -14,39 +14,25 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { labelStateMatrix, type ReportLabels } from '../text/chexpert.js';
-import type { ReportTokenizer } from '../text/report-tokenizer.js';
 import { ArgumentError } from '../errors.js';
 import { TensorBatch } from '../models/model.js';
 import { cacheKey, cachePreprocessing } from './cache.js';
-import { checkAugmentOptions, shuffleSentences, type AugmentOptions } from './augment.js';
-import type { FitMode, ResizeFilter } from './image.js';
-import { DataLoader } from './loader.js';
-import type { DataIssue, OnError, R2GenDataset, R2GenEntry, UnpairedDataset } from './r2gen.js';
+import { checkAugmentOptions, shuffleSentences } from './augment.js';
+import { DataLoader, prefetching, type LoaderOptions } from './loader.js';
+import type { DataIssue, R2GenDataset, R2GenEntry, UnpairedDataset } from './r2gen.js';
 import { Rng, hashSeed } from './synth/rng.js';
 
-export interface UnpairedLoaderOptions {
+/** The paired loader's image, seed, tokenizer, worker, error, cache and augmentation options, plus the two batch sizes. */
+export interface UnpairedLoaderOptions
+  extends Pick<LoaderOptions, 'imageSize' | 'fit' | 'filter' | 'mean' | 'std' | 'seed' | 'epoch' | 'tokenizer' | 'maxLength' | 'prefetch' | 'workers' | 'onError' | 'augment'> {
   /** Images per batch. */
   batchSize: number;
   /** Reports per batch (default `batchSize`). */
   reportBatchSize?: number;
-  imageSize: number | [number, number];
   /** Views per image item (default 1: MedRAT reads the frontal view only). */
   views?: number;
-  fit?: FitMode;
-  filter?: ResizeFilter;
-  mean?: number;
-  std?: number;
-  seed?: number;
-  epoch?: number;
-  tokenizer?: ReportTokenizer;
-  maxLength?: number;
-  /** Batches prepared ahead (default 2). */
-  prefetch?: number;
-  workers?: number;
-  onError?: OnError;
   /** 'auto' (default): the prepared cache of the dataset the images belong to (`<image folder>/../prepared/<key>`), when there is one. */
   cache?: 'auto' | string | false;
-  augment?: AugmentOptions;
 }
 
 export interface UnpairedBatch {
@@ -160,41 +146,7 @@ export class UnpairedLoader implements AsyncIterable<UnpairedBatch> {
 
   private iterate(epoch: number): AsyncIterator<UnpairedBatch> {
     const steps = this.plan(epoch);
-    const inflight: Array<Promise<UnpairedBatch>> = [];
-    let next = 0;
-    let done = false;
-    const fill = () => {
-      while (!done && inflight.length < this.o.prefetch && next < steps.length) {
-        const p = this.makeBatch(steps[next++], epoch);
-        p.catch(() => undefined); // handled when consumed
-        inflight.push(p);
-      }
-    };
-    return {
-      next: async () => {
-        if (done) return { done: true, value: undefined };
-        fill();
-        const head = inflight.shift();
-        if (!head) {
-          done = true;
-          return { done: true, value: undefined };
-        }
-        try {
-          const b = await head;
-          fill();
-          return { done: false, value: b };
-        } catch (e) {
-          done = true;
-          inflight.length = 0;
-          throw e;
-        }
-      },
-      return: async () => {
-        done = true;
-        inflight.length = 0;
-        return { done: true, value: undefined };
-      },
-    };
+    return prefetching(steps.length, this.o.prefetch, (i) => this.makeBatch(steps[i], epoch));
   }
 
   private async makeBatch(step: { images: number[]; reports: number[] }, epoch: number): Promise<UnpairedBatch> {

@@ -2,7 +2,7 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { crc32, deflateSync } from 'node:zlib';
+import { deflateSync } from 'node:zlib';
 import jpeg from 'jpeg-js';
 import { PNG } from 'pngjs';
 import sharp from 'sharp';
@@ -11,6 +11,7 @@ import { decodeImage, readImage, readImageHeader, type ImageOptions } from '../.
 import { decodeResize, imageLibs } from '../../lib/data/image-reference.js';
 import { renderStudy } from '../../lib/data/synth/study.js';
 import { DataError, RadkitError } from '../../lib/errors.js';
+import { chunk, ihdr, png16, PNG_SIGNATURE as SIG } from './png-bytes.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'radkit-decode-'));
 const write = (name: string, b: Uint8Array): string => {
@@ -19,29 +20,6 @@ const write = (name: string, b: Uint8Array): string => {
   return f;
 };
 
-function chunk(type: string, data: Buffer): Buffer {
-  const len = Buffer.alloc(4);
-  len.writeUInt32BE(data.length);
-  const td = Buffer.concat([Buffer.from(type, 'ascii'), data]);
-  const crc = Buffer.alloc(4);
-  crc.writeUInt32BE(crc32(td) >>> 0);
-  return Buffer.concat([len, td, crc]);
-}
-const SIG = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
-function ihdr(w: number, h: number, depth: number, colorType: number): Buffer {
-  const b = Buffer.alloc(13);
-  b.writeUInt32BE(w, 0);
-  b.writeUInt32BE(h, 4);
-  b[8] = depth;
-  b[9] = colorType;
-  return chunk('IHDR', b);
-}
-/** A 16-bit grey PNG written by hand. */
-function png16(w: number, h: number, f: (x: number, y: number) => number): Buffer {
-  const raw = Buffer.alloc(h * (1 + 2 * w));
-  for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) raw.writeUInt16BE(f(x, y), y * (1 + 2 * w) + 1 + 2 * x);
-  return Buffer.concat([SIG, ihdr(w, h, 16, 0), chunk('IDAT', deflateSync(raw)), chunk('IEND', Buffer.alloc(0))]);
-}
 function pngRGBA(w: number, h: number, f: (x: number, y: number) => [number, number, number, number]): Buffer {
   const p = new PNG({ width: w, height: h });
   for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) p.data.set(f(x, y), 4 * (y * w + x));

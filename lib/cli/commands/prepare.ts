@@ -45,7 +45,7 @@ export const prepareCommand: Command = {
     }
     const ds = readR2Gen(ann, { splits });
     const controller = new AbortController();
-    const stop = () => controller.abort(new Error('interrupted'));
+    const stop = () => controller.abort(new RadkitError('radkit prepare: interrupted', 'ERR_ABORTED', 'cli'));
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
     try {
