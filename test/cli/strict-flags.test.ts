@@ -12,6 +12,7 @@ import { commands } from '../../lib/cli/commands/index.js';
 const CASES: Record<string, { base: string[]; numberFlag: string; wellKnown: string }> = {
   demo: { base: [], numberFlag: 'epochs', wellKnown: 'epochs' },
   doctor: { base: [], numberFlag: '', wellKnown: 'json' },
+  build: { base: [], numberFlag: '', wellKnown: 'clean' },
   train: { base: ['--data', 'D', '--out', 'OUT'], numberFlag: 'epochs', wellKnown: 'epochs' },
   generate: { base: ['--checkpoint', 'C', 'img.png'], numberFlag: 'beams', wellKnown: 'beams' },
   evaluate: { base: ['--checkpoint', 'C', '--data', 'D'], numberFlag: 'beams', wellKnown: 'split' },
