@@ -388,6 +388,11 @@ export class PreparedCache {
     return this.slots.has(rawPath);
   }
 
+  /** Whether the cache holds every one of these images (by their key, `cacheKeyOfPath`). */
+  covers(paths: Array<{ raw: string }>): boolean {
+    return paths.every((p) => this.slots.has(p.raw));
+  }
+
   /**
    * Checks the cache against images of a dataset (path, size and mtime of each source); throws a
    * DataError naming the first image that is missing from the cache or changed since prepare.

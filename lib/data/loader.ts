@@ -79,9 +79,10 @@ export interface LoaderOptions {
   onError?: OnError;
   /**
    * Prepared cache: 'auto' (default) uses `<annotation folder>/prepared/<H>x<W>-<fit>-<filter>` when
-   * it exists; a folder uses that cache (an error when it is absent or made for another
-   * preprocessing); false always decodes. A cache in use must be complete and hold every image of
-   * the split unchanged (size, mtime), else the loader refuses it with a DataError saying what to run.
+   * it exists and holds every image the split needs (else it decodes); a folder uses that cache (an
+   * error when it is absent, made for another preprocessing or lacks an image); false always
+   * decodes. A cache in use must be complete and its images unchanged since prepare (size, mtime),
+   * else the loader refuses it with a DataError saying what to run.
    */
   cache?: 'auto' | string | false;
   /** Seeded augmentations (training only; see `./augment.ts`). Image augmentation needs the native addon. */
@@ -247,6 +248,8 @@ export class DataLoader implements AsyncIterable<Batch> {
     for (const e of this.entries)
       for (let v = 0; v < Math.min(this.V, e.imagePaths.length); v++)
         wanted.push({ abs: e.imagePaths[v], raw: cacheKeyOfPath(e.imagePaths[v], e.imagePathsRaw[v]), entry: `${e.split} study "${e.id}"` });
+    // 'auto' skips a cache made for other splits or views; one it covers must be fresh.
+    if (choice === 'auto' && !cache.covers(wanted)) return undefined;
     cache.verify(this.dataset, wanted);
     return cache;
   }

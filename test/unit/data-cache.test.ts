@@ -94,9 +94,12 @@ describe('radkit.data.prepare and the loader', () => {
     expect(e.message).toContain(file);
     expect(e.entry).toBe(`val study "${victim.id}"`);
     expect(e.message).toMatch(/run radkit prepare --data .* --size 32 again, or load without the cache/);
-    // the training split is unaffected; two views were not prepared (--views 1): refused, naming the image
+    // the training split is unaffected; two views were not prepared (--views 1): 'auto' decodes
+    // instead, the cache named explicitly is refused, naming the image
     expect(new DataLoader(ds, { split: 'train', batchSize: 2, imageSize: 32, views: 1 }).cache).toBeDefined();
-    expect(() => new DataLoader(ds, { split: 'train', batchSize: 2, imageSize: 32, views: 2 })).toThrow(/does not hold .*1\.png/);
+    expect(new DataLoader(ds, { split: 'train', batchSize: 2, imageSize: 32, views: 2 }).cache).toBeUndefined();
+    const dirOf = new DataLoader(ds, { split: 'train', batchSize: 2, imageSize: 32, views: 1 }).cache!.dir;
+    expect(() => new DataLoader(ds, { split: 'train', batchSize: 2, imageSize: 32, views: 2, cache: dirOf })).toThrow(/does not hold .*1\.png/);
     const redo = await prepare(ds, { size: 32, imagesPerShard: 7, views: 1 });
     expect(redo.writtenShards).toBe(1);
     expect(redo.keptShards).toBe(redo.manifest.shards - 1);
