@@ -287,6 +287,10 @@ export async function prepare(dataset: R2GenDataset, options: PrepareOptions): P
     let failure: Error | undefined;
     const work = async () => {
       while (!failure && next < items.length) {
+        if (options.signal?.aborted) {
+          failure = new RadkitError(`${fn}: aborted during shard ${k + 1} of ${shards} (run again to continue)`, 'ERR_ABORTED', fn, { cause: options.signal.reason });
+          return;
+        }
         const i = next++;
         const it = items[i];
         const st = stats[i];

@@ -22,6 +22,8 @@
  *   (up to about 12/255 on SynthCXR's rib edges at 4x shrink; mean under 2/255).
  * - Precision: 8-bit sources give k / 255 with k the 8-bit value libvips produced (so a prepared
  *   uint8 cache holds exactly what decoding on the fly gives); 16-bit PNGs keep 16 bits (k / 65535).
+ * - libvips warnings are errors (`failOn: 'warning'`): libjpeg only warns about a truncated JPEG and
+ *   would fill the missing rows with grey.
  * - EXIF orientation is ignored, as before: radiographs carry their orientation in the pixels.
  */
 import { readFile } from 'node:fs/promises';
