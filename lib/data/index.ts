@@ -55,6 +55,7 @@ export {
   type ImageHeader,
 } from './image.js';
 export { DataLoader, ImagePool, type Batch, type LoaderOptions } from './loader.js';
+export { UnpairedLoader, unpairedTensorBatch, type UnpairedLoaderOptions, type UnpairedBatch } from './unpaired.js';
 export { prepare, PreparedCache, defaultCacheDir, cacheKey, type PrepareOptions, type PrepareResult, type CacheManifest, type CachePreprocessing } from './cache.js';
 export {
   augmentImages,
