@@ -2,6 +2,7 @@
 // resume refuses changed settings and is bit-identical (item 5), one trainer per run folder
 // (item 6), everything checkable is checked before the first step (item 7), training without
 // labels (item 8), outputs beside the checkpoints (item 2), numeric flags (item 1).
+import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -10,7 +11,7 @@ import * as radkit from '../../lib/index.js';
 import { weightsOf } from './run-weights.js';
 import { main } from '../../lib/cli/main.js';
 import { readCheckpointMeta } from '../../lib/train/checkpoint.js';
-import { acquireRunLock } from '../../lib/train/runlock.js';
+import { acquireRunLock, LOCK_FILE } from '../../lib/train/runlock.js';
 import type { ProgressEvent } from '../../lib/train/progress.js';
 import type { TrainOptions } from '../../lib/train/trainer.js';
 import type { R2GenDataset } from '../../lib/data/r2gen.js';
@@ -89,6 +90,39 @@ describe('one trainer per run folder (item 6)', () => {
     } finally {
       release();
     }
+  });
+});
+
+describe('the run-folder lock (item 6)', () => {
+  it('a live holder is refused with its pid; a dead one (kill -9) is taken over; a reused pid is not the holder', async () => {
+    const run = fs.mkdtempSync(path.join(os.tmpdir(), 'radkit-lock-'));
+    const release = acquireRunLock(run, 'train');
+    expect(() => acquireRunLock(run, 'train')).toThrow(new RegExp(`being trained by process ${process.pid}`));
+    release();
+    expect(fs.existsSync(path.join(run, LOCK_FILE))).toBe(false);
+    // A child takes the lock and is killed with -9: the lock stays and is stale.
+    const lib = path.resolve(__dirname, '../../dist/lib/train/runlock.js');
+    const child = spawn(process.execPath, ['-e', `require(${JSON.stringify(lib)}).acquireRunLock(${JSON.stringify(run)}, 't'); console.log('locked'); setInterval(() => {}, 1000);`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    await new Promise<void>((resolve, reject) => {
+      child.stdout!.once('data', () => resolve());
+      child.once('exit', (code) => reject(new Error(`the lock holder exited (${code}) before taking the lock; run npm run build:ts first`)));
+    });
+    expect(() => acquireRunLock(run, 'train')).toThrow(/being trained by process/);
+    child.kill('SIGKILL');
+    await new Promise((r) => child.once('exit', r));
+    const again = acquireRunLock(run, 'train');
+    expect(JSON.parse(fs.readFileSync(path.join(run, LOCK_FILE), 'utf8')).pid).toBe(process.pid);
+    again();
+    // A lock naming a live pid that started at another time (the pid was reused) is stale.
+    const file = path.join(run, LOCK_FILE);
+    fs.writeFileSync(file, JSON.stringify({ pid: process.pid, host: os.hostname(), procStart: '1', since: 'then' }));
+    acquireRunLock(run, 'train')();
+    // An empty lock file (a writer killed between creating and filling it) is stale once old.
+    fs.writeFileSync(file, '');
+    const past = new Date(Date.now() - 60_000);
+    fs.utimesSync(file, past, past);
+    acquireRunLock(run, 'train')();
+    expect(fs.readdirSync(run)).toEqual([]);
   });
 });
 

@@ -1,7 +1,6 @@
 // Issue 17 reproductions that need no model: data never overwritten (synth), outputs never inside
-// folders training rewrites, one trainer per run folder (stale-aware), damaged checkpoint metadata
-// named, resume settings compared, and the metrics input policy.
-import { spawn } from 'node:child_process';
+// folders training rewrites, damaged checkpoint metadata named, resume settings compared, and the
+// metrics input policy.
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -12,7 +11,6 @@ import { loadPairs, metricsCommand } from '../../lib/cli/commands/metrics.js';
 import { runCommand } from '../../lib/cli/command.js';
 import { evaluate } from '../../lib/metrics/evaluate.js';
 import { checkOutputOutsideCheckpoints, defaultOutputDir, readCheckpointMeta } from '../../lib/train/checkpoint.js';
-import { acquireRunLock, LOCK_FILE } from '../../lib/train/runlock.js';
 import { settingsDifferences } from '../../lib/train/trainer.js';
 
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'radkit-rel-'));
@@ -62,39 +60,6 @@ describe('outputs never go inside folders radkit rewrites (item 2)', () => {
     for (const inside of [path.join(run, 'checkpoints', 'last', 'eval-test'), path.join(run, 'checkpoints', 'best', 'a', 'b'), path.join(run, 'checkpoints', 'eval'), lone])
       expect(() => checkOutputOutsideCheckpoints(inside, 'radkit evaluate'), inside).toThrow(/a folder that training rewrites/);
     for (const outside of [path.join(run, 'eval-test'), run, path.join(run, 'eval-test-last')]) expect(() => checkOutputOutsideCheckpoints(outside, 'x')).not.toThrow();
-  });
-});
-
-describe('one trainer per run folder (item 6)', () => {
-  it('a live holder is refused with its pid; a dead one (kill -9) is taken over; a reused pid is not the holder', async () => {
-    const run = tmp();
-    const release = acquireRunLock(run, 'train');
-    expect(() => acquireRunLock(run, 'train')).toThrow(new RegExp(`being trained by process ${process.pid}`));
-    release();
-    expect(fs.existsSync(path.join(run, LOCK_FILE))).toBe(false);
-    // A child takes the lock and is killed with -9: the lock stays and is stale.
-    const lib = path.resolve(__dirname, '../../dist/lib/train/runlock.js');
-    const child = spawn(process.execPath, ['-e', `require(${JSON.stringify(lib)}).acquireRunLock(${JSON.stringify(run)}, 't'); console.log('locked'); setInterval(() => {}, 1000);`], { stdio: ['ignore', 'pipe', 'inherit'] });
-    await new Promise<void>((resolve, reject) => {
-      child.stdout!.once('data', () => resolve());
-      child.once('exit', (code) => reject(new Error(`the lock holder exited (${code}) before taking the lock; run npm run build:ts first`)));
-    });
-    expect(() => acquireRunLock(run, 'train')).toThrow(/being trained by process/);
-    child.kill('SIGKILL');
-    await new Promise((r) => child.once('exit', r));
-    const again = acquireRunLock(run, 'train');
-    expect(JSON.parse(fs.readFileSync(path.join(run, LOCK_FILE), 'utf8')).pid).toBe(process.pid);
-    again();
-    // A lock naming a live pid that started at another time (the pid was reused) is stale.
-    const file = path.join(run, LOCK_FILE);
-    fs.writeFileSync(file, JSON.stringify({ pid: process.pid, host: os.hostname(), procStart: '1', since: 'then' }));
-    acquireRunLock(run, 'train')();
-    // An empty lock file (a writer killed between creating and filling it) is stale once old.
-    fs.writeFileSync(file, '');
-    const past = new Date(Date.now() - 60_000);
-    fs.utimesSync(file, past, past);
-    acquireRunLock(run, 'train')();
-    expect(fs.readdirSync(run)).toEqual([]);
   });
 });
 
