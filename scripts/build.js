@@ -130,7 +130,13 @@ function build(options = {}) {
     fs.rmSync(out, { recursive: true, force: true });
   }
   const jobs = Math.max(1, Number(process.env.RADKIT_BUILD_JOBS) || (os.availableParallelism ? os.availableParallelism() : os.cpus().length));
-  const args = [cmakeJs(), options.dryRun ? 'configure' : 'build', '--out', out, '--config', 'Release', `--CDTorch_DIR=${check.libtorch.torchConfigDir}`];
+  // Torch_DIR alone is not enough where two LibTorch live on one machine (Python torch beside
+  // Debian's libtorch-dev): TorchConfig looks up Caffe2 and its libraries with PATHS hints, which CMake
+  // searches after the system folders. The LibTorch root first on CMAKE_PREFIX_PATH and Caffe2_DIR
+  // keep every part of the build on the LibTorch found.
+  const args = [cmakeJs(), options.dryRun ? 'configure' : 'build', '--out', out, '--config', 'Release', `--CDTorch_DIR=${check.libtorch.torchConfigDir}`, `--CDCMAKE_PREFIX_PATH=${check.libtorch.root}`];
+  const caffe2 = path.join(path.dirname(check.libtorch.torchConfigDir), 'Caffe2');
+  if (fs.existsSync(path.join(caffe2, 'Caffe2Config.cmake'))) args.push(`--CDCaffe2_DIR=${caffe2}`);
   if (!options.dryRun) args.push('--parallel', String(jobs));
   if (options.quiet) args.push('--log-level', 'warn');
   log(options.dryRun ? `configuring in ${out} (dry run: nothing is compiled)` : `compiling with ${jobs} job(s) into ${out}; this takes several minutes`);

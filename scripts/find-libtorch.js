@@ -44,13 +44,17 @@ function abiFromConfig(configDir) {
   return m ? Number(m[1]) : 1;
 }
 
-/** "1.13.0" from torch/version.h (LibTorch 1.13 and 2.x both install it), or null. */
+/**
+ * "1.13.0" from the header that defines TORCH_VERSION_MAJOR/MINOR/PATCH: torch/csrc/api/include/
+ * torch/version.h up to 2.x, torch/headeronly/version.h in later 2.x (the former includes it); or null.
+ */
 function versionFromHeaders(includeDirs) {
   for (const dir of includeDirs) {
-    const text = read(path.join(dir, 'torch/csrc/api/include/torch/version.h')) || read(path.join(dir, 'torch/version.h'));
-    if (!text) continue;
-    const part = (name) => (new RegExp(`#define TORCH_VERSION_${name} (\\d+)`).exec(text) || [])[1];
-    if (part('MAJOR') !== undefined) return `${part('MAJOR')}.${part('MINOR')}.${part('PATCH') ?? 0}`;
+    for (const rel of ['torch/headeronly/version.h', 'torch/csrc/api/include/torch/version.h', 'torch/version.h']) {
+      const text = read(path.join(dir, rel));
+      const part = (name) => (text && new RegExp(`#define TORCH_VERSION_${name} (\\d+)`).exec(text) || [])[1];
+      if (part('MAJOR') !== undefined) return `${part('MAJOR')}.${part('MINOR')}.${part('PATCH') ?? 0}`;
+    }
   }
   return null;
 }
@@ -82,7 +86,7 @@ function libraries(libDir) {
 }
 
 function describe(found, extra) {
-  const version = versionFromHeaders(found.includeDirs);
+  const version = versionFromHeaders(found.includeDirs) ?? ((extra.label && /^(\d+\.\d+\.\d+)/.exec(extra.label)) || [])[1] ?? null;
   const configDir = torchConfigDir(found.root);
   return {
     found: true,

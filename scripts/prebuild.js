@@ -6,7 +6,7 @@
 // needs from the LibTorch it runs with (version, C++ ABI, CUDA version, the LibTorch library names
 // it links); lib/native.ts loads the flavour that matches the LibTorch found on the user's machine.
 //
-//   npm run prebuild                          build with cmake-js into build-prebuild/ against the
+//   npm run prebuild                          build with cmake-js into build-prebuild/<flavour>/ against the
 //                                             LibTorch found (Debian libtorch-dev: torch1.13-cpu-abi1;
 //                                             on a GPU machine with Python torch: its CUDA flavour) and add it
 //   node scripts/prebuild.js --from FILE      add FILE, a cmake-js Release build of this tree against
@@ -222,7 +222,8 @@ function main(argv) {
   if (argv.length) fail(usage);
   if (!found) fail(FIX);
   say(`building for ${describeLibTorch(found)}`);
-  const r = build({ out: path.join(root, 'build-prebuild'), log: say });
+  // One build folder per flavour, so each LibTorch on a machine rebuilds incrementally.
+  const r = build({ out: path.join(root, 'build-prebuild', flavourId(found)), log: say });
   if (!r.ok) fail(r.message);
   addFlavour(r.binary, found, `cmake-js Release (${r.seconds.toFixed(0)} s)`);
 }
