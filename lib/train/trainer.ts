@@ -353,6 +353,8 @@ async function trainLocked(model: Model, dataset: R2GenDataset, o: TrainOptions,
     if (differences.length) emit({ type: 'settings', afterEpoch: previous.epoch, differences });
   }
 
+  // Staged weights first: a failed init (it writes nothing then) leaves the model unfrozen and without an optimizer.
+  const initReport: InitReport | undefined = !previous && init ? await initFromRun(model, init, FN) : undefined;
   manualSeed(seed);
   const frozen = o.freeze?.length ? model.freeze(o.freeze) : [];
   model.setupOptimizer({ kind: o.optimizer, lr, visualLr, weightDecay: o.weightDecay, ...o.optimizerOptions });
@@ -360,7 +362,6 @@ async function trainLocked(model: Model, dataset: R2GenDataset, o: TrainOptions,
   let startEpoch = 0;
   let best: CheckpointMeta['best'] = null;
   let history: TrainResult['history'] = [];
-  let initReport: InitReport | undefined;
   if (r.labelled.source === 'labeler') emit({ type: 'labels', source: 'labeler', studies: r.labelled.derived });
   if (previous) {
     // Weights, optimizer moments and the random generators' state: the rest of the run is the one
@@ -370,8 +371,7 @@ async function trainLocked(model: Model, dataset: R2GenDataset, o: TrainOptions,
     best = previous.best;
     history = (previous.metrics.history as TrainResult['history']) ?? [];
   } else {
-    if (init) {
-      initReport = await initFromRun(model, init, FN);
+    if (initReport) {
       fs.writeFileSync(path.join(o.outDir, 'init.json'), JSON.stringify(initReport, null, 2));
       emit({ type: 'init', from: initReport.from, prefix: initReport.prefix, copied: initReport.copied.length, skipped: initReport.skipped.length, new: initReport.new.length });
     }

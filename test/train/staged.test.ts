@@ -91,6 +91,9 @@ describe('staged runs', () => {
     const d = radkit.xpronet({ tokenizer, ...TINY });
     await expect(radkit.train(d, ds, options(path.join(tmp, 'fourth'), { init: `${first}:nothing.` }))).rejects.toMatchObject({ code: 'ERR_CHECKPOINT', message: expect.stringMatching(/no tensor whose name starts with 'nothing.'/) });
     expect(fs.existsSync(path.join(tmp, 'fourth', 'checkpoints'))).toBe(false);
+    // ... and the model is as it was: not frozen, no optimizer, so a corrected call trains it.
+    const again = await radkit.train(d, ds, options(path.join(tmp, 'fifth'), { init: `${first}:visual.`, freeze: ['visual.'] }));
+    expect(again.frozen.length).toBe(r.frozen.length);
     d.dispose();
   }, 300_000);
 
