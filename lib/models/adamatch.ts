@@ -190,8 +190,11 @@ export function bertTextOptions(dir: string, maxLength = 128): Pick<AdaMatchOpti
   };
 }
 
-/** The training tokenizer: a BERT folder's WordPiece vocabulary (`--bert DIR`), else radkit's. */
-function trainingTokenizer(ds: R2GenDataset, flags: FlagValues) {
+/**
+ * The training tokenizer of kinds with a BERT-style text encoder (AdaMatch, MPMA): a BERT folder's
+ * WordPiece vocabulary (`--bert DIR`), else radkit's built from the training reports (`--threshold`).
+ */
+export function bertOrReportTokenizer(ds: R2GenDataset, flags: FlagValues) {
   if (typeof flags.bert === 'string') return bertTextOptions(flags.bert).tokenizer;
   return Tokenizer.build(ds.splits.train.map((e) => e.report), { threshold: (flags.threshold as number | undefined) ?? 3 });
 }
@@ -207,7 +210,7 @@ export const ADAMATCH = registerModelKind({
   task: 'retrieval',
   presets: ['small', 'paper'],
   configDefaults,
-  tokenizer: trainingTokenizer,
+  tokenizer: bertOrReportTokenizer,
   create: (c) => {
     // The classification head (stand-in for the paper's classification pre-training) needs labels.
     const labelled = c.dataset.splits.train.every((e) => e.labels);

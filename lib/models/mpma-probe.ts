@@ -15,7 +15,8 @@ import { splitLoader } from '../train/evaluate.js';
 import type { ReportTokenizer } from '../text/report-tokenizer.js';
 import type { NativeConfig } from '../../typings/model.js';
 import { Model, TensorBatch } from './model.js';
-import { mpmaTokenizer, mpmaVitDefaults, type MpmaPreset } from './mpma.js';
+import { mpmaVitDefaults, type MpmaPreset } from './mpma.js';
+import { bertOrReportTokenizer } from './adamatch.js';
 import { createOptions, registerModelKind, type Evaluation, type EvaluationOptions } from './registry.js';
 
 export const COMPETITION_OBSERVATIONS = ['Atelectasis', 'Cardiomegaly', 'Consolidation', 'Edema', 'Pleural Effusion'] as const;
@@ -79,7 +80,7 @@ export const MPMA_PROBE = registerModelKind({
   task: 'classification',
   presets: ['small', 'paper'],
   configDefaults,
-  tokenizer: mpmaTokenizer,
+  tokenizer: bertOrReportTokenizer,
   create: (c) => mpmaProbe({ preset: c.preset as MpmaPreset, seed: c.seed, ...(c.imageSize ? { imageSize: c.imageSize } : {}) }),
   recipe: () => ({ optimizer: 'adamw', lr: 2e-3, visualLr: 2e-3, weightDecay: 0, schedule: { kind: 'cosine', warmupFraction: 0 }, clipNorm: 0, batchSize: 64, initBatches: 0 }),
   metric: 'auc',

@@ -8,16 +8,14 @@
  * README section "MPMA" and native/models/mpma.cc).
  */
 import { ArgumentError } from '../errors.js';
-import type { R2GenDataset } from '../data/r2gen.js';
 import type { ReportTokenizer } from '../text/report-tokenizer.js';
-import { Tokenizer } from '../text/tokenizer.js';
 import { WordPieceTokenizer } from '../text/wordpiece.js';
 import { readSafetensors } from '../io/safetensors.js';
 import { Tensor } from '../tensor.js';
 import type { NativeConfig } from '../../typings/model.js';
-import { bertTextOptions, loadTextWeights } from './adamatch.js';
+import { bertOrReportTokenizer, bertTextOptions, loadTextWeights } from './adamatch.js';
 import { Model } from './model.js';
-import { createOptions, registerModelKind, type FlagValues } from './registry.js';
+import { createOptions, registerModelKind } from './registry.js';
 import { mpmaEvaluation } from './mpma-eval.js';
 
 export type MpmaPreset = 'small' | 'paper';
@@ -164,12 +162,6 @@ export function mpma(options: MpmaOptions): Model {
   return model;
 }
 
-/** The training tokenizer: a BERT folder's WordPiece vocabulary (`--bert DIR`), else radkit's. */
-export function mpmaTokenizer(ds: R2GenDataset, flags: FlagValues): ReportTokenizer {
-  if (typeof flags.bert === 'string') return bertTextOptions(flags.bert).tokenizer;
-  return Tokenizer.build(ds.splits.train.map((e) => e.report), { threshold: (flags.threshold as number | undefined) ?? 3 });
-}
-
 /** Pre-training's optimiser (seed 004 section IV-C): AdamW 2e-4, weight decay 0.05, one rate for all. */
 export const MPMA_PRETRAIN_RECIPE = {
   optimizer: 'adamw' as const,
@@ -188,7 +180,7 @@ export const MPMA = registerModelKind({
   task: 'pretraining',
   presets: ['small', 'paper'],
   configDefaults,
-  tokenizer: mpmaTokenizer,
+  tokenizer: bertOrReportTokenizer,
   create: (c) => {
     const text = typeof c.flags.bert === 'string' ? bertTextOptions(c.flags.bert) : null;
     const f = c.flags;

@@ -13,6 +13,7 @@ import { mpmaProbe } from '../../lib/models/mpma-probe.js';
 import { pretrainingDiagnostics, writeMpmaPictures } from '../../lib/models/mpma-eval.js';
 import { rocAuc } from '../../lib/metrics/auc.js';
 import type { TrainOptions } from '../../lib/train/trainer.js';
+import { modelWeights } from './run-weights.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'radkit-mpma-'));
 const dataDir = path.join(tmp, 'data');
@@ -21,12 +22,7 @@ const TINY = { ...VIT, maeDim: 16, maeLayers: 1, maeHeads: 2, memorySlots: 2, ml
 let ds: ReturnType<typeof radkit.data.readR2Gen>;
 let tokenizer: radkit.text.Tokenizer;
 
-const weights = (m: radkit.Model, prefix: string) => {
-  const all = m.namedTensors();
-  const out = Object.fromEntries(Object.entries(all).filter(([k]) => k.startsWith(prefix)).map(([k, t]) => [k, Array.from(t.toArray() as Float32Array)]));
-  Object.values(all).forEach((t) => t.dispose());
-  return out;
-};
+const weights = modelWeights;
 const options = (outDir: string, extra: Partial<TrainOptions> = {}): TrainOptions => ({
   tokenizer, outDir, epochs: 1, batchSize: 16, imageSize: 32, progress: 'none', workers: 0, evaluate: false, initBatches: 0, ...extra,
 });

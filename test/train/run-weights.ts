@@ -4,9 +4,17 @@ import * as radkit from '../../lib/index.js';
 
 export async function weightsOf(run: string): Promise<Record<string, number[]>> {
   const ck = await radkit.loadCheckpoint(path.join(run, 'checkpoints', 'last'));
-  const named = ck.model.namedTensors();
-  const out = Object.fromEntries(Object.entries(named).map(([k, t]) => [k, Array.from(t.toArray() as ArrayLike<number | bigint>, Number)]));
+  try {
+    return modelWeights(ck.model);
+  } finally {
+    ck.model.dispose();
+  }
+}
+
+/** A model's parameters and buffers whose names start with `prefix`, as plain numbers by name. */
+export function modelWeights(model: radkit.Model, prefix = ''): Record<string, number[]> {
+  const named = model.namedTensors();
+  const out = Object.fromEntries(Object.entries(named).filter(([k]) => k.startsWith(prefix)).map(([k, t]) => [k, Array.from(t.toArray() as ArrayLike<number | bigint>, Number)]));
   Object.values(named).forEach((t) => t.dispose());
-  ck.model.dispose();
   return out;
 }

@@ -8,6 +8,7 @@ import * as radkit from '../../lib/index.js';
 import { main } from '../../lib/cli/main.js';
 import { parseInitSpec } from '../../lib/train/init.js';
 import type { TrainOptions } from '../../lib/train/trainer.js';
+import { modelWeights } from './run-weights.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'radkit-staged-'));
 const dataDir = path.join(tmp, 'data');
@@ -15,12 +16,7 @@ const TINY = { preset: 'small' as const, dModel: 32, heads: 4, dFF: 64, encoderL
 let ds: ReturnType<typeof radkit.data.readR2Gen>;
 let tokenizer: radkit.text.Tokenizer;
 
-const weights = (m: radkit.Model, prefix: string) => {
-  const all = m.namedTensors();
-  const out = Object.fromEntries(Object.entries(all).filter(([k]) => k.startsWith(prefix)).map(([k, t]) => [k, Array.from(t.toArray() as Float32Array)]));
-  Object.values(all).forEach((t) => t.dispose());
-  return out;
-};
+const weights = modelWeights;
 const options = (outDir: string, extra: Partial<TrainOptions> = {}): TrainOptions => ({
   tokenizer, outDir, epochs: 1, batchSize: 8, imageSize: 32, progress: 'none', workers: 0, evaluate: false, initBatches: 0, ...extra,
 });
