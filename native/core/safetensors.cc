@@ -309,6 +309,7 @@ std::shared_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path) 
       continue;
     }
     auto where = [&]() { return path + ": tensor '" + name + "'"; };
+    if (name.empty()) argError("ERR_INVALID_ARG", path, ": a tensor has an empty name");
     if (info.kind != Json::Object) argError("ERR_INVALID_ARG", where(), ": entry must be an object {dtype, shape, data_offsets}");
     const Json *dtype = nullptr, *shape = nullptr, *offsets = nullptr;
     for (auto& [k, v] : info.members) {
@@ -349,13 +350,25 @@ std::shared_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path) 
     e.end = base + en;
     f->entries_.push_back(std::move(e));
   }
-  std::stable_sort(f->entries_.begin(), f->entries_.end(), [](const SafetensorsEntry& a, const SafetensorsEntry& b) { return a.begin < b.begin; });
-  for (size_t k = 1; k < f->entries_.size(); ++k) {
-    const auto &p = f->entries_[k - 1], &c = f->entries_[k];
-    if (c.begin < p.end && c.begin != c.end && p.begin != p.end)
-      argError("ERR_INVALID_ARG", path, ": tensors '", p.name, "' and '", c.name, "' overlap (bytes [", p.begin - base, ", ", p.end - base, ") and [",
-               c.begin - base, ", ", c.end - base, "))");
+  std::stable_sort(f->entries_.begin(), f->entries_.end(), [](const SafetensorsEntry& a, const SafetensorsEntry& b) { return a.begin != b.begin ? a.begin < b.begin : a.end < b.end; });
+  // The format's rule (as Hugging Face's reader enforces it): the tensors tile the data section
+  // exactly, in offset order, with no overlap, no hole between them and nothing after the last.
+  uint64_t expected = base;
+  const SafetensorsEntry* prev = nullptr;
+  for (const auto& c : f->entries_) {
+    if (c.begin < expected && prev)
+      argError("ERR_INVALID_ARG", path, ": tensors '", prev->name, "' and '", c.name, "' overlap (bytes [", prev->begin - base, ", ", prev->end - base,
+               ") and [", c.begin - base, ", ", c.end - base, "))");
+    if (c.begin != expected)
+      argError("ERR_INVALID_ARG", path, ": tensor '", c.name, "' starts at data byte ", c.begin - base, " but ",
+               prev ? "the previous tensor '" + prev->name + "' ends" : std::string("the data section starts"), " at ", expected - base,
+               " (the tensors must follow one another without holes)");
+    expected = c.end;
+    prev = &c;
   }
+  if (expected != f->size_)
+    argError("ERR_INVALID_ARG", path, ": the tensors end at data byte ", expected - base, " but the file holds ", dataBytes,
+             " data bytes (", f->size_ - expected, " bytes belong to no tensor)");
   for (size_t k = 0; k < f->entries_.size(); ++k) f->index_[f->entries_[k].name] = k;
   return f;
 }
