@@ -4,3 +4,4 @@ import './adamatch.js';
 import './mpma.js';
 import './mpma-rg.js';
 import './mpma-probe.js';
+import './medrat.js';

@@ -102,6 +102,14 @@ export interface ModelKind {
    * has them and not needed otherwise.
    */
   needsLabels?(config: NativeConfig): boolean;
+  /**
+   * How a model of this configuration trains (default 'paired'): 'unpaired' trains on a set of
+   * labelled images and a set of labelled reports that share no study (`TrainOptions.unpaired`, by
+   * default `unpaired/images.json` + `unpaired/reports.json` beside the annotation file), through
+   * `UnpairedLoader` batches (`paired: false`, the images' label states in `extras.imageLabels`);
+   * validation and test stay paired.
+   */
+  pairing?(config: NativeConfig): 'paired' | 'unpaired';
   /** Turns a loader batch into the system's tensors (default: images, tokens and label states). */
   prepareBatch?(batch: Batch): TensorBatch;
   /** Generation defaults under every generate() call of this kind (report generators). */

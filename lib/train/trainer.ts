@@ -1,7 +1,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { DataLoader } from '../data/loader.js';
-import type { R2GenDataset, R2GenEntry, SplitName } from '../data/r2gen.js';
+import { DataLoader, type Batch } from '../data/loader.js';
+import { readUnpaired, type R2GenDataset, type R2GenEntry, type SplitName, type UnpairedDataset } from '../data/r2gen.js';
+import { UnpairedLoader, unpairedTensorBatch, type UnpairedBatch } from '../data/unpaired.js';
 import { ArgumentError, DataError, RadkitError } from '../errors.js';
 import type { GenerateOptions, Model, TensorBatch } from '../models/model.js';
 import { findModelKind, prepareBatch, type TrainingRecipe } from '../models/registry.js';
@@ -81,6 +82,11 @@ export interface TrainOptions {
    * without is an ERR_DATA naming them. 'labeler': radkit's labeler for every study.
    */
   labels?: 'auto' | 'labeler';
+  /**
+   * The image and report sets of a kind that trains unpaired (`ModelKind.pairing`); default: read
+   * (readUnpaired) from `unpaired/` beside the annotation file. Validation stays on the dataset's paired split.
+   */
+  unpaired?: UnpairedDataset;
 }
 
 /**
@@ -280,12 +286,13 @@ export async function train(model: Model, dataset: R2GenDataset, options: TrainO
   const labelSplits: SplitName[] = evalCfg && evalCfg.split !== 'train' ? ['train', evalCfg.split] : ['train'];
   const labelled = labelledDataset(dataset, kind?.needsLabels?.(model.config), o.labels ?? 'auto', labelSplits, model.kind);
   const ds = labelled.dataset;
+  const unpaired = kind?.pairing?.(model.config) === 'unpaired' ? (o.unpaired ?? unpairedBeside(dataset)) : null;
 
   fs.mkdirSync(o.outDir, { recursive: true });
   const release = acquireRunLock(o.outDir, FN);
   try {
     await checkData(ds, evalCfg, pre, o.tokenizer, o.workers);
-    return await trainLocked(model, ds, o, { kind, evaluateWith, pre, batchSize, lr, visualLr, schedule, seed, clipNorm, initBatches, evalCfg, init, labelled });
+    return await trainLocked(model, ds, o, { kind, evaluateWith, pre, batchSize, lr, visualLr, schedule, seed, clipNorm, initBatches, evalCfg, init, labelled, unpaired });
   } finally {
     release();
   }
@@ -305,6 +312,7 @@ interface Resolved {
   evalCfg: (Exclude<TrainOptions['evaluate'], false | undefined> & { split: SplitName; metric: string; every: number }) | null;
   init: InitSpec | undefined;
   labelled: { source: 'dataset' | 'labeler' | 'none'; derived: number };
+  unpaired: UnpairedDataset | null;
 }
 
 async function trainLocked(model: Model, dataset: R2GenDataset, o: TrainOptions, r: Resolved): Promise<TrainResult> {
@@ -316,13 +324,16 @@ async function trainLocked(model: Model, dataset: R2GenDataset, o: TrainOptions,
     fs.appendFileSync(logPath, `${JSON.stringify({ time: new Date().toISOString(), ...e })}\n`);
     print(e);
   };
-  const loaderFor = (epoch: number) =>
-    new DataLoader(dataset, { split: 'train', batchSize, imageSize: pre.imageSize, views: pre.views, tokenizer: o.tokenizer, seed, epoch, workers: o.workers });
+  const loaderFor = (epoch: number): AsyncIterable<Batch | UnpairedBatch> & { length: number } =>
+    r.unpaired
+      ? new UnpairedLoader(r.unpaired, { batchSize, imageSize: pre.imageSize, views: pre.views, tokenizer: o.tokenizer, seed, epoch, workers: o.workers })
+      : new DataLoader(dataset, { split: 'train', batchSize, imageSize: pre.imageSize, views: pre.views, tokenizer: o.tokenizer, seed, epoch, workers: o.workers });
   const stepsPerEpoch = Math.min(loaderFor(0).length, o.maxStepsPerEpoch ?? Infinity);
   const totalSteps = stepsPerEpoch * o.epochs;
   let trainOptions: Record<string, unknown> = {
     batchSize, lr, visualLr, schedule, seed, clipNorm, optimizer: o.optimizer, optimizerOptions: o.optimizerOptions, weightDecay: o.weightDecay,
     epochs: o.epochs, evaluate: evalCfg, preprocessing: pre, init, freeze: o.freeze ?? [], maxStepsPerEpoch: o.maxStepsPerEpoch ?? null, labels: r.labelled.source,
+    ...(r.unpaired ? { unpaired: { imagesFile: r.unpaired.imagesFile ?? null, reportsFile: r.unpaired.reportsFile ?? null, images: r.unpaired.images.length, reports: r.unpaired.reports.length } } : {}),
   };
 
   // Leftovers of interrupted checkpoint writes (this process holds the run's lock: none is live).
@@ -379,7 +390,7 @@ async function trainLocked(model: Model, dataset: R2GenDataset, o: TrainOptions,
       const batches: TensorBatch[] = [];
       try {
         for await (const b of loaderFor(0)) {
-          batches.push(prepareBatch(model.kind, b));
+          batches.push(tensorsOf(model.kind, b));
           if (batches.length >= initBatches) break;
         }
         await model.initializeFromData(batches);
@@ -417,15 +428,16 @@ async function trainLocked(model: Model, dataset: R2GenDataset, o: TrainOptions,
       const step = epoch * stepsPerEpoch + stepInEpoch;
       const f = lrFactor(schedule, epoch, step, totalSteps);
       model.setLearningRates(lr * f, visualLr * f);
-      const tb = prepareBatch(model.kind, batch);
+      const tb = tensorsOf(model.kind, batch);
       let res;
       try {
         res = await model.trainStep(tb, { clipNorm, step, totalSteps });
       } finally {
         tb.dispose();
       }
-      lossSum += res.loss * batch.ids.length;
-      seen += batch.ids.length;
+      const rows = 'imageIds' in batch ? batch.imageIds.length : batch.ids.length;
+      lossSum += res.loss * rows;
+      seen += rows;
       stepInEpoch++;
       emit({ type: 'step', epoch, step, stepInEpoch, stepsPerEpoch, loss: res.loss, parts: res.parts, lr: lr * f, imagesPerSecond: seen / ((performance.now() - t0) / 1000) });
     }
@@ -454,6 +466,28 @@ async function trainLocked(model: Model, dataset: R2GenDataset, o: TrainOptions,
   fs.writeFileSync(path.join(o.outDir, 'metrics.json'), JSON.stringify({ best, history }, null, 2));
   emit({ type: 'done', epochs: o.epochs, best });
   return { outDir: o.outDir, epochs: o.epochs, best, history, init: initReport, frozen };
+}
+
+/** The tensors of a paired loader batch (as the kind wants them) or of an unpaired one. */
+function tensorsOf(kind: string, b: Batch | UnpairedBatch): TensorBatch {
+  return 'imageIds' in b ? unpairedTensorBatch(b) : prepareBatch(kind, b);
+}
+
+/**
+ * The unpaired sets beside a dataset's annotation file (`unpaired/images.json`, `unpaired/reports.json`,
+ * as `radkit synth --unpaired` writes them), read and checked (every entry labelled with known
+ * observations, every image present) before a run folder is touched: a DataError names the file.
+ */
+function unpairedBeside(dataset: R2GenDataset): UnpairedDataset {
+  const dir = path.join(path.dirname(dataset.annotationPath), 'unpaired');
+  for (const f of ['images.json', 'reports.json'])
+    if (!fs.existsSync(path.join(dir, f)))
+      throw new DataError({ file: path.join(dir, f), message: 'not found: a model that trains unpaired reads labelled images and labelled reports from here (radkit synth --unpaired writes them), or give train() options.unpaired' }, FN);
+  const u = readUnpaired(dir, { imageDir: dataset.imageDir });
+  for (const x of u.images)
+    for (const p of x.imagePaths.slice(0, 1))
+      if (!fs.existsSync(p)) throw new DataError({ file: u.imagesFile ?? path.join(dir, 'images.json'), entry: `image "${x.id}"`, message: `image not found: ${p}` }, FN);
+  return u;
 }
 
 /** Later layers override earlier ones key by key; undefined values do not override. */
