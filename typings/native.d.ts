@@ -100,6 +100,7 @@ export interface NativeMaxSimilarityResult {
 // ---- nn: losses (native/nn/losses, bound in native/binding/losses.cc); each returns a 0-dim tensor
 export interface NativeLosses {
   symmetricInfoNCE(a: NativeTensor, b: NativeTensor, options: { temperature: number; normalize?: boolean }): NativeTensor;
+  noisyPositiveInfoNCE(anchors: NativeTensor, noise: NativeTensor, options: { temperature: number; normalize?: boolean }): NativeTensor;
   supervisedContrastive(features: NativeTensor, labels: NativeTensor, instances: NativeTensor | undefined, options: { temperature: number; normalize?: boolean }): NativeTensor;
   focalLoss(logits: NativeTensor, targets: NativeTensor, alpha: NativeTensor | undefined, options: { gamma?: number }): NativeTensor;
   maskedCrossEntropy(logits: NativeTensor, targets: NativeTensor, mask: NativeTensor, options: { labelSmoothing?: number }): NativeTensor;

@@ -66,6 +66,17 @@ export function symmetricInfoNCE(a: Tensor, b: Tensor, options: InfoNCEOptions):
 }
 
 /**
+ * OTDRG (seed 002) eq. 2, IRCP: InfoNCE of each anchor against a noisy copy of itself, in-batch
+ * negatives. `anchors [B, D]`, `noise [B, D]` (draw it as N(0, sigma^2), sigma = 0.1 in the paper),
+ * keys `k_j = a_j + noise_j`: `L = -(1/B) sum_i log softmax_j(sim(a_i, k_j) / temperature)_i`, sim the
+ * cosine (`normalize`, default) or the dot product.
+ */
+export function noisyPositiveInfoNCE(anchors: Tensor, noise: Tensor, options: InfoNCEOptions): Tensor {
+  const fn = 'nn.losses.noisyPositiveInfoNCE';
+  return Tensor.wrap(native('noisyPositiveInfoNCE', fn)(handleOf(anchors, 'anchors', fn), handleOf(noise, 'noise', fn), options));
+}
+
+/**
  * Multi-positive supervised contrastive loss, MedRAT (seed 001) eq. 4 as printed:
  * `L = (1/N') sum_i -(1/|P(i)|) sum_{p in P(i)} log( exp(z_i.z_p/t) / sum_{j != i} exp(z_i.z_j/t) )`.
  *

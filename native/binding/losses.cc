@@ -1,5 +1,6 @@
 // N-API bindings of native/nn/losses (exports.losses; lib/nn/losses.ts wraps them as radkit.nn.losses):
 //   symmetricInfoNCE(a, b, { temperature, normalize? })
+//   noisyPositiveInfoNCE(anchors, noise, { temperature, normalize? })
 //   supervisedContrastive(features, labels, instances | undefined, { temperature, normalize? })
 //   focalLoss(logits, targets, alpha | undefined, { gamma? })
 //   maskedCrossEntropy(logits, targets, mask, { labelSmoothing? })
@@ -34,6 +35,19 @@ Napi::Value SymmetricInfoNCE(const Napi::CallbackInfo& info) {
     opts.temperature = numberArg(o.Get("temperature"), fn, "options.temperature");
     opts.normalize = boolArg(o.Get("normalize"), fn, "options.normalize", opts.normalize);
     return NativeTensor::Wrap(info.Env(), L::symmetricInfoNCE(a, b, opts));
+  });
+}
+
+Napi::Value NoisyPositiveInfoNCE(const Napi::CallbackInfo& info) {
+  const char* fn = "nn.losses.noisyPositiveInfoNCE";
+  return guarded(info, fn, [&]() -> Napi::Value {
+    const at::Tensor& a = tensorArg(info, 0, fn, "anchors");
+    const at::Tensor& n = tensorArg(info, 1, fn, "noise");
+    Napi::Object o = optionsArg(info, 2, fn);
+    L::InfoNCEOptions opts;
+    opts.temperature = numberArg(o.Get("temperature"), fn, "options.temperature");
+    opts.normalize = boolArg(o.Get("normalize"), fn, "options.normalize", opts.normalize);
+    return NativeTensor::Wrap(info.Env(), L::noisyPositiveInfoNCE(a, n, opts));
   });
 }
 
@@ -81,6 +95,7 @@ OpRegistrar reg("nn:losses", [](Napi::Env env, Napi::Object exports) {
   Napi::Object losses = Napi::Object::New(env);
   losses.Set("symmetricInfoNCE", Napi::Function::New(env, SymmetricInfoNCE, "symmetricInfoNCE"));
   losses.Set("supervisedContrastive", Napi::Function::New(env, SupervisedContrastive, "supervisedContrastive"));
+  losses.Set("noisyPositiveInfoNCE", Napi::Function::New(env, NoisyPositiveInfoNCE, "noisyPositiveInfoNCE"));
   losses.Set("focalLoss", Napi::Function::New(env, FocalLoss, "focalLoss"));
   losses.Set("maskedCrossEntropy", Napi::Function::New(env, MaskedCrossEntropy, "maskedCrossEntropy"));
   exports.Set("losses", losses);

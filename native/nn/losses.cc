@@ -93,6 +93,20 @@ at::Tensor symmetricInfoNCE(const at::Tensor& a0, const at::Tensor& b0, const In
   return -0.5 * (aToB + bToA);
 }
 
+at::Tensor noisyPositiveInfoNCE(const at::Tensor& a0, const at::Tensor& n0, const InfoNCEOptions& o) {
+  at::Tensor a = floatInput(a0, "anchors", 2, "[B, D]"), n = floatInput(n0, "noise", 2, "[B, D]");
+  if (a0.scalar_type() != n0.scalar_type())
+    argError("ERR_DTYPE", "anchors and noise must have one dtype, got ", typeName(a0), " and ", typeName(n0));
+  checkDevice(n, "noise", a, "anchors");
+  if (a.sizes() != n.sizes()) argError("ERR_SHAPE", "anchors and noise must have one shape [B, D], got ", a.sizes(), " and ", n.sizes());
+  if (a.size(0) < 1) argError("ERR_SHAPE", "anchors must have at least one row, got ", a.sizes());
+  checkTemperature(o.temperature);
+  at::Tensor k = a + n;
+  if (o.normalize) a = unitRows(a), k = unitRows(k);
+  at::Tensor s = at::matmul(a, k.t()) / o.temperature;  // [B, B]: row i against every key
+  return -at::log_softmax(s, 1).diagonal().mean();
+}
+
 at::Tensor supervisedContrastive(const at::Tensor& f0, const at::Tensor& labels, const SupConOptions& o) {
   at::Tensor z = floatInput(f0, "features", 2, "[N, D]");
   const int64_t n = z.size(0);

@@ -19,6 +19,14 @@ struct InfoNCEOptions {
 //   CE(S rows, diag) = -(1/B) sum_i log( exp(S_ii) / sum_j exp(S_ij) ).
 at::Tensor symmetricInfoNCE(const at::Tensor& a, const at::Tensor& b, const InfoNCEOptions& o);
 
+// Eq. 2 of OTDRG (seed 002, IRCP): InfoNCE of each anchor against its noisy copy, in-batch
+// negatives. anchors [B, D], noise [B, D] (the caller draws it: N(0, sigma^2 I), sigma = 0.1 in the
+// paper), keys k_j = a_j + noise_j:
+//   L = -(1/B) sum_i log( exp(sim(a_i, k_i)/t) / sum_j exp(sim(a_i, k_j)/t) )
+// sim is the cosine with normalize (default; the paper's "e.g. Euclid" is left open), the dot
+// product without. The noise is an input so the loss is a deterministic function (testable).
+at::Tensor noisyPositiveInfoNCE(const at::Tensor& anchors, const at::Tensor& noise, const InfoNCEOptions& o);
+
 struct SupConOptions {
   double temperature = 0;  // required, > 0 (MedRAT decision: 0.07)
   bool normalize = true;   // see supervisedContrastive
