@@ -5,3 +5,6 @@ import './mpma.js';
 import './mpma-rg.js';
 import './mpma-probe.js';
 import './medrat.js';
+import './ircp.js';
+import './diseasenet.js';
+import './otdrg.js';

@@ -7,6 +7,7 @@ import { createOptions, findModelKind } from '../models/registry.js';
 import { Tokenizer } from '../text/tokenizer.js';
 import { tokenizerFromJSON, type ReportTokenizerJSON } from '../text/report-tokenizer.js';
 import type { WordPieceTokenizer } from '../text/wordpiece.js';
+import type { HFReportTokenizer } from '../text/hf-report-tokenizer.js';
 
 /** How images were prepared for the model (a checkpoint generates on new images with these). */
 export interface Preprocessing {
@@ -228,8 +229,8 @@ export function checkOutputOutsideCheckpoints(out: string, fn: string): void {
 
 export interface LoadedCheckpoint {
   model: Model;
-  /** radkit's Tokenizer for report generators; alignment models may carry a WordPieceTokenizer. */
-  tokenizer: Tokenizer | WordPieceTokenizer;
+  /** radkit's Tokenizer for report generators; alignment models may carry a WordPieceTokenizer, LMs with their own vocabulary an HFReportTokenizer. */
+  tokenizer: Tokenizer | WordPieceTokenizer | HFReportTokenizer;
   meta: CheckpointMeta;
 }
 

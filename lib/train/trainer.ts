@@ -8,6 +8,7 @@ import type { GenerateOptions, Model, TensorBatch } from '../models/model.js';
 import { findModelKind, prepareBatch, type TrainingRecipe } from '../models/registry.js';
 import { manualSeed } from '../runtime.js';
 import { Tokenizer } from '../text/tokenizer.js';
+import { HFReportTokenizer } from '../text/hf-report-tokenizer.js';
 import type { ReportTokenizer } from '../text/report-tokenizer.js';
 import { label } from '../text/labeler.js';
 import { retrievalEvaluation } from '../align/evaluate.js';
@@ -262,7 +263,8 @@ export async function train(model: Model, dataset: R2GenDataset, options: TrainO
   check(o);
   const task = kind?.task ?? 'generation';
   const evaluateWith = kind?.evaluate ?? generationEvaluation;
-  if (task === 'generation' && !(o.tokenizer instanceof Tokenizer))
+  // A kind that builds its own tokenizer may decode with a language model's (HFReportTokenizer).
+  if (task === 'generation' && !(o.tokenizer instanceof Tokenizer) && !(o.tokenizer instanceof HFReportTokenizer && kind?.tokenizer))
     throw new ArgumentError(`${FN}: ${model.kind} generates reports and needs radkit's Tokenizer (BOS = EOS = PAD = 0), not ${o.tokenizer.constructor.name}`, 'ERR_INVALID_ARG', FN);
   const pre: Preprocessing = { imageSize: o.imageSize!, views: o.views ?? kind?.views?.(dataset) ?? 1 };
   const batchSize = o.batchSize!;

@@ -1,0 +1,42 @@
+// OTDRG (seed 002): pieces shared by its three systems (ircp visual pre-training, diseasenet
+// disease-state predictor, otdrg alignment + LoRA fine-tuning of a causal LM): the ResNet encoder
+// built from the same configuration keys (so `encoder.*` weights move between the stages with
+// --init), patch features of every view, the disease predictor's head, and the OT term.
+// Compute code only (no N-API).
+#pragma once
+#include <ATen/ATen.h>
+#include <torch/nn/modules/linear.h>
+
+#include <string>
+
+#include "../nn/resnet.h"
+#include "../ops/sinkhorn/sinkhorn.h"
+#include "system.h"
+
+namespace radkit {
+namespace otdrg {
+
+// ResNet from resnetWidths (5: stem + 4 stages) and resnetBlocks (4), grey input.
+nn::ResNet buildEncoder(const Config& c, const std::string& system);
+
+// images [B, V, 1, H, W] -> patch features of every view [B, V * h * w, C].
+at::Tensor patchFeatures(nn::ResNet& encoder, const at::Tensor& images, const std::string& system);
+
+// The disease predictor: mean patch feature -> 14 x 4 logits [B, 14, 4] (states 0 absent,
+// 1 positive, 2 negative, 3 uncertain; eq. 9's one-hot order).
+at::Tensor stateLogits(torch::nn::Linear& classifier, const at::Tensor& patches);
+
+// Batch label states [B, 14] in 0..3, checked (ERR_INVALID_ARG naming the system).
+void checkStates(const at::Tensor& labels, int64_t rows, const std::string& system);
+
+// The OT term (eqs. 6-8, Algorithm 1): C = ||x_i - y_j|| (ops::euclideanCost), optionally divided
+// by its detached per-study mean (`normalize`: epsilon is relative to the cost scale), then
+// entropic OT with uniform marginals by ops::sinkhorn (epsilon, t iterations).
+//   x [B, M, D], y [B, N, D]; distance [B] = <T*, C> (differentiable), plan [B, M, N].
+struct Transport {
+  at::Tensor distance, plan, cost;
+};
+Transport transport(const at::Tensor& x, const at::Tensor& y, double epsilon, int64_t iterations, bool normalize);
+
+}  // namespace otdrg
+}  // namespace radkit

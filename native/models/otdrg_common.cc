@@ -1,0 +1,52 @@
+#include "otdrg.h"
+
+#include "../core/errors.h"
+
+namespace radkit {
+namespace otdrg {
+
+nn::ResNet buildEncoder(const Config& c, const std::string& system) {
+  const std::vector<int64_t> widths = c.ints("resnetWidths", {16, 24, 32, 64, 96}), blocks = c.ints("resnetBlocks", {1, 1, 1, 1});
+  if (widths.size() != 5) argError("ERR_INVALID_ARG", system, ": config.resnetWidths must hold 5 widths (stem, then 4 stages), got ", widths.size());
+  if (blocks.size() != 4) argError("ERR_INVALID_ARG", system, ": config.resnetBlocks must hold 4 block counts, got ", blocks.size());
+  for (int64_t w : widths)
+    if (w < 1 || w > 65536) argError("ERR_INVALID_ARG", system, ": config.resnetWidths must lie in [1, 65536], got ", w);
+  for (int64_t b : blocks)
+    if (b < 1 || b > 1024) argError("ERR_INVALID_ARG", system, ": config.resnetBlocks must lie in [1, 1024], got ", b);
+  return nn::ResNet(widths, blocks, 1);
+}
+
+at::Tensor patchFeatures(nn::ResNet& encoder, const at::Tensor& images, const std::string& system) {
+  if (!images.defined() || images.dim() != 5 || images.size(2) != 1) argError("ERR_SHAPE", system, " needs batch.images [B, V, 1, H, W]");
+  const int64_t B = images.size(0), V = images.size(1);
+  at::Tensor f = encoder->forward(images.flatten(0, 1).contiguous());  // [B*V, C, h, w]
+  f = f.flatten(2).transpose(1, 2);                                     // [B*V, hw, C]
+  return f.reshape({B, V * f.size(1), f.size(2)});
+}
+
+at::Tensor stateLogits(torch::nn::Linear& classifier, const at::Tensor& patches) {
+  return classifier->forward(patches.mean(1)).view({patches.size(0), kObservations, 4});
+}
+
+void checkStates(const at::Tensor& labels, int64_t rows, const std::string& system) {
+  if (!labels.defined()) argError("ERR_INVALID_ARG", system, " needs batch.labels (CheXpert label states [B, 14])");
+  if (labels.dim() != 2 || labels.size(0) != rows || labels.size(1) != kObservations)
+    argError("ERR_SHAPE", system, ": batch.labels must be [", rows, ", 14], got ", labels.sizes());
+}
+
+Transport transport(const at::Tensor& x, const at::Tensor& y, double epsilon, int64_t iterations, bool normalize) {
+  Transport t;
+  at::Tensor c = ops::euclideanCost(x.to(at::kFloat), y.to(at::kFloat));  // [B, M, N]
+  if (normalize) c = c / c.mean({1, 2}, true).detach().clamp_min(1e-12);
+  ops::SinkhornOptions so;
+  so.epsilon = epsilon;
+  so.maxIterations = iterations;
+  ops::SinkhornResult r = ops::sinkhorn(c, at::Tensor(), at::Tensor(), so);
+  t.distance = r.distance;
+  t.plan = r.plan;
+  t.cost = c;
+  return t;
+}
+
+}  // namespace otdrg
+}  // namespace radkit
