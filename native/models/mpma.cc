@@ -99,6 +99,7 @@ class Mpma : public System {
       mlmEmbed->weight.normal_(0, 0.02);
       mlmPositions->weight.normal_(0, 0.02);
     }
+    mlmEmbedNorm = register_module("mlmEmbedNorm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({D})));
     fusion = register_module("fusion", mpma::MaCmf(D, mlmHeads, c.integer("memorySlots", 16), c.flag("cmfResidual", true), 0.0));
     poolProj = register_module("poolProj", torch::nn::Linear(D, D));
     nn::TransformerConfig tc;
@@ -173,7 +174,10 @@ class Mpma : public System {
     const int64_t T = tokens.size(1);
     if (T > mlmPositions->weight.size(0)) argError("ERR_SHAPE", "mpma: reports of ", T, " tokens exceed config.maxPositions (", mlmPositions->weight.size(0), ")");
     at::Tensor pos = at::arange(T, tokens.options());
-    at::Tensor e = mlmEmbed->forward(masked.input) + mlmPositions->forward(pos).unsqueeze(0);  // E_t
+    // E_t = R_u W_l2^T + E_pos2, layer-normalised as BERT's embeddings are: the rows start at 0.02
+    // (BERT's initialisation) while the fused image rows are of unit scale, so without the norm the
+    // words and their positions are a few percent of what the decoder reads.
+    at::Tensor e = mlmEmbedNorm->forward(mlmEmbed->forward(masked.input) + mlmPositions->forward(pos).unsqueeze(0));
     at::Tensor valid = mpma::validPositions(tokens, padId_, sharedSpecial_);
     at::Tensor h, keys;
     const int64_t Nv = v.size(1);
@@ -310,6 +314,7 @@ class Mpma : public System {
   nn::Vit image{nullptr};
   nn::MaeDecoder mae{nullptr};
   torch::nn::Embedding mlmEmbed{nullptr}, mlmPositions{nullptr};
+  torch::nn::LayerNorm mlmEmbedNorm{nullptr};
   mpma::MaCmf fusion{nullptr};
   torch::nn::Linear poolProj{nullptr};
   std::vector<nn::EncoderLayer> mlmDecoder;
