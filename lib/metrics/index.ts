@@ -39,3 +39,4 @@ export {
   type MetricName,
   type ReferenceMode,
 } from './evaluate.js';
+export { psnr, ssim, mse } from './image.js';

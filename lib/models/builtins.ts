@@ -8,3 +8,4 @@ import './medrat.js';
 import './ircp.js';
 import './diseasenet.js';
 import './otdrg.js';
+import './vqgan.js';
