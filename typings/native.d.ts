@@ -118,6 +118,8 @@ export interface NativeTesting {
   allocTrackerRead(): { current: number; peak: number };
   /** Distinct threads one of radkit's own parallel loops ran on (1 when built without OpenMP). */
   parallelThreads(): number;
+  parallelThreadsAsync(): Promise<number>;
+  openblasThreads(): number;
   adaPatchStep0(options: { batch: number; channels: number; height: number; width: number; stride: number; points: number; outDim: number; dtype?: NativeDtype }): {
     boxes: NativeTensor;
     fixedBoxes: NativeTensor;

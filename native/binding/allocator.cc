@@ -3,14 +3,21 @@
 // worker thread's own arena that it trims eagerly), so without a cache every training step re-faults
 // its temporaries page by page: in this sandbox a 4 MiB temporary cost ~14 ms of page faults against
 // ~0.2 ms reused, and a small AdaMatch forward ran 3x slower than with the cache (bench/RESULTS.md).
-// The cache holds at most RADKIT_CPU_CACHE_MB (default 1024) of idle buffers; RADKIT_CPU_CACHE_MB=0
-// turns it off. runtime.cpuCache() reports it and runtime.emptyCpuCache() returns idle memory.
+// Bounded overhead: a request that finds no idle buffer of its size first frees the oldest idle
+// buffers of other sizes beyond a slack of max(32 MiB, live bytes / 8), so idle memory is traded for
+// the new buffer instead of piling up beside it (process memory stays within about 1/8 of the live
+// tensors' peak while the repeating sizes of a training step are still reused); idle memory never exceeds the limit,
+// RADKIT_CPU_CACHE_MB (default 1024; oldest idle buffers go first). RADKIT_CPU_CACHE_MB=0 turns the
+// cache off. runtime.cpuCache() reports it and runtime.emptyCpuCache() returns all idle memory.
 #include <c10/core/CPUAllocator.h>
 #include <c10/core/impl/alloc_cpu.h>
 
+#include <algorithm>
 #include <cstdlib>
+#include <deque>
 #include <mutex>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "allocator_compat.h"
@@ -21,6 +28,7 @@ namespace {
 
 constexpr size_t kMinCached = 64 << 10;  // smaller buffers stay with malloc (its bins reuse them well)
 constexpr size_t kGranule = 16 << 10;    // sizes are rounded up to this so near-equal shapes share buffers
+constexpr size_t kMinSlack = 32 << 20;   // idle bytes a miss may leave beside the live ones (at least)
 
 class CachingCpuAllocator final : public c10::Allocator {
  public:
@@ -33,11 +41,14 @@ class CachingCpuAllocator final : public c10::Allocator {
       return {p, p, &release, c10::Device(c10::DeviceType::CPU)};
     }
     const size_t size = (n + kGranule - 1) / kGranule * kGranule;
-    void* p = take(size);
+    std::vector<void*> evicted;
+    void* p = take(size, evicted);
+    for (void* q : evicted) c10::free_cpu(q);  // outside the lock
     if (!p) {
       p = c10::alloc_cpu(size);
       std::lock_guard<std::mutex> g(mu_);
       sizes_[p] = size;
+      total_ += size;
     }
     return {p, p, &release, c10::Device(c10::DeviceType::CPU)};
   }
@@ -58,51 +69,105 @@ class CachingCpuAllocator final : public c10::Allocator {
     for (auto& [s, v] : free_)
       for (void* p : v) {
         sizes_.erase(p);
+        total_ -= s;
         c10::free_cpu(p);
       }
     free_.clear();
+    order_.clear();
+    idleSince_.clear();
     idle_ = 0;
   }
 
  private:
   static void release(void* p);
 
-  void* take(size_t size) const {
+  // An idle buffer of `size`; or null, after moving to `evicted` (for the caller to free) the oldest
+  // idle buffers beyond the slack: max(kMinSlack, live bytes / 8) once the new buffer is counted.
+  void* take(size_t size, std::vector<void*>& evicted) const {
     std::lock_guard<std::mutex> g(mu_);
     auto it = free_.find(size);
     if (it == free_.end() || it->second.empty()) {
       ++misses_;
+      const size_t live = total_ - idle_ + size;
+      const size_t slack = std::max(kMinSlack, live / 8);
+      if (idle_ > slack) evictLocked(idle_ - slack, evicted);
       return nullptr;
     }
     void* p = it->second.back();
     it->second.pop_back();
+    idleSince_.erase(p);
     idle_ -= size;
     ++hits_;
     return p;
   }
-  // Keeps a cached-size buffer for reuse (or frees it past the limit); frees small ones.
+  // Removes idle buffers, oldest first, until `bytes` are gone or none is left; they go to `out`.
+  void evictLocked(size_t bytes, std::vector<void*>& out) const {
+    size_t freed = 0;
+    while (freed < bytes && !order_.empty()) {
+      auto [p, stamp] = order_.front();
+      order_.pop_front();
+      auto s = idleSince_.find(p);
+      if (s == idleSince_.end() || s->second != stamp) continue;  // reused since (a stale entry)
+      idleSince_.erase(s);
+      const size_t size = sizes_.at(p);
+      auto& v = free_[size];
+      for (size_t i = 0; i < v.size(); ++i)
+        if (v[i] == p) {
+          v[i] = v.back();
+          v.pop_back();
+          break;
+        }
+      sizes_.erase(p);
+      total_ -= size;
+      idle_ -= size;
+      freed += size;
+      out.push_back(p);
+    }
+  }
+  // Keeps a cached-size buffer for reuse (older idle buffers go past the limit); frees small ones.
   void give(void* p) {
+    std::vector<void*> evicted;
+    bool keep = false;
     {
       std::lock_guard<std::mutex> g(mu_);
       auto it = sizes_.find(p);
       if (it != sizes_.end()) {
         const size_t size = it->second;
-        if (idle_ + size <= limit_) {
+        if (size <= limit_) {
+          if (idle_ + size > limit_) evictLocked(idle_ + size - limit_, evicted);
           free_[size].push_back(p);
+          idleSince_[p] = ++stamp_;
+          order_.emplace_back(p, stamp_);
           idle_ += size;
-          return;
+          keep = true;
+        } else {
+          sizes_.erase(it);
+          total_ -= size;
         }
-        sizes_.erase(it);
       }
+      if (order_.size() > 4 * idleSince_.size() + 1024) compactLocked();
     }
-    c10::free_cpu(p);
+    for (void* q : evicted) c10::free_cpu(q);
+    if (!keep) c10::free_cpu(p);
+  }
+  // Drops stale entries from the age queue (it only grows otherwise while buffers are reused).
+  void compactLocked() {
+    std::deque<std::pair<void*, uint64_t>> live;
+    for (auto& e : order_) {
+      auto s = idleSince_.find(e.first);
+      if (s != idleSince_.end() && s->second == e.second) live.push_back(e);
+    }
+    order_.swap(live);
   }
 
   size_t limit_;
   mutable std::mutex mu_;
   mutable std::unordered_map<size_t, std::vector<void*>> free_;  // idle buffers by size
   mutable std::unordered_map<void*, size_t> sizes_;              // every cached-size buffer, live or idle
-  mutable size_t idle_ = 0, hits_ = 0, misses_ = 0;
+  mutable std::unordered_map<void*, uint64_t> idleSince_;        // idle buffers: when each became idle
+  mutable std::deque<std::pair<void*, uint64_t>> order_;          // (buffer, stamp), oldest first; stale entries skipped
+  mutable size_t idle_ = 0, total_ = 0, hits_ = 0, misses_ = 0;  // total_: bytes of every cached-size buffer
+  mutable uint64_t stamp_ = 0;
 
   friend CachingCpuAllocator* cache();
 };

@@ -1,6 +1,6 @@
 // Runs heavy native work on a libuv worker thread and settles a Promise on the JS thread.
 // The caller's grad mode is captured on the JS thread and re-established inside the worker,
-// because LibTorch keeps it thread-local.
+// because LibTorch keeps it thread-local; so is the OpenMP team size, brought to setNumThreads'.
 #pragma once
 #include <c10/core/GradMode.h>
 #include <napi.h>
@@ -10,6 +10,7 @@
 #include <optional>
 
 #include "errors.h"
+#include "threads.h"
 
 namespace radkit {
 
@@ -29,6 +30,7 @@ class PromiseWorker : public Napi::AsyncWorker {
  protected:
   void Execute() override {
     try {
+      applyProcessThreads();  // setNumThreads since this pool thread last ran work (threads.h)
       c10::AutoGradMode mode(gradEnabled_);
       result_.emplace(work_());
     } catch (...) {

@@ -16,11 +16,13 @@
 #include <set>
 
 #include "../models/system.h"
+#include "../nn/fused_optim.h"
 #include "../nn/lamb.h"
 #include "async.h"
 #include "generate_options.h"
 #include "bindings.h"
 #include "registry.h"
+#include "step_profile.h"
 #include "tensor.h"
 
 namespace radkit {
@@ -190,19 +192,9 @@ void setGeneratorState(at::Generator& g, const at::Tensor& state) {
   g.set_state(state);
 }
 
-// Global L2 norm of all gradients; scales them down to maxNorm when above it. Returns the norm before clipping.
-double clipGradNorm(const std::vector<at::Tensor>& params, double maxNorm) {
-  double total = 0;
-  for (auto& p : params)
-    if (p.grad().defined()) total += p.grad().detach().to(at::kDouble).pow(2).sum().item<double>();
-  total = std::sqrt(total);
-  if (maxNorm > 0 && total > maxNorm) {
-    double scale = maxNorm / (total + 1e-6);
-    for (auto& p : params)
-      if (p.grad().defined()) p.grad().detach().mul_(scale);
-  }
-  return total;
-}
+// Global L2 norm of all gradients; scales them down to maxNorm when above it. Returns the norm before
+// clipping. One multi-tensor pass in the gradients' own dtype (nn/fused_optim.h).
+double clipGradNorm(const std::vector<at::Tensor>& params, double maxNorm) { return nn::clipGradNorm(params, maxNorm); }
 
 Napi::Object partsToJs(Napi::Env env, const LossParts& parts) {
   Napi::Object o = Napi::Object::New(env);
@@ -338,8 +330,8 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
   static std::unique_ptr<torch::optim::Optimizer> makeOptimizer(const std::string& kind, std::vector<torch::optim::OptimizerParamGroup> groups) {
     const double lr = groups.back().options().get_lr();
     if (kind == "lamb") return std::make_unique<nn::Lamb>(std::move(groups), torch::optim::AdamOptions(lr));
-    if (kind == "adam") return std::make_unique<torch::optim::Adam>(std::move(groups), torch::optim::AdamOptions(lr));
-    return std::make_unique<torch::optim::AdamW>(std::move(groups), torch::optim::AdamWOptions(lr));
+    if (kind == "adam") return std::make_unique<nn::FusedAdam>(std::move(groups), torch::optim::AdamOptions(lr));
+    return std::make_unique<nn::FusedAdamW>(std::move(groups), torch::optim::AdamWOptions(lr));
   }
 
   // A fresh optimizer of the same kind over the same parameter groups and options (no state).
@@ -396,6 +388,7 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
             // (batch-norm running statistics) and draws random numbers (dropout) before the loss
             // or the gradients can be judged, so both are kept and put back on failure. Parameters
             // and optimizer state change only in opt->step(), after every check.
+            StepPhaseTimer phases;  // RADKIT_PROFILE_STEPS (step_profile.h)
             const bool wasTraining = sys->is_training();
             std::vector<std::pair<at::Tensor, at::Tensor>> buffers;
             {
@@ -405,6 +398,7 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
             auto generators = defaultGenerators();
             std::vector<at::Tensor> rng;
             for (auto& [name, g] : generators) rng.push_back(generatorState(g));
+            phases.mark("snapshot");
             auto restore = [&]() {
               at::NoGradGuard ng;
               for (auto& [b, copy] : buffers) b.copy_(copy);
@@ -420,16 +414,20 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
               StepOut out;
               at::Tensor loss = sys->loss(batch, out.parts);
               out.loss = loss.item<double>();
+              phases.mark("forward");
               if (!std::isfinite(out.loss))
                 fail(ErrorKind::Native, "ERR_NOT_FINITE", "training loss is ", out.loss, "; the step was not applied and the model is as it was (lower the learning rate or clip gradients)");
               loss.backward();
+              phases.mark("backward");
               std::vector<at::Tensor> params;
               for (auto& g : opt->param_groups())
                 for (auto& p : g.params()) params.push_back(p);
               out.gradNorm = clipGradNorm(params, clip);
+              phases.mark("clip");
               if (!std::isfinite(out.gradNorm))
                 fail(ErrorKind::Native, "ERR_NOT_FINITE", "the gradients are not finite (norm ", out.gradNorm, "); the step was not applied and the model is as it was");
               opt->step();
+              phases.mark("optimizer");
               return out;
             } catch (...) {
               restore();

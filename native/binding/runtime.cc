@@ -12,6 +12,7 @@
 
 #include "bindings.h"
 #include "tensor.h"
+#include "threads.h"
 
 namespace radkit {
 namespace {
@@ -36,7 +37,7 @@ Napi::Value ManualSeed(const Napi::CallbackInfo& info) {
 
 Napi::Value SetNumThreads(const Napi::CallbackInfo& info) {
   return guarded(info, "setNumThreads", [&]() -> Napi::Value {
-    at::set_num_threads(static_cast<int>(intArg(info[0], "setNumThreads", "n", 1, 1024)));
+    setProcessThreads(static_cast<int>(intArg(info[0], "setNumThreads", "n", 1, 1024)));
     return info.Env().Undefined();
   });
 }

@@ -14,6 +14,16 @@ inline bool cpuHasAvx2Fma() {
 #endif
 }
 
+// AVX-512 Foundation (512-bit float compares and masked blends; maxSimilarity's scan).
+inline bool cpuHasAvx512f() {
+#if defined(__x86_64__) && defined(__GNUC__)
+  static const bool has = __builtin_cpu_supports("avx512f");
+  return has;
+#else
+  return false;
+#endif
+}
+
 // VNNI byte dot products (vpdpbusd): oneDNN's integer GEMMs then accumulate uint8 x int8 products
 // exactly in int32 at about four times the float32 rate. Without VNNI they go through vpmaddubsw,
 // whose int16 pair sums saturate unless the uint8 operand stays below 128.

@@ -24,6 +24,7 @@
 #include <cstdint>
 #include <limits>
 #include <stdexcept>
+#include <type_traits>
 #include <vector>
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -342,6 +343,75 @@ void scanPair(const T* sp, int64_t ld, int64_t i, int64_t j, int64_t Bt, int64_t
   t2i[i * Bt + j] = T(s2 / acc_t(kj));
 }
 
+#ifdef RADKIT_X86_SIMD
+// scanPair for float32 without masks (every row and column real), 16 columns at a time: column
+// maxima by strict-greater masked blends (the earliest row keeps a tie), each row's maximum by a
+// vector max and then its first position by an equality mask (the lowest column wins a tie): the
+// same values and arg-maxima as the scalar scan, without its unpredictable branches.
+__attribute__((target("avx512f"))) void scanPairDenseAvx512(const float* sp, int64_t ld, int64_t i, int64_t j, int64_t Bt, int64_t N, int64_t K,
+                                                             float* i2t, float* t2i, int64_t* argN2K, int64_t* argK2N, float* colBest,
+                                                             int32_t* colArg) {
+  int64_t* a1 = argN2K + (i * Bt + j) * N;
+  int64_t* a2 = argK2N + (i * Bt + j) * K;
+  const __m512 ninf = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
+  const int64_t full = K / 16 * 16;
+  const __mmask16 tail = static_cast<__mmask16>((1u << (K - full)) - 1u);
+  for (int64_t c = 0; c < K; c += 16) {
+    const __mmask16 m = c < full ? __mmask16(0xFFFF) : tail;
+    _mm512_mask_storeu_ps(colBest + c, m, ninf);
+    _mm512_mask_storeu_epi32(colArg + c, m, _mm512_set1_epi32(-1));
+  }
+  double s1 = 0;
+  for (int64_t r = 0; r < N; ++r) {
+    const float* row = sp + r * ld;
+    const __m512i rv = _mm512_set1_epi32(static_cast<int32_t>(r));
+    __m512 rmax = ninf;
+    for (int64_t c = 0; c < K; c += 16) {
+      const __mmask16 m = c < full ? __mmask16(0xFFFF) : tail;
+      const __m512 v = _mm512_mask_loadu_ps(ninf, m, row + c);
+      rmax = _mm512_max_ps(rmax, v);
+      const __m512 cb = _mm512_mask_loadu_ps(ninf, m, colBest + c);
+      const __mmask16 gt = _mm512_mask_cmp_ps_mask(m, v, cb, _CMP_GT_OQ);
+      _mm512_mask_storeu_ps(colBest + c, gt, v);
+      _mm512_mask_storeu_epi32(colArg + c, gt, rv);
+    }
+    const float best = _mm512_reduce_max_ps(rmax);
+    const __m512 bv = _mm512_set1_ps(best);
+    int64_t arg = -1;
+    for (int64_t c = 0; c < K; c += 16) {
+      const __mmask16 m = c < full ? __mmask16(0xFFFF) : tail;
+      const __mmask16 eq = _mm512_mask_cmp_ps_mask(m, _mm512_mask_loadu_ps(ninf, m, row + c), bv, _CMP_EQ_OQ);
+      if (eq) {
+        arg = c + __builtin_ctz(static_cast<unsigned>(eq));
+        break;
+      }
+    }
+    s1 += double(best);
+    a1[r] = arg;
+  }
+  double s2 = 0;
+  for (int64_t c = 0; c < K; ++c) {
+    s2 += double(colBest[c]);
+    a2[c] = colArg[c];
+  }
+  i2t[i * Bt + j] = float(s1 / double(N));
+  t2i[i * Bt + j] = float(s2 / double(K));
+}
+#endif
+
+// scanPair, or its vectorised twin where it applies (float32, no masked rows or columns, AVX-512).
+template <typename T>
+inline void scanPairFast(bool dense512, const T* sp, int64_t ld, int64_t i, int64_t j, int64_t Bt, int64_t N, int64_t K, const std::vector<int32_t>& R,
+                         const std::vector<int32_t>& W, T* i2t, T* t2i, int64_t* argN2K, int64_t* argK2N, T* colBest, int32_t* colArg) {
+#ifdef RADKIT_X86_SIMD
+  if constexpr (std::is_same<T, float>::value) {
+    if (dense512 && static_cast<int64_t>(R.size()) == N && static_cast<int64_t>(W.size()) == K && N > 0 && K > 0)
+      return scanPairDenseAvx512(sp, ld, i, j, Bt, N, K, i2t, t2i, argN2K, argK2N, colBest, colArg);
+  }
+#endif
+  scanPair(sp, ld, i, j, Bt, N, K, R, W, i2t, t2i, argN2K, argK2N, colBest, colArg);
+}
+
 // Forward through GEMMs, for D >= kBlasMinD: the similarities of an image and a few texts come from
 // one GEMM, then each (image, text) pair is scanned (scanPair).
 // With oneDNN (float32, see onednn_gemm.h) every thread runs its own single-threaded GEMMs for its
@@ -356,8 +426,10 @@ void forwardBlas(const at::Tensor& img, const at::Tensor& txt, int64_t Bi, int64
                  const std::vector<std::vector<int32_t>>& rows, const std::vector<std::vector<int32_t>>& words,
                  T* i2t, T* t2i, int64_t* argN2K, int64_t* argK2N) {
   const OnednnSgemm sgemm = std::is_same<T, float>::value ? onednnSgemm() : nullptr;
+  const bool dense512 = cpuHasAvx512f() && std::getenv("RADKIT_MAXSIM_SCAN") == nullptr;  // RADKIT_MAXSIM_SCAN=scalar: benchmarks
   if (sgemm) {
-    const int64_t group = std::max<int64_t>(1, std::min<int64_t>(Bt, 65536 / std::max<int64_t>(1, N * K)));  // texts per GEMM
+    static const int64_t tileFloats = std::getenv("RADKIT_MAXSIM_TILE") ? std::max(1L, std::atol(std::getenv("RADKIT_MAXSIM_TILE"))) : 65536;  // benchmarks
+    const int64_t group = std::max<int64_t>(1, std::min<int64_t>(Bt, tileFloats / std::max<int64_t>(1, N * K)));  // texts per GEMM
     const int64_t groups = (Bt + group - 1) / group;
     const float* ip = reinterpret_cast<const float*>(img.data_ptr<T>());
     const float* tp = reinterpret_cast<const float*>(txt.data_ptr<T>());
@@ -369,7 +441,7 @@ void forwardBlas(const at::Tensor& img, const at::Tensor& txt, int64_t Bi, int64
         if (sgemm('N', 'T', N, nj * K, D, 1.0f, ip + i * N * D, D, tp + j0 * K * D, D, 0.0f, reinterpret_cast<float*>(S.data()), nj * K) != 0)
           throw std::runtime_error("maxSimilarity: oneDNN's sgemm failed");
         for (int64_t jl = 0; jl < nj; ++jl)
-          scanPair(S.data() + jl * K, nj * K, i, j0 + jl, Bt, N, K, rows[i], words[j0 + jl], i2t, t2i, argN2K, argK2N, colBest.data(), colArg.data());
+          scanPairFast(dense512, S.data() + jl * K, nj * K, i, j0 + jl, Bt, N, K, rows[i], words[j0 + jl], i2t, t2i, argN2K, argK2N, colBest.data(), colArg.data());
       }
     });
     return;
@@ -390,8 +462,8 @@ void forwardBlas(const at::Tensor& img, const at::Tensor& txt, int64_t Bi, int64
         std::vector<int32_t> colArg(K);
         for (int64_t task = begin; task < end; ++task) {
           const int64_t il = task / nj, jl = task % nj;
-          scanPair(sp + il * N * ld + jl * K, ld, i0 + il, j0 + jl, Bt, N, K, rows[i0 + il], words[j0 + jl], i2t, t2i, argN2K, argK2N,
-                   colBest.data(), colArg.data());
+          scanPairFast(dense512, sp + il * N * ld + jl * K, ld, i0 + il, j0 + jl, Bt, N, K, rows[i0 + il], words[j0 + jl], i2t, t2i, argN2K, argK2N,
+                       colBest.data(), colArg.data());
         }
       });
     }
