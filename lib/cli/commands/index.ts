@@ -6,7 +6,8 @@ import { demo } from './demo.js';
 import { trainCommand, generateCommand, evaluateCommand, reportCommand } from './models.js';
 import { synthCommand } from './synth.js';
 import { prepareCommand } from './prepare.js';
+import { tokenizeImagesCommand, decodeCommand } from './vq.js';
 import { retrieveCommand, codebooksCommand, explainCommand } from './align.js';
 
 // Each sub-command lives in its own module; add it here to make `radkit <name>` reach it.
-export const commands: Command[] = [demo, doctor, buildCommand, trainCommand, generateCommand, evaluateCommand, reportCommand, retrieveCommand, codebooksCommand, explainCommand, metricsCommand, synthCommand, prepareCommand];
+export const commands: Command[] = [demo, doctor, buildCommand, trainCommand, generateCommand, evaluateCommand, reportCommand, retrieveCommand, codebooksCommand, explainCommand, metricsCommand, synthCommand, prepareCommand, tokenizeImagesCommand, decodeCommand];

@@ -1,0 +1,133 @@
+// radkit tokenize-images / decode: the VQ image tokenizer's commands (kind vqgan).
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { formatFlags, UsageError, type CliFlags, type Command } from '../command.js';
+import { RadkitError } from '../../errors.js';
+import type { SplitName } from '../../data/r2gen.js';
+import { loadSharp } from '../../data/image.js';
+import { fileSha256, readImageCodes, tokenizeImages } from '../../models/image-codes.js';
+import { decodeCodes } from '../../models/vqgan.js';
+import { defaultOutputDir, findCheckpointDir, loadCheckpoint, type LoadedCheckpoint } from '../../train/checkpoint.js';
+import { DATA_FLAGS, dataset } from './models.js';
+
+async function vqCheckpoint(dir: string, fn: string): Promise<{ ck: LoadedCheckpoint; weights: string }> {
+  const found = findCheckpointDir(dir, fn);
+  const ck = await loadCheckpoint(dir);
+  if (ck.meta.kind !== 'vqgan') {
+    ck.model.dispose();
+    throw new UsageError(`${fn} needs a vqgan checkpoint; ${dir} holds ${ck.meta.kind}`);
+  }
+  return { ck, weights: path.join(found, 'weights.pt') };
+}
+
+/** Grey [0, 1] pixels (H x W) -> PNG bytes (sharp). */
+export async function greyPng(data: Float32Array, H: number, W: number): Promise<Buffer> {
+  const bytes = Buffer.alloc(H * W);
+  for (let i = 0; i < H * W; i++) bytes[i] = Math.max(0, Math.min(255, Math.round(data[i] * 255)));
+  return loadSharp()(bytes, { raw: { width: W, height: H, channels: 1 } }).toColourspace('b-w').png().toBuffer();
+}
+
+const TOKENIZE_FLAGS: CliFlags = {
+  checkpoint: { type: 'string', required: true, arg: 'RUN', help: 'vqgan run or checkpoint folder' },
+  ...DATA_FLAGS,
+  out: { type: 'string', arg: 'FILE', help: 'codes file (default RUN/image-codes/<data folder name>.json)' },
+  splits: { type: 'string', default: 'train,val,test', help: 'comma-separated splits' },
+  'batch-size': { type: 'integer', min: 1, default: 16, help: 'images per batch' },
+};
+
+export const tokenizeImagesCommand: Command = {
+  name: 'tokenize-images',
+  summary: 'cache the VQ codes of every image of a dataset (resumable)',
+  get usage() {
+    return `usage: radkit tokenize-images --checkpoint RUN --data DIR [options]
+Encodes the first view of every study with a vqgan checkpoint and writes the codes to one JSON file
+(atomically, every few batches). A rerun with the same checkpoint encodes only the studies missing;
+a file of another checkpoint or image size is refused.
+${formatFlags(TOKENIZE_FLAGS)}`;
+  },
+  flags: () => TOKENIZE_FLAGS,
+  async run({ values: flags }) {
+    const splits = String(flags.splits).split(',').map((s) => s.trim());
+    for (const s of splits) if (!['train', 'val', 'test'].includes(s)) throw new UsageError(`--splits: '${s}' is not train, val or test`);
+    const ds = dataset(flags);
+    const ckDir = flags.checkpoint as string;
+    const { ck, weights } = await vqCheckpoint(ckDir, 'radkit tokenize-images');
+    const controller = new AbortController();
+    const stop = () => controller.abort(new RadkitError('interrupted', 'ERR_ABORTED', 'radkit tokenize-images'));
+    process.once('SIGINT', stop);
+    try {
+      const data = String(flags.data);
+      const name = path.basename(fs.statSync(data).isDirectory() ? path.resolve(data) : path.dirname(path.resolve(data)));
+      const file = (flags.out as string | undefined) ?? path.join(defaultOutputDir(ckDir, 'image-codes', 'radkit tokenize-images'), `${name}.json`);
+      const r = await tokenizeImages(ck.model, ds, {
+        file,
+        weightsSha256: fileSha256(weights),
+        imageSize: ck.meta.preprocessing.imageSize,
+        splits: splits as SplitName[],
+        batchSize: flags['batch-size'] as number,
+        signal: controller.signal,
+      });
+      console.log(`${r.file}: ${r.encoded} studies encoded, ${r.kept} kept from before (${r.total} in ${splits.join(', ')})`);
+    } finally {
+      process.off('SIGINT', stop);
+      ck.model.dispose();
+    }
+    return 0;
+  },
+};
+
+const DECODE_FLAGS: CliFlags = {
+  checkpoint: { type: 'string', required: true, arg: 'RUN', help: 'vqgan run or checkpoint folder' },
+  codes: { type: 'string', arg: 'FILE', help: 'a codes file of radkit tokenize-images (with --ids, or every study)' },
+  ids: { type: 'string', help: 'comma-separated study ids of --codes' },
+  tokens: { type: 'string', arg: 'LIST', help: 'one image\'s codes, comma-separated, row-major (instead of --codes)' },
+  out: { type: 'string', required: true, arg: 'PATH', help: 'PNG file (--tokens) or folder (--codes: ID.png each)' },
+};
+
+export const decodeCommand: Command = {
+  name: 'decode',
+  summary: 'VQ codes back to PNG images with a vqgan checkpoint',
+  get usage() {
+    return `usage: radkit decode --checkpoint RUN (--tokens LIST | --codes FILE [--ids A,B]) --out PATH
+${formatFlags(DECODE_FLAGS)}`;
+  },
+  flags: () => DECODE_FLAGS,
+  async run({ values: flags }) {
+    if ((flags.tokens === undefined) === (flags.codes === undefined)) throw new UsageError('give exactly one of --tokens and --codes');
+    if (flags.ids !== undefined && flags.codes === undefined) throw new UsageError('--ids needs --codes');
+    const items: { id: string; codes: number[] }[] = [];
+    let grid: [number, number] | undefined;
+    if (flags.codes !== undefined) {
+      const file = readImageCodes(flags.codes as string);
+      grid = file.grid;
+      const ids = flags.ids !== undefined ? String(flags.ids).split(',').map((s) => s.trim()) : Object.keys(file.codes);
+      for (const id of ids) {
+        if (!file.codes[id]) throw new UsageError(`--ids: '${id}' is not in ${String(flags.codes)}`);
+        items.push({ id, codes: file.codes[id] });
+      }
+    } else {
+      const codes = String(flags.tokens).split(',').map((s) => Number(s.trim()));
+      if (!codes.every((c) => Number.isInteger(c) && c >= 0)) throw new UsageError('--tokens needs comma-separated whole numbers >= 0');
+      const side = Math.round(Math.sqrt(codes.length));
+      if (side * side !== codes.length) throw new UsageError(`--tokens: ${codes.length} codes do not make a square grid`);
+      grid = [side, side];
+      items.push({ id: 'image', codes });
+    }
+    const { ck } = await vqCheckpoint(flags.checkpoint as string, 'radkit decode');
+    try {
+      const out = flags.out as string;
+      if (flags.codes !== undefined) fs.mkdirSync(out, { recursive: true });
+      else fs.mkdirSync(path.dirname(path.resolve(out)), { recursive: true });
+      for (const it of items) {
+        const img = await decodeCodes(ck.model, it.codes, [1, grid[0], grid[1]]);
+        const [, , , Hh, Ww] = img.shape;
+        const file = flags.codes !== undefined ? path.join(out, `${it.id.replace(/[^A-Za-z0-9._-]/g, '_')}.png`) : out;
+        fs.writeFileSync(file, await greyPng(img.data, Hh, Ww));
+      }
+      console.log(`wrote ${items.length} image${items.length === 1 ? '' : 's'} to ${out}`);
+    } finally {
+      ck.model.dispose();
+    }
+    return 0;
+  },
+};
