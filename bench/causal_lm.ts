@@ -9,7 +9,9 @@
  *       8, with the key/value cache ('full') and with full recompute every step ('none'). Reports
  *       tokens/s (batch x new tokens / wall time of the generate call, prefill included), per-step
  *       latency and the peak RSS growth of the call (VmHWM reset through /proc/self/clear_refs).
- *       The same model through Python PyTorch eager runs only where `python3 -c 'import torch'` works.
+ *       The same model through Python PyTorch eager (bench/python/causal_lm.py) where a Python with torch
+ *       is found: prompt logits and greedy tokens checked against radkit's, then the same cached greedy
+ *       generation timed per batch in a child process with the same thread settings.
  * load: writes a bfloat16 checkpoint of a Pythia-1B-shaped GPT-NeoX (d=2048, 16 layers, d_ff=8192,
  *       vocabulary 50,304, untied: 1.01e9 parameters, 2.03 GB) with radkit's own writer, then in a
  *       fresh process loads it with loadCausalLM({ dtype: 'bfloat16' }) and reports the load time and
@@ -22,7 +24,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as radkit from '../lib/index.js';
-import { Tensor, nn } from '../lib/index.js';
+import { Tensor, nn, writeSafetensors } from '../lib/index.js';
 import type { CausalLMConfig } from '../lib/nn/index.js';
 
 function arg(name: string, fallback: string): string {
@@ -73,8 +75,10 @@ async function genPart(threads: number) {
   console.log(`125M config: ${(params / 1e6).toFixed(1)}M parameters, prompt ${promptLen}, ${newTokens} new tokens, ${threads} thread(s)`);
   const rows: Record<string, unknown>[] = [];
   const batches = arg('--batches', '1,8').split(',').map(Number);
+  const prompts = new Map<number, Tensor>();
   for (const batch of batches) {
     const prompt = randomIds(batch, promptLen, gen125m.vocabSize, 7 + batch);
+    prompts.set(batch, prompt);
     const results: Record<string, number[][]> = {};
     for (const cache of ['full', 'none'] as const) {
       await lm.generate(prompt, { maxNewTokens: 2, minNewTokens: 2, cache }); // warm-up
@@ -91,19 +95,66 @@ async function genPart(threads: number) {
     }
     const same = JSON.stringify(results.full) === JSON.stringify(results.none);
     console.log(`  batch ${batch}: cached tokens ${same ? '==' : '!='} recompute tokens`);
-    rows.push({ batch, cachedEqualsRecompute: same });
-    prompt.dispose();
+    rows.push({ batch, cachedEqualsRecompute: same, tokens: results.full });
   }
+  const python = await pythonGeneration(lm, prompts, rows, newTokens, threads);
+  prompts.forEach((p) => p.dispose());
   lm.dispose();
-  let python = 'not run: python3 cannot import torch on this machine';
-  try {
-    execFileSync('python3', ['-c', 'import torch'], { stdio: 'ignore' });
-    python = 'python torch is importable but the comparison script is not part of this bench yet';
-  } catch {
-    /* keep the message */
-  }
-  console.log(`  Python PyTorch eager: ${python}`);
   return { config: gen125m, parameters: params, promptLength: promptLen, newTokens, batches, threads, rows, python };
+}
+
+/**
+ * The same model through Python PyTorch eager (bench/python/causal_lm.py, a Hugging Face GPT-NeoX
+ * forward with a key/value cache) where a Python with torch is found (RADKIT_PYTHON, /usr/bin/python3,
+ * python3): radkit saves the model, Python checks the prompt logits and greedy tokens of batch 1, then
+ * times the same greedy generation per batch in a child process with the same thread settings.
+ */
+async function pythonGeneration(lm: nn.CausalLM, prompts: Map<number, Tensor>, rows: Record<string, unknown>[], newTokens: number, threads: number) {
+  const python = [process.env.RADKIT_PYTHON, '/usr/bin/python3', 'python3'].find((c) => {
+    if (!c) return false;
+    try {
+      execFileSync(c, ['-c', 'import torch'], { stdio: 'ignore' });
+      return true;
+    } catch {
+      return false;
+    }
+  });
+  if (!python) {
+    console.log('  Python PyTorch eager: not run (no Python that imports torch)');
+    return { ran: false, reason: 'no Python that imports torch' };
+  }
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'radkit-bench-lm-py-'));
+  const env = { ...process.env, OMP_NUM_THREADS: String(threads), OPENBLAS_NUM_THREADS: String(threads) };
+  const cwd = path.join(__dirname, '..', '..', 'bench', 'python');
+  const run = (args: string[]) => {
+    const r = spawnSync(python, ['causal_lm.py', ...args, '--threads', String(threads)], { cwd, env, encoding: 'utf8', maxBuffer: 1 << 20 });
+    if (r.status !== 0) throw new Error(`causal_lm.py ${args[0]} failed: ${r.stderr}`);
+    return JSON.parse(r.stdout.trim().split('\n').pop()!) as Record<string, number | boolean>;
+  };
+  try {
+    await lm.save(dir);
+    const [first] = [...prompts.keys()];
+    const prompt = prompts.get(first)!;
+    const tokensRow = rows.find((r) => r.batch === first && 'tokens' in r) as { tokens: number[][] };
+    const tokens = Tensor.from(BigInt64Array.from(tokensRow.tokens.flat(), (x) => BigInt(x)), [first, newTokens]);
+    const logits = lm.logits(prompt);
+    writeSafetensors(path.join(dir, 'check.safetensors'), { prompt, tokens, logits });
+    [tokens, logits].forEach((t) => t.dispose());
+    const check = run(['check', dir, path.join(dir, 'check.safetensors')]);
+    console.log(`  Python PyTorch eager (${python}): max |logit difference| ${Number(check.maxAbsLogitDiff).toExponential(2)}, greedy tokens ${check.sameTokens ? 'identical' : 'DIFFERENT'}`);
+    const timed: Record<string, unknown>[] = [];
+    for (const [batch, p] of prompts) {
+      writeSafetensors(path.join(dir, `prompt${batch}.safetensors`), { prompt: p });
+      const t = run(['time', dir, path.join(dir, `prompt${batch}.safetensors`), '--new', String(newTokens)]);
+      const mine = rows.find((r) => r.batch === batch && r.cache === 'full') as { tokensPerSecond: number } | undefined;
+      const row = { batch, cache: 'full', ...t, radkitOverPython: mine ? mine.tokensPerSecond / Number(t.tokensPerSecond) : null };
+      timed.push(row);
+      console.log(`  Python batch ${batch} cached: ${Number(t.tokensPerSecond).toFixed(1)} tok/s, ${Number(t.msPerStep).toFixed(1)} ms/step, peak RSS +${Number(t.peakRssGrowthMB).toFixed(0)} MB; radkit/Python x${row.radkitOverPython?.toFixed(2)}`);
+    }
+    return { ran: true, python, check, rows: timed };
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 async function childLoad(dir: string) {
