@@ -1,11 +1,16 @@
 // MPMA (seed 004) on SynthCXR at a CPU-sized budget: pre-training diagnostics against their trivial
 // baselines, mpma-rg fine-tuned from the pre-trained ViT against the same mpma-rg from scratch
-// (same budget and seed), the most-common-report baseline, and the ablations that fit: the linear
-// probe's AUC at 10% labels after MA-CMF / CMF (no memory) / GAP pre-training (Table V direction),
-// MIM-only pre-training (Table IV direction) and ramp vs constant lambda_GLA.
-// Every pre-training run, fine-tuning run and score is written to bench/out/mpma.json as it finishes.
-// Run: node dist/bench/mpma.js [--train 600] [--size 64] [--pre-epochs 6] [--ft-epochs 6] [--seeds 1]
-//        [--experiments diagnostics,rg,probe,tableIV,ramp]
+// (same budget and seed), the most-common-report baseline, and the ablations: each pre-training task
+// off (MIM, MLM, GLA), MIM only (Table IV direction), MA-CMF without memory and GAP fusion (Table V
+// direction, linear-probe AUC), constant vs Gaussian-ramped lambda_GLA, lambda_gl 5 vs 1 (Table VI).
+// Every variant gets the diagnostics, retrieval and the linear probe; the variants named by
+// --rg-variants are also fine-tuned for report generation. Several seeds: mean and sample sd.
+// Everything is written to bench/out/mpma.json (--name NAME: NAME.json) as it finishes (with every open choice under
+// `choices`). Pre-training runs are cached under a folder named by their settings.
+// Run: node dist/bench/mpma.js [--train 300] [--size 64] [--pre-epochs 20] [--ft-epochs 20] [--seeds 2]
+//        [--variants full,noMim,noMlm,noGla,mimOnly,noMemory,gap,constantRamp,lambdaGl5]
+//        [--rg-variants full,mimOnly | none] [--probe-fraction 0.1] [--threads 1] [--name mpma]
+import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -27,10 +32,35 @@ const str = (name: string, dflt: string) => {
   return i > 0 ? process.argv[i + 1] : dflt;
 };
 
+/** The pre-training variants: configuration keys over the bench's MPMA. */
+const VARIANTS: Record<string, Record<string, unknown>> = {
+  full: {},
+  noMim: { lambdaMim: 0 },
+  noMlm: { lambdaIL: 0 },
+  noGla: { lambdaGla: 0 },
+  mimOnly: { lambdaIL: 0, lambdaGla: 0 },
+  noMemory: { memorySlots: 0 },
+  gap: { fusion: 'gap' },
+  constantRamp: { ramp: 'constant' },
+  lambdaGl5: { lambdaGl: 5 },
+};
+
+function meanSd(xs: number[]): { mean: number; sd: number | null; n: number; values: number[] } {
+  const n = xs.length;
+  const mean = xs.reduce((s, x) => s + x, 0) / n;
+  const sd = n > 1 ? Math.sqrt(xs.reduce((s, x) => s + (x - mean) ** 2, 0) / (n - 1)) : null;
+  return { mean, sd, n, values: xs };
+}
+
 async function main() {
-  const trainN = arg('train', 600), size = arg('size', 64), preEpochs = arg('pre-epochs', 6), ftEpochs = arg('ft-epochs', 6), seeds = arg('seeds', 1), preLr = arg('pre-lr', 1e-3);
-  const experiments = new Set(str('experiments', 'diagnostics,rg,probe,tableIV,ramp').split(','));
-  radkit.setNumThreads(arg('threads', 2));
+  const trainN = arg('train', 300), size = arg('size', 64), preEpochs = arg('pre-epochs', 20), ftEpochs = arg('ft-epochs', 20), seeds = arg('seeds', 2);
+  const preLr = arg('pre-lr', 1e-3), ftLr = arg('ft-lr', 1e-3), ftVisualLr = arg('ft-visual-lr', 5e-4), probeFraction = arg('probe-fraction', 0.1);
+  const variantNames = str('variants', Object.keys(VARIANTS).join(',')).split(',');
+  const rgVariants = str('rg-variants', 'full,mimOnly').split(',').filter((v) => v); // '' or 'none': no report generation
+  if (rgVariants.length === 1 && rgVariants[0] === 'none') rgVariants.length = 0;
+  for (const v of [...variantNames, ...rgVariants]) if (!(v in VARIANTS)) throw new Error(`unknown variant '${v}' (${Object.keys(VARIANTS).join(', ')})`);
+  if (!variantNames.includes('full')) variantNames.unshift('full');
+  radkit.setNumThreads(arg('threads', 1));
   const dir = path.join(os.tmpdir(), `radkit-bench-mpma-${trainN}-${size}`);
   if (!fs.existsSync(path.join(dir, 'annotation.json'))) await radkit.data.synthesize({ out: dir, train: trainN, val: 50, test: 100, size, seed: 31, views: 2 });
   const ds = radkit.data.readR2Gen(path.join(dir, 'annotation.json'), { labels: path.join(dir, 'labels.json') });
@@ -39,32 +69,59 @@ async function main() {
   const VIT = { imageSize: size, patch: 8, vitDim: 96, vitLayers: 3, vitHeads: 3, vitIntermediate: 192 };
   const PRE = { ...VIT, maeDim: 64, maeLayers: 1, maeHeads: 4, memorySlots: 16, mlmLayers: 1, mlmHeads: 4, textHidden: 64, textLayers: 1, textHeads: 4, textIntermediate: 128 };
   const RG = { ...VIT, dModel: 64, heads: 4, dFF: 128, encoderLayers: 1, decoderLayers: 1 };
+  const FT = { lr: ftLr, visualLr: ftVisualLr, schedule: { kind: 'cosine' as const, warmupFraction: 0.05 } };
   const out = path.join(__dirname, '..', '..', 'bench', 'out');
   fs.mkdirSync(out, { recursive: true });
-  const runs = path.join(os.tmpdir(), 'radkit-bench-mpma-runs');
+  const settingsKey = crypto.createHash('sha1').update(JSON.stringify({ trainN, size, preEpochs, preLr, PRE })).digest('hex').slice(0, 8);
+  const runs = path.join(os.tmpdir(), 'radkit-bench-mpma-runs', settingsKey);
   const results: Record<string, unknown> = {
-    conditions: { machine: `${os.cpus().length} CPUs (${os.cpus()[0]?.model}), shared and loaded by other jobs`, threads: radkit.getNumThreads(), data: { train: trainN, val: 50, test: 100, size, synthSeed: 31 }, preEpochs, preLr, preBatch: 16, ftEpochs, seeds, vit: VIT, pre: PRE, rg: RG },
+    conditions: {
+      machine: `${os.cpus().length} CPUs (${os.cpus()[0]?.model}), shared and loaded by other jobs`,
+      threads: radkit.getNumThreads(),
+      started: new Date().toISOString(),
+      data: { generator: 'SynthCXR', train: trainN, val: 50, test: 100, size, synthSeed: 31, views: 2, tokenizerThreshold: 3 },
+      preEpochs, preLr, preBatch: 16, ftEpochs, ft: FT, ftBatch: 16, seeds, vit: VIT, pre: PRE, rg: RG, probe: { fraction: probeFraction, epochs: 30, batch: 32 },
+      variants: Object.fromEntries(variantNames.map((v) => [v, VARIANTS[v]])),
+    },
+    choices: {
+      'eq. 6 on M x D matrices': 'cosine of the mean-pooled v_m and t_m (masked mean over real words); Frobenius cosine is config globalSimilarity',
+      'eq. 7 word-patch scores': 'cosines (config localAttention; dot products as printed are an option)',
+      'eq. 8 normalisation': 'g_j and t_j L2-normalised before the dot product, padding excluded (config normalizeLocal)',
+      temperatures: 'tau1 0.07 learned (clamped to [0.01, 1]), tau2 0.25, tau3 0.1 (GLoRIA values; the paper gives none)',
+      'MA-CMF': 'residual pre-norm MCA sublayers (config cmfResidual; eqs. 3-4 have no residual); image tokens of the unmasked pass (config mlmVisual)',
+      memory: `${PRE.memorySlots} slots per modality (paper: unstated)`,
+      ramp: 'per step, T = 30% of the pre-training steps (the paper says T epochs, T unstated)',
+      'MAE decoder / MLM decoder / text encoder sizes': `bench sizes: MAE ${PRE.maeLayers} x ${PRE.maeDim}, MLM decoder ${PRE.mlmLayers} layer, BERT ${PRE.textLayers} x ${PRE.textHidden} from scratch`,
+      'report generator': `R2Gen-style encoder-decoder ${RG.encoderLayers}+${RG.decoderLayers} layers d ${RG.dModel} over the ViT tokens of both views (paper: unstated)`,
+      'fine-tuning rates': `AdamW ${ftLr} task layers / ${ftVisualLr} ViT, cosine, ${ftEpochs} epochs (paper: 2e-4 / 5e-6; a briefly pre-trained tiny ViT is far from converged)`,
+      'pre-training rate': `AdamW ${preLr} for all (paper: 2e-4; 2e-4 learned nothing in the first session's 36 steps), weight decay 0.05, cosine`,
+      decoding: 'beam 3, 60 tokens, no repeated trigram (R2Gen)',
+      probe: `frozen ViT, mean of patch tokens, batch norm without affine, linear; ${probeFraction * 100}% of the training studies' labels (the first ones), 30 epochs`,
+    },
   };
-  const save = () => fs.writeFileSync(path.join(out, 'mpma.json'), JSON.stringify(results, null, 2));
+  const save = () => fs.writeFileSync(path.join(out, `${str('name', 'mpma')}.json`), JSON.stringify(results, null, 2));
   const log = (s: string) => console.log(`[${new Date().toISOString().slice(11, 19)}] ${s}`);
   const pre1 = { imageSize: size, views: 1 };
 
-  const pretrain = async (name: string, overrides: Record<string, unknown>, seed: number) => {
+  const pretrain = async (name: string, seed: number) => {
     const runDir = path.join(runs, `pre-${name}-s${seed}`);
-    if (!fs.existsSync(path.join(runDir, 'metrics.json'))) {
+    if (!fs.existsSync(path.join(runDir, 'bench.json'))) {
       fs.rmSync(runDir, { recursive: true, force: true });
-      const m = mpma({ tokenizer, ...PRE, ...overrides, seed });
+      const m = mpma({ tokenizer, ...PRE, ...VARIANTS[name], seed });
       const t0 = performance.now();
       await radkit.train(m, ds, { tokenizer, outDir: runDir, epochs: preEpochs, batchSize: 16, lr: preLr, visualLr: preLr, imageSize: size, views: 1, seed, progress: 'none', evaluate: false, workers: 0 });
       const seconds = (performance.now() - t0) / 1000;
       const diag = await pretrainingDiagnostics(m, tokenizer, ds, { split: 'val', preprocessing: pre1 });
-      const retrieval = await evaluateRetrieval(m, tokenizer, ds, { split: 'test', preprocessing: pre1 });
-      if (name === 'full') await writeMpmaPictures(m, tokenizer, ds, { split: 'test', preprocessing: pre1, count: 6, file: path.join(out, 'mpma-pictures.html') });
+      const retrieval = name === 'mimOnly' || name === 'noGla' ? null : (await evaluateRetrieval(m, tokenizer, ds, { split: 'test', preprocessing: pre1 })).metrics;
+      if (name === 'full' && seed === 0) await writeMpmaPictures(m, tokenizer, ds, { split: 'test', preprocessing: pre1, count: 6, file: path.join(out, 'mpma-pictures.html') });
       m.dispose();
-      fs.writeFileSync(path.join(runDir, 'bench.json'), JSON.stringify({ seconds, diag, retrieval: retrieval.metrics }));
+      fs.writeFileSync(path.join(runDir, 'bench.json'), JSON.stringify({ seconds, diag, retrieval }));
     }
     const b = JSON.parse(fs.readFileSync(path.join(runDir, 'bench.json'), 'utf8'));
-    log(`pre ${name} s${seed}: ${b.seconds.toFixed(0)} s, MIM ${b.diag.mimMse.toFixed(4)} vs mean patch ${b.diag.meanPatchMse.toFixed(4)} / mean image ${b.diag.meanImageMse.toFixed(4)}, MLM acc ${b.diag.mlmAccuracy.toFixed(3)} vs unigram ${b.diag.unigramAccuracy.toFixed(3)}, retrieval meanRecall ${b.retrieval.meanRecall.toFixed(2)}`);
+    log(
+      `pre ${name} s${seed}: ${b.seconds.toFixed(0)} s, MIM ${b.diag.mimMse.toFixed(4)} vs mean patch ${b.diag.meanPatchMse.toFixed(4)} / mean image ${b.diag.meanImageMse.toFixed(4)}, MLM acc ${b.diag.mlmAccuracy.toFixed(3)} vs unigram ${b.diag.unigramAccuracy.toFixed(3)}` +
+        (b.retrieval ? `, retrieval meanRecall ${b.retrieval.meanRecall.toFixed(2)} (chance ${(b.retrieval.chanceR1 * 16 / 3).toFixed(2)})` : ''),
+    );
     return { runDir, ...b };
   };
 
@@ -73,82 +130,76 @@ async function main() {
     fs.rmSync(runDir, { recursive: true, force: true });
     const m = mpmaRg({ tokenizer, ...RG, seed });
     const t0 = performance.now();
-    await radkit.train(m, ds, { tokenizer, outDir: runDir, epochs: ftEpochs, batchSize: 16, imageSize: size, seed, progress: 'none', evaluate: false, workers: 0, ...(init ? { init: `${init}:image.` } : {}) });
+    await radkit.train(m, ds, { tokenizer, outDir: runDir, epochs: ftEpochs, batchSize: 16, imageSize: size, seed, progress: 'none', evaluate: false, workers: 0, ...FT, ...(init ? { init: `${init}:image.` } : {}) });
     const seconds = (performance.now() - t0) / 1000;
     const reports = await generateSplit(m, tokenizer, ds, { split: 'test', preprocessing: { imageSize: size, views: 2 }, generate: m.generateDefaults });
     m.dispose();
     const h = headline(scoreReports(reports));
-    log(`rg ${name} s${seed}: ${seconds.toFixed(0)} s, BLEU-4 ${h.bleu4.toFixed(3)}, R-L ${h.rougeL.toFixed(3)}, CE micro-F1 ${h.ceMicroF1.toFixed(3)}`);
-    return { seconds, ...h };
+    const distinct = new Set(reports.map((r) => r.hypothesis)).size;
+    const words = reports.reduce((s, r) => s + r.hypothesis.split(' ').filter((w) => w).length, 0) / reports.length;
+    log(`rg ${name} s${seed}: ${seconds.toFixed(0)} s, BLEU-4 ${h.bleu4.toFixed(3)}, R-L ${h.rougeL.toFixed(3)}, CE micro-F1 ${h.ceMicroF1.toFixed(3)}, ${distinct} distinct reports, ${words.toFixed(1)} words`);
+    return { seconds, distinctReports: distinct, meanWords: words, example: reports[0]?.hypothesis, ...h };
   };
 
-  const probe = async (name: string, init: string, seed: number, fraction: number) => {
+  const probe = async (name: string, init: string | undefined, seed: number) => {
     const runDir = path.join(runs, `probe-${name}-s${seed}`);
     fs.rmSync(runDir, { recursive: true, force: true });
-    const n = Math.max(16, Math.round(fraction * ds.splits.train.length));
+    const n = Math.max(16, Math.round(probeFraction * ds.splits.train.length));
     const subset = { ...ds, splits: { ...ds.splits, train: ds.splits.train.slice(0, n) } };
     const m = mpmaProbe({ ...VIT, seed });
-    await radkit.train(m, subset, { tokenizer, outDir: runDir, epochs: 30, batchSize: 32, imageSize: size, views: 1, seed, progress: 'none', evaluate: false, workers: 0, init: `${init}:image.` });
+    await radkit.train(m, subset, { tokenizer, outDir: runDir, epochs: 30, batchSize: 32, imageSize: size, views: 1, seed, progress: 'none', evaluate: false, workers: 0, ...(init ? { init: `${init}:image.` } : {}) });
     const ev = await radkit.models.modelKind('mpma-probe').evaluate!(m, tokenizer, ds, { split: 'test', preprocessing: pre1 });
     m.dispose();
     log(`probe ${name} s${seed} (${n} labelled studies): AUC ${ev.headline.auc.toFixed(3)}, AUC5 ${ev.headline.auc5.toFixed(3)}`);
-    return { labelled: n, ...ev.headline, perObservation: (ev.record as { perObservation: unknown }).perObservation };
+    return { labelled: n, ...ev.headline };
   };
 
   const seedList = Array.from({ length: seeds }, (_, i) => i);
   const baselineText = mostCommonReport(ds, tokenizer);
   const testRefs = ds.splits.test.map((e) => ({ id: e.id, hypothesis: baselineText, reference: tokenizer.clean(e.report), labels: e.labels, extras: {} }));
   results.mostCommon = headline(scoreReports(testRefs));
-  log(`most common report: BLEU-4 ${(results.mostCommon as Record<string, number>).bleu4.toFixed(3)}, CE micro-F1 ${(results.mostCommon as Record<string, number>).ceMicroF1.toFixed(3)}`);
+  log(`most common report: BLEU-4 ${(results.mostCommon as Record<string, number>).bleu4.toFixed(3)}, R-L ${(results.mostCommon as Record<string, number>).rougeL.toFixed(3)}, CE micro-F1 ${(results.mostCommon as Record<string, number>).ceMicroF1.toFixed(3)}`);
   save();
 
-  const pretrained: Record<string, Record<number, Awaited<ReturnType<typeof pretrain>>>> = {};
-  const want = (name: string) => {
-    if (name === 'full') return true;
-    if (name === 'mimOnly') return experiments.has('tableIV');
-    if (name === 'constantRamp') return experiments.has('ramp');
-    return experiments.has('probe');
-  };
-  const variants: Record<string, Record<string, unknown>> = {
-    full: {},
-    gap: { fusion: 'gap' },
-    noMemory: { memorySlots: 0 },
-    mimOnly: { lambdaIL: 0, lambdaGla: 0 },
-    constantRamp: { ramp: 'constant' },
-  };
-  for (const seed of seedList)
-    for (const [name, o] of Object.entries(variants)) {
-      if (!want(name)) continue;
-      (pretrained[name] ??= {})[seed] = await pretrain(name, o, seed);
-      results.pretraining = Object.fromEntries(Object.entries(pretrained).map(([k, v]) => [k, Object.fromEntries(Object.entries(v).map(([s, r]) => [s, { seconds: r.seconds, diag: r.diag, retrieval: r.retrieval }]))]));
-      save();
+  const per: Record<string, Record<string, Record<number, unknown>>> = { pretraining: {}, probe: {}, reportGeneration: {} };
+  const summarise = () => {
+    const summary: Record<string, Record<string, Record<string, unknown>>> = {};
+    const add = (section: string, name: string, key: string, values: number[]) => {
+      if (values.length) ((summary[section] ??= {})[name] ??= {})[key] = meanSd(values);
+    };
+    for (const [name, bySeed] of Object.entries(per.pretraining)) {
+      const rows = Object.values(bySeed) as { diag: Record<string, number>; retrieval: Record<string, number> | null; seconds: number }[];
+      for (const k of ['mimMse', 'meanPatchMse', 'meanImageMse', 'mlmAccuracy', 'unigramAccuracy']) add('pretraining', name, k, rows.map((r) => r.diag[k]));
+      add('pretraining', name, 'meanRecall', rows.filter((r) => r.retrieval).map((r) => r.retrieval!.meanRecall));
+      add('pretraining', name, 'seconds', rows.map((r) => r.seconds));
     }
-
-  if (experiments.has('rg')) {
-    const rg: Record<string, Record<number, unknown>> = {};
-    for (const seed of seedList) {
-      const variantsRg: [string, string | undefined][] = [
-        ['pretrained', pretrained.full[seed].runDir],
-        ['scratch', undefined],
-        ...(experiments.has('tableIV') ? [['mimOnly', pretrained.mimOnly[seed].runDir] as [string, string]] : []),
-        ...(experiments.has('ramp') ? [['constantRamp', pretrained.constantRamp[seed].runDir] as [string, string]] : []),
-      ];
-      for (const [name, init] of variantsRg) {
-        (rg[name] ??= {})[seed] = await finetune(name, init, seed);
-        results.reportGeneration = rg;
-        save();
-      }
+    for (const [name, bySeed] of Object.entries(per.probe)) {
+      const rows = Object.values(bySeed) as Record<string, number>[];
+      for (const k of ['auc', 'auc5']) add('probe', name, k, rows.map((r) => r[k]));
     }
-  }
+    for (const [name, bySeed] of Object.entries(per.reportGeneration)) {
+      const rows = Object.values(bySeed) as Record<string, number>[];
+      for (const k of ['bleu4', 'rougeL', 'ceMicroF1', 'distinctReports']) add('reportGeneration', name, k, rows.map((r) => r[k]));
+    }
+    results.summary = summary;
+    results.perSeed = per;
+    results.finished = new Date().toISOString();
+    save();
+  };
 
-  if (experiments.has('probe')) {
-    const pr: Record<string, Record<number, unknown>> = {};
-    for (const seed of seedList)
-      for (const name of ['full', 'noMemory', 'gap', ...(experiments.has('ramp') ? ['constantRamp'] : [])]) {
-        (pr[name] ??= {})[seed] = await probe(name, pretrained[name][seed].runDir, seed, 0.1);
-        results.probe10 = pr;
-        save();
-      }
+  const variant = async (name: string, seed: number) => {
+    const p = await pretrain(name, seed);
+    (per.pretraining[name] ??= {})[seed] = { seconds: p.seconds, diag: p.diag, retrieval: p.retrieval };
+    (per.probe[name] ??= {})[seed] = await probe(name, p.runDir, seed);
+    if (rgVariants.includes(name)) (per.reportGeneration[name] ??= {})[seed] = await finetune(name, p.runDir, seed);
+    summarise();
+  };
+  // Per seed: the scratch references (report generator and probe on a random ViT), then every variant.
+  for (const seed of seedList) {
+    if (rgVariants.length) (per.reportGeneration.scratch ??= {})[seed] = await finetune('scratch', undefined, seed);
+    (per.probe.random ??= {})[seed] = await probe('random', undefined, seed);
+    summarise();
+    for (const name of variantNames) await variant(name, seed);
   }
   log('done');
 }
