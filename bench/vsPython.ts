@@ -132,7 +132,7 @@ function runChild(cmd: string, args: string[], s: Setting, extraEnv: Record<stri
   const env = { ...process.env, ...extraEnv, OMP_NUM_THREADS: String(s.threads), OPENBLAS_NUM_THREADS: String(s.threads), RADKIT_PROFILE_STEPS: '1' };
   const [file, argv] = s.pinned ? ['taskset', ['-c', '0', cmd, ...args]] : [cmd, args];
   const r = spawnSync(file, argv, { env, encoding: 'utf8', maxBuffer: 64 << 20, cwd: PY_DIR });
-  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${r.status}):\n${r.stderr}\n${r.stdout}`);
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${r.signal ? `killed by ${r.signal}` : `exit ${r.status}`}):\n${r.stderr}\n${r.stdout}`);
   const line = r.stdout.trim().split('\n').filter((l) => l.startsWith('{')).pop();
   if (!line) throw new Error(`${cmd} ${args.join(' ')} printed no result:\n${r.stdout}\n${r.stderr}`);
   return JSON.parse(line) as Record<string, number>;
