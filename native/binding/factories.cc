@@ -62,7 +62,10 @@ Napi::Value FromTypedArray(const Napi::CallbackInfo& info) {
     checkAllocation(shape, c.dtype, fn);
     at::Tensor t = at::empty(shape, at::TensorOptions().dtype(srcType));
     if (numel) std::memcpy(t.data_ptr(), static_cast<uint8_t*>(ta.ArrayBuffer().Data()) + ta.ByteOffset(), ta.ByteLength());
-    if (c.dtype != srcType) t = t.to(c.dtype);
+    if (c.dtype != srcType) {
+      checkIntegerCast(t, c.dtype, std::string(fn) + " data", /*wholeOnly=*/true);
+      t = t.to(c.dtype);
+    }
     return NativeTensor::Wrap(info.Env(), finish(std::move(t), c));
   });
 }

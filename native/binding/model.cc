@@ -255,7 +255,15 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
       Config config = configArg(info[1], fn);
       Napi::Object obj = ctor->New({});
       NativeModel* self = Unwrap(obj);
-      self->system_ = it->second(config);
+      auto system = it->second(config);
+      // Every key was read in the constructor (Config::read); one never read is unknown to the system.
+      if (auto unknown = config.unread(); !unknown.empty()) {
+        std::string names, known;
+        for (auto& k : unknown) names += (names.empty() ? "'" : ", '") + k + "'";
+        for (auto& k : config.read) known += (known.empty() ? "" : ", ") + k;
+        argError("ERR_INVALID_ARG", kind, " does not know the config key", unknown.size() > 1 ? "s " : " ", names, " (it reads: ", known, ")");
+      }
+      self->system_ = std::move(system);
       return obj;
     });
   }

@@ -186,7 +186,10 @@ Napi::Value NativeTensor::To(const Napi::CallbackInfo& info) {
     if (!info[0].IsString()) argError("ERR_INVALID_ARG", "target must be a dtype or device name string, got ", describeJs(info[0]));
     std::string s = info[0].As<Napi::String>().Utf8Value();
     at::ScalarType st;
-    if (parseDtypeName(s, &st)) return Wrap(info.Env(), t.to(st));
+    if (parseDtypeName(s, &st)) {
+      checkIntegerCast(t, st, fn, /*wholeOnly=*/false);  // fractions truncate as in PyTorch; wrap-around is refused
+      return Wrap(info.Env(), t.to(st));
+    }
     at::Device dev = deviceArg(info[0], fn, "target");
     return Wrap(info.Env(), t.to(dev));
   });

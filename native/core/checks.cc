@@ -93,4 +93,43 @@ const char* opDtypesFor(const at::Tensor& t) {
   return t.is_cuda() ? "float32, float64, float16 or bfloat16" : "float32 or float64 (float16/bfloat16 only on CUDA)";
 }
 
+void checkIntegerCast(const at::Tensor& src, at::ScalarType dst, const std::string& what, bool wholeOnly) {
+  if (src.scalar_type() == dst || src.numel() == 0 || src.scalar_type() == at::kBool) return;  // bool fits every integer dtype
+  if (!at::isIntegralType(dst, /*includeBool=*/false)) return;  // floats; bool means "non-zero" as in PyTorch
+  double lo, hi;  // the target's range, exact in double
+  switch (dst) {
+    case at::kByte: lo = 0, hi = 255; break;
+    case at::kChar: lo = -128, hi = 127; break;
+    case at::kShort: lo = -32768, hi = 32767; break;
+    case at::kInt: lo = -2147483648.0, hi = 2147483647.0; break;
+    default: lo = -9223372036854775808.0, hi = 9223372036854775808.0; break;  // int64: [-2^63, 2^63)
+  }
+  at::Tensor bad;
+  if (at::isFloatingType(src.scalar_type())) {
+    at::Tensor x = src.detach().to(at::kDouble);
+    bad = x.isnan() | (x < lo) | (dst == at::kLong ? x >= hi : x > hi);
+    if (wholeOnly) bad = bad | (x != x.trunc());
+  } else {
+    if (dst == at::kLong) return;  // every integer source fits int64
+    at::Tensor x = src.detach().to(at::kLong);
+    bad = (x < static_cast<int64_t>(lo)) | (x > static_cast<int64_t>(hi));
+  }
+  at::Tensor where = bad.flatten().nonzero();
+  if (where.numel() == 0) return;
+  const int64_t k = where[0].item<int64_t>();
+  const int64_t count = where.size(0);
+  at::Tensor v = src.detach().flatten()[k].to(at::kCPU);
+  std::ostringstream value;
+  value.precision(17);
+  if (at::isFloatingType(src.scalar_type())) value << v.item<double>();
+  else value << v.item<int64_t>();
+  std::ostringstream range;
+  if (dst == at::kLong) range << "[-2^63, 2^63)";
+  else range << "[" << static_cast<int64_t>(lo) << ", " << static_cast<int64_t>(hi) << "]";
+  argError("ERR_INVALID_ARG", what, ": element ", k, " is ", value.str(), ", which ", dtypeName(dst), " cannot hold exactly (range ",
+           range.str(), wholeOnly ? ", whole numbers only" : "", "); ", count, count == 1 ? " element is" : " elements are",
+           " affected. Convert the values yourself if that is what you want.");
+}
+
 }  // namespace radkit
+

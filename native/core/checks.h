@@ -31,4 +31,10 @@ void checkSameDtype(const at::Tensor& t, const char* name, const at::Tensor& ref
 // (ERR_OUT_OF_MEMORY).
 void checkAllocation(const std::vector<int64_t>& shape, at::ScalarType dtype, const char* fn);
 
+// Before converting `src` to an integer or bool dtype: refuses (ERR_INVALID_ARG, naming `what`, the
+// first offending element and the target's range) values that the cast would wrap around or make
+// up: NaN, infinities and numbers outside the target's range. With `wholeOnly` fractions are refused
+// too (data handed in as-is, where truncation would be silent). bool means non-zero, as in PyTorch.
+void checkIntegerCast(const at::Tensor& src, at::ScalarType dst, const std::string& what, bool wholeOnly);
+
 }  // namespace radkit

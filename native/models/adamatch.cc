@@ -70,6 +70,7 @@ at::Tensor unitRows(const at::Tensor& x) {
 }
 
 void checkStageList(const Config& c, const char* key) {
+  c.markRead(key);
   auto it = c.arrays.find(key);
   if (it != c.arrays.end() && it->second.size() != 4) argError("ERR_INVALID_ARG", "config.", key, " needs 4 entries (one per stage), got ", it->second.size());
   if (it != c.arrays.end())

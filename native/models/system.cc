@@ -29,6 +29,7 @@ std::map<std::string, at::Tensor> System::encode(const Batch&) {
 }
 
 double Config::num(const std::string& key, double fallback) const {
+  markRead(key);
   auto it = numbers.find(key);
   return it == numbers.end() ? fallback : it->second;
 }
@@ -44,6 +45,7 @@ int64_t wholeNumber(double d, const std::string& key) {
 }  // namespace
 
 int64_t Config::integer(const std::string& key, int64_t fallback) const {
+  markRead(key);
   auto it = numbers.find(key);
   return it == numbers.end() ? fallback : wholeNumber(it->second, key);
 }
@@ -57,15 +59,28 @@ int64_t Config::integerIn(const std::string& key, int64_t fallback, int64_t lo, 
 bool Config::flag(const std::string& key, bool fallback) const { return num(key, fallback ? 1.0 : 0.0) != 0.0; }
 
 std::string Config::str(const std::string& key, const std::string& fallback) const {
+  markRead(key);
   auto it = strings.find(key);
   return it == strings.end() ? fallback : it->second;
 }
 
 std::vector<int64_t> Config::ints(const std::string& key, const std::vector<int64_t>& fallback) const {
+  markRead(key);
   auto it = arrays.find(key);
   if (it == arrays.end()) return fallback;
   std::vector<int64_t> out;
   for (double d : it->second) out.push_back(wholeNumber(d, key + "[]"));
+  return out;
+}
+
+std::vector<std::string> Config::unread() const {
+  std::vector<std::string> out;
+  for (auto& [k, v] : numbers)
+    if (!read.count(k)) out.push_back(k);
+  for (auto& [k, v] : strings)
+    if (!read.count(k)) out.push_back(k);
+  for (auto& [k, v] : arrays)
+    if (!read.count(k)) out.push_back(k);
   return out;
 }
 

@@ -9,6 +9,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -32,6 +33,13 @@ struct Config {
   std::string str(const std::string& key, const std::string& fallback) const;
   // Whole numbers, checked like integer().
   std::vector<int64_t> ints(const std::string& key, const std::vector<int64_t>& fallback) const;
+
+  // Every key asked for through the accessors above, present or not. A system reads its whole
+  // configuration in its constructor, so after construction the keys never read are ones it does
+  // not know: createModel refuses them (a misspelt option is otherwise ignored silently).
+  mutable std::set<std::string> read;
+  void markRead(const std::string& key) const { read.insert(key); }
+  std::vector<std::string> unread() const;
 };
 
 // CheXpert observations per study, and the label states every system receives (encoded once, in

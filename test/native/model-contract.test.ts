@@ -10,6 +10,11 @@ const tokens = (B: number) => ({ data: new Int32Array(B * 3).fill(5), mask: new 
 const probe = () => Model.create('testing-probe', { target: 1 });
 
 describe('native model contract (testing-probe)', () => {
+  it('refuses config keys the system never reads, listing the ones it knows', () => {
+    expect(() => Model.create('testing-probe', { target: 1, taget: 2 })).toThrow(/testing-probe does not know the config key 'taget' \(it reads: .*target/);
+    expect(() => Model.create('xpronet', { vocabSize: 20, dModle: 8 })).toThrow(/xpronet does not know the config key 'dModle' \(it reads: .*dModel/);
+  });
+
   it('carries named extras and 4-state labels, and checks them', async () => {
     const m = probe();
     const states = new Int32Array(2 * 14);

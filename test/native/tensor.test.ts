@@ -42,6 +42,26 @@ describe('Tensor API', () => {
     for (const x of [t, b, h, bf, l, fromBytes]) x.dispose();
   });
 
+  it('refuses integer conversions that would wrap around or make values up, naming the element', () => {
+    const cases: [() => Tensor, RegExp][] = [
+      [() => Tensor.from(new Float64Array([1, 2.5]), [2], { dtype: 'int32' }), /Tensor.from data: element 1 is 2.5, which int32 cannot hold exactly \(range \[-2147483648, 2147483647\], whole numbers only\)/],
+      [() => Tensor.from(new Float64Array([0, 0, NaN]), [3], { dtype: 'int64' }), /element 2 is nan, which int64/],
+      [() => Tensor.from(new BigInt64Array([1n, 1n << 40n]), [2], { dtype: 'int32' }), /element 1 is 1099511627776, which int32/],
+      [() => Tensor.from(new Int32Array([255, 256, -1]), [3], { dtype: 'uint8' }), /element 1 is 256, which uint8 cannot hold exactly \(range \[0, 255\], whole numbers only\); 2 elements are affected/],
+      [() => Tensor.from(new Float32Array([3e9]), [1]).to('int32'), /Tensor.to: element 0 is 3000000000, which int32/],
+      [() => Tensor.from(new Float64Array([2 ** 63]), [1]).to('int64'), /which int64 cannot hold exactly \(range \[-2\^63, 2\^63\)\)/],
+      [() => Tensor.from(new Float32Array([Infinity]), [1]).to('uint8'), /element 0 is inf, which uint8/],
+    ];
+    for (const [make, message] of cases) expect(make).toThrow(message);
+    // What stays allowed: exact values, truncation when the caller asks with to(), bool as non-zero.
+    const ok = Tensor.from(new Float64Array([-2, 7]), [2], { dtype: 'int32' });
+    expect(Array.from(ok.toArray() as Int32Array)).toEqual([-2, 7]);
+    const f = Tensor.from(new Float32Array([1.75, -1.75]), [2]);
+    const truncated = f.to('int64');
+    expect(Array.from(truncated.toArray() as BigInt64Array)).toEqual([1n, -1n]);
+    for (const x of [ok, f, truncated]) x.dispose();
+  });
+
   it('makes zeros, ones and seeded randn', () => {
     const z = Tensor.zeros([2, 2]);
     const o = Tensor.ones([3], { dtype: 'float64' });
