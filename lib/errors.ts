@@ -9,7 +9,9 @@
  * also from native loads), `ERR_LOCKED` (another live process trains in that run folder),
  * `ERR_EXISTS` (ArgumentError: files radkit would overwrite are there and `force` was not given),
  * `ERR_ABORTED` (an AbortSignal fired; the signal's reason is the `cause`), `ERR_WORKER` (a worker
- * thread failed or its pool was closed), `ERR_INTERNAL` (an internal invariant broke: a radkit bug).
+ * thread failed or its pool was closed), `ERR_INTERNAL` (an internal invariant broke: a radkit bug),
+ * `ERR_DEVICE` (ArgumentError: a device that cannot be used here, named with the reason: no CUDA in
+ * this build, no visible device, an index out of range; also raised natively).
  */
 export class RadkitError extends Error {
   readonly code: string;
@@ -28,7 +30,10 @@ export class ArgumentError extends RadkitError {}
 /** A tensor (or model) was used after `dispose()`. */
 export class DisposedError extends RadkitError {}
 
-/** An allocation was refused or failed. */
+/**
+ * An allocation was refused or failed (`ERR_OUT_OF_MEMORY`). A training step that runs out of memory
+ * (CPU or CUDA) names the model, device, precision and the batch's shapes and changes nothing.
+ */
 export class OutOfMemoryError extends RadkitError {}
 
 /** LibTorch or the native layer failed for another reason. */

@@ -14,6 +14,8 @@ export {
   info,
   cudaSynchronize,
   cudaMemory,
+  devices,
+  checkDevice,
   matmul,
   matmulAsync,
   benchmarkMatmul,
@@ -23,6 +25,7 @@ export {
   type RadkitInfo,
   type CpuCacheInfo,
   type CudaMemoryInfo,
+  type DeviceInfo,
 } from './runtime.js';
 export { RadkitError, ArgumentError, DisposedError, OutOfMemoryError, NativeError, LoadError, DataError, TokenizerError } from './errors.js';
 export { loadReport, type LoadReport } from './native.js';

@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { loadNative, loadReport, packageRoot, type LoadReport } from './native.js';
 import { Tensor, handleOf } from './tensor.js';
+import { ArgumentError, RadkitError } from './errors.js';
 import type { NativeInfo, MatmulBenchmark } from '../typings/native.js';
 
 export interface MemoryInfo {
@@ -89,6 +90,38 @@ export interface CudaMemoryInfo {
  */
 export function cudaMemory(options: { resetPeak?: boolean } = {}): CudaMemoryInfo | null {
   return loadNative().cudaMemory(options.resetPeak ?? false);
+}
+
+/** A compute device radkit can (or cannot) use, as `radkit doctor` lists them. */
+export interface DeviceInfo {
+  /** 'cpu', 'cuda:N', or 'cuda' when no CUDA device can be used. */
+  name: string;
+  usable: boolean;
+  /** What it is (threads; GPU name, memory and compute capability). */
+  detail?: string;
+  /** Why it cannot be used (a CPU build of LibTorch, no visible GPU). */
+  reason?: string;
+}
+
+/** The CPU and every CUDA device, or a 'cuda' entry saying why there is none. */
+export function devices(): DeviceInfo[] {
+  return loadNative().devices();
+}
+
+/**
+ * Checks that `device` ('cpu', 'cuda', 'cuda:N') can be used here and returns its canonical name
+ * ('cuda' -> 'cuda:0'); otherwise an ArgumentError ERR_DEVICE naming the device and why (no CUDA
+ * build, no visible device, index out of range). `fn` names the caller in the error.
+ */
+export function checkDevice(device: string, fn = 'checkDevice'): string {
+  if (typeof device !== 'string' || !/^(cpu|cuda(:\d+)?)$/.test(device))
+    throw new ArgumentError(`${fn}: device must be 'cpu', 'cuda' or 'cuda:N', got ${typeof device === 'string' ? `'${device}'` : String(device)}`, 'ERR_DEVICE', fn);
+  try {
+    return loadNative().checkDevice(device);
+  } catch (err) {
+    if (err instanceof RadkitError && fn !== 'checkDevice') throw new ArgumentError(`${fn}: ${err.message.replace(/^checkDevice: /, '')}`, err.code, fn);
+    throw err;
+  }
 }
 
 export interface RadkitInfo extends NativeInfo {

@@ -17,6 +17,10 @@ export interface NativeStepResult {
   loss: number;
   gradNorm: number;
   parts: Record<string, number>;
+  /** float16 only: the gradients overflowed and the step was skipped. */
+  skipped?: boolean;
+  /** float16 only: the dynamic loss scale after the step. */
+  lossScale?: number;
 }
 
 export interface NativeGenerated {
@@ -47,6 +51,12 @@ export declare class NativeModel {
   namedTensors(): Record<string, NativeTensor>;
   tensorShapes(): Record<string, number[]>;
   freeze(prefixes: string[]): string[];
+  /** Broadcasts rank 0's parameters and buffers; later trainSteps average gradients over the group (null: one process). */
+  setDistributed(group: unknown): { terms: string };
+  /** Moves parameters, buffers and optimizer state (ERR_DEVICE before anything moves when the device cannot be used). */
+  to(device: string, dtype?: string): void;
+  device(): string;
+  dtype(): string;
   dispose(): void;
   isDisposed(): boolean;
 }

@@ -158,6 +158,9 @@ export interface NativeModule {
   info(): NativeInfo;
   cudaSynchronize(): void;
   cudaMemory(resetPeak?: boolean): NativeCudaMemory | null;
+  devices(): { name: string; usable: boolean; detail?: string; reason?: string }[];
+  /** The device's canonical name, or ERR_DEVICE naming it and why it cannot be used. */
+  checkDevice(name: string): string;
   /** Names of the self-registered binding modules of this binary (ops, models, transformer, testing helpers). */
   compiledOps: string[];
   /** ops.sinkhorn. */

@@ -1,6 +1,6 @@
 import './builtins.js';
 
-export { Model, TensorBatch, type GenerateOptions, type Generation, type StepResult, type LoadReport, type ArrayTensor, type ModelCreateOptions } from './model.js';
+export { Model, TensorBatch, PRECISIONS, type GenerateOptions, type Generation, type StepResult, type LoadReport, type ArrayTensor, type ModelCreateOptions, type Precision } from './model.js';
 export { xpronet, xpronetConfig, XPRONET, type XProNetOptions, type XProNetSystemOptions, type XProNetLabelSource } from './xpronet.js';
 export { adamatch, adamatchConfig, adamatchTraining, loadTextWeights, bertTextOptions, ADAMATCH, type AdaMatchOptions } from './adamatch.js';
 export { vqgan, vqganConfig, vqganConfigDefaults, loadTamingWeights, encodeImages, decodeCodes, vqEvaluation, VQGAN, type VqganOptions, type VqPreset, type VqCodes } from './vqgan.js';

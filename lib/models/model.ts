@@ -27,7 +27,19 @@ export interface StepResult {
   loss: number;
   gradNorm: number;
   parts: Record<string, number>;
+  /** float16 only: the scaled gradients overflowed, so the step was skipped (the model is as it was) and the loss scale halved. */
+  skipped?: boolean;
+  /** float16 only: the dynamic loss scale after the step. */
+  lossScale?: number;
 }
+
+/**
+ * Training precision. 'float32': plain float32. 'bfloat16': the forward pass under autocast to
+ * bfloat16 (LibTorch's autocast op lists, CPU and CUDA), float32 master weights and optimizer state.
+ * 'float16': the same with float16 and a dynamic loss scale (CUDA only).
+ */
+export type Precision = 'float32' | 'bfloat16' | 'float16';
+export const PRECISIONS: readonly Precision[] = ['float32', 'bfloat16', 'float16'];
 
 /** What `loadTensors` / `loadPretrained` did: copied names, model names left as they were, file names without a slot, and (with skipMismatched) names whose shape did not fit. */
 export interface LoadReport {
@@ -48,7 +60,10 @@ export interface ArrayTensor {
   dtype?: 'float32' | 'float64' | 'int64' | 'int32' | 'uint8' | 'bool';
 }
 
-type LoaderFields = Partial<Pick<Batch, 'images' | 'tokens' | 'labelStates'>>;
+type LoaderFields = Partial<Pick<Batch, 'tokens' | 'labelStates'>> & {
+  /** Float32 grey levels (the loader's; float64 for a float64 model), or uint8 grey levels 0-255 that the model widens to [0, 1] on its device (a quarter of the bytes to copy). */
+  images?: { data: Float32Array | Float64Array | Uint8Array; shape: number[] };
+};
 
 /**
  * The tensors of one batch (dispose() frees them): images [Bi, V, 1, H, W], report tokens [Bt, T]
@@ -65,7 +80,7 @@ export class TensorBatch {
   constructor(batch: LoaderFields, options: { extras?: Record<string, ArrayTensor | Tensor>; paired?: boolean } = {}) {
     this.paired = options.paired ?? true;
     try {
-      if (batch.images) this.images = Tensor.from(batch.images.data, batch.images.shape);
+      if (batch.images) this.images = batch.images.data instanceof Uint8Array ? Tensor.from(batch.images.data, batch.images.shape, { dtype: 'uint8' }) : Tensor.from(batch.images.data, batch.images.shape);
       if (batch.tokens) this.tokens = Tensor.from(batch.tokens.data, batch.tokens.shape, { dtype: 'int64' });
       if (batch.labelStates) this.labels = Tensor.from(batch.labelStates.data, batch.labelStates.shape, { dtype: 'int64' });
       for (const [k, v] of Object.entries(options.extras ?? {})) this.extras[k] = v instanceof Tensor ? v : Tensor.from(v.data, v.shape, v.dtype ? { dtype: v.dtype } : {});
@@ -133,6 +148,27 @@ export class Model {
     return this.#h.parameterCount();
   }
 
+  /** Where the model computes: 'cpu' or 'cuda:N'. Batches given on the CPU move there in every call. */
+  get device(): string {
+    return this.#h.device();
+  }
+
+  /** The floating dtype of its parameters (float32 unless moved with `to(device, dtype)`). */
+  get dtype(): string {
+    return this.#h.dtype();
+  }
+
+  /**
+   * Moves the parameters, buffers and optimizer state to `device` ('cpu', 'cuda', 'cuda:N'; and
+   * converts their floating tensors to `dtype` when given, e.g. 'float64' for reference checks).
+   * A device that cannot be used here is an ArgumentError ERR_DEVICE naming it and why, before
+   * anything moves. Checkpoints are written from CPU copies whatever the device.
+   */
+  to(device: string, dtype?: 'float32' | 'float64' | 'bfloat16' | 'float16'): this {
+    this.#h.to(device, dtype);
+    return this;
+  }
+
   get disposed(): boolean {
     return this.#h.isDisposed();
   }
@@ -147,9 +183,11 @@ export class Model {
 
   /**
    * One optimisation step. `step` / `totalSteps` (the run's global position) reach the system's
-   * loss schedules; `clipNorm` clips the global gradient norm (0 = off).
+   * loss schedules; `clipNorm` clips the global gradient norm (0 = off); `precision` (default
+   * 'float32') runs the forward pass under autocast (see Precision). A step that runs out of
+   * memory is an OutOfMemoryError naming the batch's sizes, with the model as it was.
    */
-  async trainStep(batch: TensorBatch, options: { clipNorm?: number; step?: number; totalSteps?: number } = {}): Promise<StepResult> {
+  async trainStep(batch: TensorBatch, options: { clipNorm?: number; step?: number; totalSteps?: number; precision?: Precision } = {}): Promise<StepResult> {
     return this.#h.trainStep(batch.toNative(), options);
   }
 
@@ -238,6 +276,16 @@ export class Model {
    */
   freeze(prefixes: string[]): string[] {
     return this.#h.freeze(prefixes);
+  }
+
+  /**
+   * Data-parallel training over `group` (radkit.distributed.initProcessGroup): rank 0's parameters
+   * and buffers are broadcast to every rank now (every rank must call it), then each trainStep
+   * averages gradients over the ranks and reports the global batch's loss, and the system's
+   * cross-sample terms see the global batch. Returns what they see (`terms`); null: one process again.
+   */
+  setDistributed(group: { native: unknown } | null): { terms: string } {
+    return this.#h.setDistributed(group ? group.native : null);
   }
 
   dispose(): void {

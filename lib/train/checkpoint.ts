@@ -7,6 +7,7 @@ import { createOptions, findModelKind } from '../models/registry.js';
 import { Tokenizer } from '../text/tokenizer.js';
 import { tokenizerFromJSON, type ReportTokenizerJSON } from '../text/report-tokenizer.js';
 import type { WordPieceTokenizer } from '../text/wordpiece.js';
+import { checkDevice } from '../runtime.js';
 import type { HFReportTokenizer } from '../text/hf-report-tokenizer.js';
 
 /** How images were prepared for the model (a checkpoint generates on new images with these). */
@@ -244,9 +245,12 @@ export function findCheckpointDir(dir: string, fn: string): string {
 
 /**
  * Loads a checkpoint for generation on its own: `dir` is a checkpoint folder (with checkpoint.json)
- * or a run folder (its checkpoints/best, else checkpoints/last).
+ * or a run folder (its checkpoints/best, else checkpoints/last). `device` ('cpu' default, 'cuda',
+ * 'cuda:N') places the model there (checkpoints are device-agnostic CPU archives); one that cannot be
+ * used here is an ArgumentError ERR_DEVICE before anything is read.
  */
-export async function loadCheckpoint(dir: string): Promise<LoadedCheckpoint> {
+export async function loadCheckpoint(dir: string, where: { device?: string } = {}): Promise<LoadedCheckpoint> {
+  const device = where.device === undefined ? undefined : checkDevice(where.device, 'loadCheckpoint');
   const found = findCheckpointDir(dir, 'loadCheckpoint');
   const meta = readCheckpointMeta(found)!;
   // The registry gives the kind's native system and generation defaults; a kind this process has
@@ -255,6 +259,7 @@ export async function loadCheckpoint(dir: string): Promise<LoadedCheckpoint> {
   const options = kind ? createOptions(kind) : { nativeKind: meta.nativeKind ?? meta.kind };
   const model = Model.create(meta.kind, meta.config as Record<string, number>, options);
   try {
+    if (device) model.to(device);
     await restoreInto(model, found, false);
   } catch (err) {
     model.dispose();

@@ -3,10 +3,10 @@ import * as path from 'node:path';
 import { DataLoader, type Batch } from '../data/loader.js';
 import { readUnpaired, type R2GenDataset, type R2GenEntry, type SplitName, type UnpairedDataset } from '../data/r2gen.js';
 import { UnpairedLoader, unpairedTensorBatch, type UnpairedBatch } from '../data/unpaired.js';
-import { ArgumentError, DataError, RadkitError } from '../errors.js';
-import type { GenerateOptions, Model, TensorBatch } from '../models/model.js';
+import { ArgumentError, DataError, OutOfMemoryError, RadkitError } from '../errors.js';
+import { PRECISIONS, type GenerateOptions, type Model, type Precision, type TensorBatch } from '../models/model.js';
 import { findModelKind, prepareBatch, type TrainingRecipe } from '../models/registry.js';
-import { manualSeed } from '../runtime.js';
+import { checkDevice, manualSeed } from '../runtime.js';
 import { Tokenizer } from '../text/tokenizer.js';
 import { HFReportTokenizer } from '../text/hf-report-tokenizer.js';
 import type { ReportTokenizer } from '../text/report-tokenizer.js';
@@ -59,6 +59,19 @@ export interface TrainOptions {
   progress?: 'auto' | 'bar' | 'json' | 'none' | ((e: ProgressEvent) => void);
   /** Image decoding threads of the loader. */
   workers?: number;
+  /**
+   * Where to train: 'cpu', 'cuda' or 'cuda:N' (default: where the model is). The model (parameters,
+   * buffers, optimizer state) moves there and every batch follows it; checkpoints stay CPU archives,
+   * so a run trained on CUDA generates on the CPU and resumes on either. A device that cannot be used
+   * here is an ArgumentError ERR_DEVICE naming it and why, before any file is written.
+   */
+  device?: string;
+  /**
+   * 'float32' (default), 'bfloat16' (autocast forward, float32 master weights and optimizer state;
+   * CPU and CUDA) or 'float16' (the same with dynamic loss scaling; CUDA only). Recorded in the
+   * checkpoints' trainOptions; resuming with another precision is a settings difference.
+   */
+  precision?: Precision;
   /**
    * Staged runs: before the first epoch of a new run, copy the weights named `prefix*` from another
    * run's best checkpoint (`'RUN[:prefix]'` or { run, prefix }). What was copied, skipped or left
@@ -161,6 +174,8 @@ function check(o: TrainOptions): void {
   }
   if (o.resume !== undefined && o.resume !== 'auto' && o.resume !== false) throw bad("resume must be 'auto' or false", o.resume);
   if (o.labels !== undefined && o.labels !== 'auto' && o.labels !== 'labeler') throw bad("labels must be 'auto' or 'labeler'", o.labels);
+  if (o.precision !== undefined && !PRECISIONS.includes(o.precision)) throw bad("precision must be 'float32', 'bfloat16' or 'float16'", o.precision);
+  if (o.device !== undefined && (typeof o.device !== 'string' || !/^(cpu|cuda(:\d+)?)$/.test(o.device))) throw bad("device must be 'cpu', 'cuda' or 'cuda:N'", o.device);
 }
 
 /** The headline metric names of the evaluations radkit knows, for checking evaluate.metric before training. */
@@ -189,7 +204,8 @@ function canonical(v: unknown): string {
  */
 export function settingsDifferences(recorded: Record<string, unknown>, now: Record<string, unknown>): string[] {
   const out: string[] = [];
-  const skip = new Set(['init', 'settingsChanges', 'labelsNote']);
+  // The device changes no setting of the run: a run trained on CUDA may resume on the CPU and back.
+  const skip = new Set(['init', 'settingsChanges', 'labelsNote', 'device']);
   const cosine = (x: Record<string, unknown>) => (x.schedule as { kind?: string } | undefined)?.kind === 'cosine';
   if (!cosine(recorded) && !cosine(now)) skip.add('epochs');
   const flat = (o: Record<string, unknown>, prefix = ''): Record<string, unknown> =>
@@ -290,6 +306,15 @@ export async function train(model: Model, dataset: R2GenDataset, options: TrainO
   const ds = labelled.dataset;
   const unpaired = kind?.pairing?.(model.config) === 'unpaired' ? (o.unpaired ?? unpairedBeside(dataset)) : null;
 
+  // The device and precision must work here (ERR_DEVICE names the device and why not) before any
+  // file is written or the model moves.
+  o.device = o.device === undefined ? model.device : checkDevice(o.device, FN);
+  o.precision = o.precision ?? 'float32';
+  if (o.precision === 'float16' && !o.device.startsWith('cuda'))
+    throw new ArgumentError(`${FN}: precision 'float16' (with loss scaling) runs on CUDA only; this run's device is ${o.device}: use 'bfloat16' or 'float32'`, 'ERR_INVALID_ARG', FN);
+  if (o.precision !== 'float32' && model.dtype !== 'float32')
+    throw new ArgumentError(`${FN}: precision '${o.precision}' keeps float32 master weights, but the model's parameters are ${model.dtype}`, 'ERR_INVALID_ARG', FN);
+
   fs.mkdirSync(o.outDir, { recursive: true });
   const release = acquireRunLock(o.outDir, FN);
   try {
@@ -334,7 +359,7 @@ async function trainLocked(model: Model, dataset: R2GenDataset, o: TrainOptions,
   const totalSteps = stepsPerEpoch * o.epochs;
   let trainOptions: Record<string, unknown> = {
     batchSize, lr, visualLr, schedule, seed, clipNorm, optimizer: o.optimizer, optimizerOptions: o.optimizerOptions, weightDecay: o.weightDecay,
-    epochs: o.epochs, evaluate: evalCfg, preprocessing: pre, init, freeze: o.freeze ?? [], maxStepsPerEpoch: o.maxStepsPerEpoch ?? null, labels: r.labelled.source,
+    epochs: o.epochs, evaluate: evalCfg, preprocessing: pre, init, freeze: o.freeze ?? [], maxStepsPerEpoch: o.maxStepsPerEpoch ?? null, labels: r.labelled.source, precision: o.precision, device: o.device,
     ...(r.unpaired ? { unpaired: { imagesFile: r.unpaired.imagesFile ?? null, reportsFile: r.unpaired.reportsFile ?? null, images: r.unpaired.images.length, reports: r.unpaired.reports.length } } : {}),
   };
 
@@ -368,6 +393,7 @@ async function trainLocked(model: Model, dataset: R2GenDataset, o: TrainOptions,
 
   // Staged weights first: a failed init (it writes nothing then) leaves the model unfrozen and without an optimizer.
   const initReport: InitReport | undefined = !previous && init ? await initFromRun(model, init, FN) : undefined;
+  model.to(o.device!);
   manualSeed(seed);
   const frozen = o.freeze?.length ? model.freeze(o.freeze) : [];
   model.setupOptimizer({ kind: o.optimizer, lr, visualLr, weightDecay: o.weightDecay, ...o.optimizerOptions });
@@ -433,7 +459,17 @@ async function trainLocked(model: Model, dataset: R2GenDataset, o: TrainOptions,
       const tb = tensorsOf(model.kind, batch);
       let res;
       try {
-        res = await model.trainStep(tb, { clipNorm, step, totalSteps });
+        res = await model.trainStep(tb, { clipNorm, step, totalSteps, precision: o.precision });
+      } catch (err) {
+        // The step changed nothing (native restores the model); the run's checkpoints are as the last epoch left them.
+        if (err instanceof OutOfMemoryError)
+          throw new OutOfMemoryError(
+            `${FN}: ${err.message}; ${epoch > 0 ? `the last completed epoch (${epoch}) is checkpointed in ${last}` : 'no epoch has completed, so nothing is checkpointed yet'}`,
+            err.code,
+            FN,
+            { cause: err },
+          );
+        throw err;
       } finally {
         tb.dispose();
       }

@@ -15,6 +15,7 @@
 #include <mutex>
 #include <set>
 
+#include "../models/placement.h"
 #include "../models/system.h"
 #include "../nn/fused_optim.h"
 #include "../nn/lamb.h"
@@ -76,8 +77,8 @@ Batch batchArg(Napi::Value v, const char* fn) {
       if (t.defined()) b.extras[k] = t;
     }
   }
-  if (b.images.defined() && (b.images.dim() != 5 || !at::isFloatingType(b.images.scalar_type())))
-    argError("ERR_SHAPE", "batch.images must be a floating-point [B, V, 1, H, W] tensor, got ", dtypeName(b.images.scalar_type()), " ", shapeString(b.images.sizes()));
+  if (b.images.defined() && (b.images.dim() != 5 || !(at::isFloatingType(b.images.scalar_type()) || b.images.scalar_type() == at::kByte)))
+    argError("ERR_SHAPE", "batch.images must be a floating-point or uint8 [B, V, 1, H, W] tensor, got ", dtypeName(b.images.scalar_type()), " ", shapeString(b.images.sizes()));
   if (b.tokens.defined() && (b.tokens.dim() != 2 || b.tokens.scalar_type() != at::kLong))
     argError("ERR_SHAPE", "batch.tokens must be an int64 [B, T] tensor, got ", dtypeName(b.tokens.scalar_type()), " ", shapeString(b.tokens.sizes()));
   if (b.labels.defined()) {
@@ -97,7 +98,9 @@ Batch batchArg(Napi::Value v, const char* fn) {
 }
 
 // What every system needs of a batch, checked before any state changes (then the system's own
-// checkBatch): at least one row, images of the parameters' dtype and device holding finite values.
+// checkBatch): at least one row, images of the parameters' dtype (or uint8 grey levels, widened on
+// the model's device) on the CPU or the model's device, holding finite values. The worker moves the
+// batch to the model's device (batchTo).
 void checkBatchFor(const System& sys, const Batch& b, const char* purpose) {
   for (const at::Tensor* t : {&b.images, &b.tokens, &b.labels})
     if (t->defined() && t->size(0) == 0) argError("ERR_SHAPE", "the batch is empty (0 studies); ", purpose, " needs at least one");
@@ -105,13 +108,13 @@ void checkBatchFor(const System& sys, const Batch& b, const char* purpose) {
     auto params = sys.parameters();
     if (!params.empty()) {
       const at::Tensor& p = params.front();
-      if (b.images.scalar_type() != p.scalar_type())
+      if (b.images.scalar_type() != p.scalar_type() && b.images.scalar_type() != at::kByte)
         argError("ERR_DTYPE", "batch.images is ", dtypeName(b.images.scalar_type()), " but this ", sys.kind(), " model computes in ", dtypeName(p.scalar_type()),
                  ": convert the images first (Tensor.to('", dtypeName(p.scalar_type()), "'))");
-      if (b.images.device() != p.device())
-        argError("ERR_DEVICE", "batch.images is on ", deviceName(b.images.device()), " but the model is on ", deviceName(p.device()));
+      if (b.images.device() != p.device() && !b.images.is_cpu())
+        argError("ERR_DEVICE", "batch.images is on ", deviceName(b.images.device()), " but the model is on ", deviceName(p.device()), " (give CPU tensors or the model's device)");
     }
-    if (b.images.numel() && !at::isfinite(b.images).all().item<bool>()) {
+    if (b.images.numel() && at::isFloatingType(b.images.scalar_type()) && !at::isfinite(b.images).all().item<bool>()) {
       at::Tensor badRows = at::isfinite(b.images).logical_not().flatten(1).any(1).nonzero().flatten();
       argError("ERR_NOT_FINITE", "batch.images holds non-finite values (NaN or infinity) in ", badRows.numel(), " of ", b.images.size(0), " studies (first: row ",
                badRows[0].item<int64_t>(), "); nothing was changed");
@@ -224,6 +227,9 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
                                         InstanceMethod("namedTensors", &NativeModel::NamedTensors),
                                         InstanceMethod("tensorShapes", &NativeModel::TensorShapes),
                                         InstanceMethod("freeze", &NativeModel::Freeze),
+                                        InstanceMethod("to", &NativeModel::To),
+                                        InstanceMethod("device", &NativeModel::DeviceOf),
+                                        InstanceMethod("dtype", &NativeModel::DtypeOf),
                                         InstanceMethod("dispose", &NativeModel::Dispose),
                                         InstanceMethod("isDisposed", &NativeModel::IsDisposed),
                                     });
@@ -371,9 +377,14 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
   struct StepOut {
     double loss = 0, gradNorm = 0;
     LossParts parts;
+    bool skipped = false;   // float16: the gradients overflowed, the step was skipped and the loss scale lowered
+    double lossScale = 0;   // float16: the loss scale after this step (0 otherwise)
   };
 
-  // trainStep(batch, { clipNorm?, step?, totalSteps? }) -> Promise<{ loss, gradNorm, parts }>
+  // trainStep(batch, { clipNorm?, step?, totalSteps?, precision? }) -> Promise<{ loss, gradNorm, parts, skipped?, lossScale? }>
+  // The batch moves to the model's device in the worker (batchTo). precision 'bfloat16' / 'float16'
+  // runs the forward pass under autocast with float32 master weights and optimizer state; float16
+  // (CUDA only) scales the loss dynamically (LossScaler) and skips steps whose gradients overflow.
   Napi::Value TrainStep(const Napi::CallbackInfo& info) {
     const char* fn = "Model.trainStep";
     return guarded(info, fn, [&]() -> Napi::Value {
@@ -386,12 +397,19 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
       // The run's position for loss schedules (System::setTrainingProgress); absent = not reported.
       const int64_t step = opts.integer("step", -1), totalSteps = opts.integer("totalSteps", -1);
       if (step >= 0 && !(totalSteps > step)) argError("ERR_INVALID_ARG", "options.totalSteps must be > options.step (", step, "), got ", totalSteps);
+      Precision precision = Precision::Float32;
+      const std::string precisionText = opts.str("precision", "float32");
+      if (!parsePrecision(precisionText, &precision)) argError("ERR_INVALID_ARG", "options.precision must be 'float32', 'bfloat16' or 'float16', got '", precisionText, "'");
+      const at::Device device = deviceOf(*system_);
+      const at::ScalarType dtype = floatDtypeOf(*system_);
+      checkPrecision(precision, device, dtype, system_->kind());
       auto hold = claim(fn);
       auto sys = system_;
       torch::optim::Optimizer* opt = optimizer_.get();
+      LossScaler* scaler = &scaler_;
       return PromiseWorker<StepOut>::Start(
           info.Env(), fn,
-          [sys, opt, batch, clip, step, totalSteps, hold]() {
+          [sys, opt, batch, clip, step, totalSteps, precision, device, dtype, scaler, hold]() {
             // A step that fails leaves the model as it was: the forward pass updates buffers
             // (batch-norm running statistics) and draws random numbers (dropout) before the loss
             // or the gradients can be judged, so both are kept and put back on failure. Parameters
@@ -420,27 +438,57 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
               if (step >= 0) sys->setTrainingProgress(step, totalSteps);
               opt->zero_grad();
               StepOut out;
-              at::Tensor loss = sys->loss(batch, out.parts);
+              const Batch onDevice = batchTo(batch, device, dtype);
+              at::Tensor loss;
+              {
+                AutocastScope autocast(device, precision);
+                loss = sys->loss(onDevice, out.parts);
+              }
               out.loss = loss.item<double>();
               phases.mark("forward");
               if (!std::isfinite(out.loss))
                 fail(ErrorKind::Native, "ERR_NOT_FINITE", "training loss is ", out.loss, "; the step was not applied and the model is as it was (lower the learning rate or clip gradients)");
-              loss.backward();
+              const bool scaled = precision == Precision::Float16;
+              (scaled ? loss.to(at::kFloat) * scaler->scale : loss).backward();
               phases.mark("backward");
               std::vector<at::Tensor> params;
               for (auto& g : opt->param_groups())
                 for (auto& p : g.params()) params.push_back(p);
+              if (scaled) {
+                const bool finite = scaler->unscale(params);
+                if (!finite) {
+                  // An overflow of the scaled float16 gradients: skip the step, lower the scale.
+                  restore();
+                  scaler->update(true);
+                  out.skipped = true;
+                  out.lossScale = scaler->scale;
+                  out.gradNorm = std::numeric_limits<double>::quiet_NaN();
+                  return out;
+                }
+              }
               out.gradNorm = clipGradNorm(params, clip);
               phases.mark("clip");
               if (!std::isfinite(out.gradNorm))
                 fail(ErrorKind::Native, "ERR_NOT_FINITE", "the gradients are not finite (norm ", out.gradNorm, "); the step was not applied and the model is as it was");
               opt->step();
               phases.mark("optimizer");
+              if (scaled) {
+                scaler->update(false);
+                out.lossScale = scaler->scale;
+              }
               return out;
             } catch (...) {
               restore();
               RadkitFailure f = translateCurrentException();
               std::string message = f.what();
+              if (f.kind == ErrorKind::OutOfMemory) {
+                // The step's sizes, so the caller knows what did not fit (and the cache goes back to
+                // the driver, so a smaller batch can use it).
+                releaseCachedDeviceMemory(device);
+                message = "out of memory in a training step of this " + sys->kind() + " model on " + deviceName(device) + " at precision " + precisionName(precision) + " (batch: " +
+                          describeBatch(batch) + "): " + message +
+                          "; the step was not applied and the model is as it was: use a smaller batch, image size or precision";
+              }
               if (message.find("the model is as it was") == std::string::npos) message += " (the step was not applied; the model is as it was)";
               throw RadkitFailure(f.kind, f.code, message);
             }
@@ -450,6 +498,8 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
             r.Set("loss", o.loss);
             r.Set("gradNorm", o.gradNorm);
             r.Set("parts", partsToJs(env, o.parts));
+            if (o.skipped) r.Set("skipped", true);
+            if (o.lossScale > 0) r.Set("lossScale", o.lossScale);
             return r;
           });
     });
@@ -468,7 +518,7 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
             c10::AutoGradMode grad(false);
             sys->train(false);
             StepOut out;
-            out.loss = sys->loss(batch, out.parts).item<double>();
+            out.loss = sys->loss(batchTo(batch, deviceOf(*sys), floatDtypeOf(*sys)), out.parts).item<double>();
             return out;
           },
           [](Napi::Env env, StepOut& o) -> Napi::Value {
@@ -497,7 +547,9 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
           [sys, batches, hold]() {
             c10::AutoGradMode grad(false);
             sys->train(false);
-            sys->initializeFromData(batches);
+            std::vector<Batch> onDevice;
+            for (const Batch& b : batches) onDevice.push_back(batchTo(b, deviceOf(*sys), floatDtypeOf(*sys)));
+            sys->initializeFromData(onDevice);
             return true;
           },
           [](Napi::Env env, bool&) -> Napi::Value { return env.Undefined(); });
@@ -528,7 +580,11 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
           [sys, req, hold]() {
             c10::AutoGradMode grad(false);
             sys->train(false);
-            return sys->generate(req);
+            GenerateRequest onDevice = req;
+            onDevice.batch = batchTo(req.batch, deviceOf(*sys), floatDtypeOf(*sys));
+            Generated g = sys->generate(onDevice);
+            for (auto& [k, t] : g.extras) t = t.to(at::kCPU);  // explanations are read in JS
+            return g;
           },
           [](Napi::Env env, Generated& g) -> Napi::Value {
             Napi::Object r = Napi::Object::New(env);
@@ -564,7 +620,9 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
           [sys, batch, hold]() {
             c10::AutoGradMode grad(false);
             sys->train(false);
-            return sys->encode(batch);
+            auto out = sys->encode(batchTo(batch, deviceOf(*sys), floatDtypeOf(*sys)));
+            for (auto& [k, t] : out) t = t.to(at::kCPU);  // embeddings go on to CPU-side retrieval and pictures
+            return out;
           },
           [](Napi::Env env, Out& o) -> Napi::Value {
             Napi::Object r = Napi::Object::New(env);
@@ -599,12 +657,21 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
           info.Env(), fn,
           [sys, opt, optKind, weights, optim, saving, hold]() {
             if (saving) {
+              // CPU copies whatever the device: a checkpoint loads on any machine (and device).
               torch::serialize::OutputArchive a;
-              sys->save(a);
+              saveOnCpu(*sys, a);
               a.save_to(weights);
               if (!optim.empty()) {
                 torch::serialize::OutputArchive o;
-                opt->save(o);
+                std::unique_ptr<torch::optim::Optimizer> cpuTwin;
+                torch::optim::Optimizer* source = opt;
+                if (!deviceOf(*sys).is_cpu()) {
+                  cpuTwin = twinOptimizer(optKind, *opt);
+                  for (auto& [key, state] : opt->state()) cpuTwin->state()[key] = state->clone();
+                  optimizerStateTo(*cpuTwin, at::Device(at::kCPU));
+                  source = cpuTwin.get();
+                }
+                source->save(o);
                 for (auto& [name, g] : defaultGenerators()) o.write(name, generatorState(g));
                 o.save_to(optim);
               }
@@ -660,6 +727,8 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
                 at::Tensor state;
                 if (o.try_read(name, state)) rng.emplace_back(g, state);
               }
+              // Checkpoints hold CPU tensors: the moments go where the parameters are.
+              optimizerStateTo(*twin, deviceOf(*sys));
             }
             // Everything fits: copy.
             {
@@ -832,6 +901,57 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     });
   }
 
+  // to(device, dtype?) moves the parameters, buffers and optimizer state to `device` ('cpu',
+  // 'cuda', 'cuda:N'), converting their floating tensors to `dtype` when given. The device is
+  // checked first (ERR_DEVICE naming it and why it cannot be used); a move that fails half-way (out
+  // of memory) moves everything back.
+  Napi::Value To(const Napi::CallbackInfo& info) {
+    const char* fn = "Model.to";
+    return guarded(info, fn, [&]() -> Napi::Value {
+      System& sys = system(fn);
+      if (busy_) fail(ErrorKind::Argument, "ERR_BUSY", "the model is busy; await its running call first");
+      const at::Device device = deviceArg(info[0], fn, "device");
+      std::optional<at::ScalarType> dtype;
+      if (info.Length() > 1 && !info[1].IsUndefined() && !info[1].IsNull()) {
+        at::ScalarType t = dtypeArg(info[1], fn, "dtype", at::kFloat);
+        if (!at::isFloatingType(t)) argError("ERR_DTYPE", "dtype must be a floating dtype (float32, float64, bfloat16, float16), got ", dtypeName(t));
+        dtype = t;
+      }
+      const at::Device fromDevice = deviceOf(sys);
+      const at::ScalarType fromDtype = floatDtypeOf(sys);
+      auto apply = [&](at::Device d, std::optional<at::ScalarType> t) {
+        // Module::to leaves gradients where they were (another device or dtype than their
+        // parameter, which the next backward or optimizer step would trip over); each step starts
+        // from zero gradients anyway, so they are dropped.
+        for (auto& p : sys.parameters())
+          if (p.grad().defined()) p.mutable_grad() = at::Tensor();
+        if (t) sys.to(d, *t);
+        else sys.to(d);
+        if (optimizer_) optimizerStateTo(*optimizer_, d, t);
+      };
+      try {
+        apply(device, dtype);
+      } catch (...) {
+        RadkitFailure f = translateCurrentException();
+        try {
+          apply(fromDevice, dtype ? std::optional<at::ScalarType>(fromDtype) : std::nullopt);
+        } catch (...) {
+        }
+        releaseCachedDeviceMemory(device);
+        throw RadkitFailure(f.kind, f.code, std::string("moving this ") + sys.kind() + " model to " + deviceName(device) + " failed: " + f.what() + "; it stays on " + deviceName(fromDevice));
+      }
+      return info.Env().Undefined();
+    });
+  }
+
+  Napi::Value DeviceOf(const Napi::CallbackInfo& info) {
+    return guarded(info, "Model.device", [&]() -> Napi::Value { return Napi::String::New(info.Env(), deviceName(deviceOf(system("Model.device")))); });
+  }
+
+  Napi::Value DtypeOf(const Napi::CallbackInfo& info) {
+    return guarded(info, "Model.dtype", [&]() -> Napi::Value { return Napi::String::New(info.Env(), dtypeName(floatDtypeOf(system("Model.dtype")))); });
+  }
+
   Napi::Value Dispose(const Napi::CallbackInfo& info) {
     return guarded(info, "Model.dispose", [&]() -> Napi::Value {
       if (busy_) fail(ErrorKind::Argument, "ERR_BUSY", "the model is running a call; await it before dispose()");
@@ -846,6 +966,7 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
   std::shared_ptr<System> system_;
   std::unique_ptr<torch::optim::Optimizer> optimizer_;
   std::string optimizerKind_;
+  LossScaler scaler_;  // float16 training's dynamic loss scale
   std::atomic<bool> busy_{false};
 };
 

@@ -8,6 +8,7 @@
 #ifdef RADKIT_WITH_CUDA
 #include <c10/cuda/CUDACachingAllocator.h>
 #include <c10/cuda/CUDAFunctions.h>
+#include <cuda_runtime_api.h>
 #endif
 
 #include "bindings.h"
@@ -120,6 +121,55 @@ Napi::Value CudaMemory(const Napi::CallbackInfo& info) {
   });
 }
 
+// devices() -> [{ name, usable, detail?, reason? }]: the CPU, then each CUDA device, or one 'cuda'
+// entry saying why none can be used (radkit doctor prints them).
+Napi::Value Devices(const Napi::CallbackInfo& info) {
+  return guarded(info, "devices", [&]() -> Napi::Value {
+    Napi::Env env = info.Env();
+    Napi::Array out = Napi::Array::New(env);
+    auto add = [&](const std::string& name, bool usable, const std::string& detail, const std::string& reason) {
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("name", name);
+      o.Set("usable", usable);
+      if (!detail.empty()) o.Set("detail", detail);
+      if (!reason.empty()) o.Set("reason", reason);
+      out.Set(out.Length(), o);
+    };
+    add("cpu", true, std::to_string(at::get_num_threads()) + " threads", "");
+    const std::string torch = std::to_string(TORCH_VERSION_MAJOR) + "." + std::to_string(TORCH_VERSION_MINOR) + "." + std::to_string(TORCH_VERSION_PATCH);
+    if (!at::hasCUDA()) {
+      add("cuda", false, "", "this radkit binary's LibTorch " + torch + " was built without CUDA (a CPU build); a CUDA LibTorch (Python torch with CUDA) and `radkit build` make a CUDA binary");
+      return out;
+    }
+    const int64_t count = torch::cuda::is_available() ? static_cast<int64_t>(torch::cuda::device_count()) : 0;
+    if (count == 0) {
+      add("cuda", false, "", "LibTorch " + torch + " has CUDA but no device is visible (no GPU, its driver not loaded, or CUDA_VISIBLE_DEVICES hides it)");
+      return out;
+    }
+    for (int64_t i = 0; i < count; ++i) {
+      std::string detail;
+#ifdef RADKIT_WITH_CUDA
+      cudaDeviceProp prop;
+      if (cudaGetDeviceProperties(&prop, static_cast<int>(i)) == cudaSuccess) {
+        char mem[32];
+        std::snprintf(mem, sizeof mem, "%.1f", static_cast<double>(prop.totalGlobalMem) / (1024.0 * 1024.0 * 1024.0));
+        detail = std::string(prop.name) + ", " + mem + " GiB, compute capability " + std::to_string(prop.major) + "." + std::to_string(prop.minor);
+      }
+#else
+      detail = "radkit's own CUDA kernels are not compiled into this binary: its ops fail on CUDA tensors (rebuild against this LibTorch)";
+#endif
+      add("cuda:" + std::to_string(i), true, detail, "");
+    }
+    return out;
+  });
+}
+
+// checkDevice(name) -> the device's canonical name ('cuda' -> 'cuda:0'),
+// or ERR_DEVICE naming the device and why it cannot be used.
+Napi::Value CheckDevice(const Napi::CallbackInfo& info) {
+  return guarded(info, "checkDevice", [&]() -> Napi::Value { return Napi::String::New(info.Env(), deviceName(deviceArg(info[0], "checkDevice", "device"))); });
+}
+
 }  // namespace
 
 void registerRuntime(Napi::Env env, Napi::Object exports) {
@@ -132,6 +182,8 @@ void registerRuntime(Napi::Env env, Napi::Object exports) {
   exports.Set("info", Napi::Function::New(env, Info, "info"));
   exports.Set("cudaSynchronize", Napi::Function::New(env, CudaSynchronize, "cudaSynchronize"));
   exports.Set("cudaMemory", Napi::Function::New(env, CudaMemory, "cudaMemory"));
+  exports.Set("devices", Napi::Function::New(env, Devices, "devices"));
+  exports.Set("checkDevice", Napi::Function::New(env, CheckDevice, "checkDevice"));
   exports.Set("setErrorClasses", Napi::Function::New(env, [](const Napi::CallbackInfo& i) -> Napi::Value {
     setErrorClasses(i);
     return i.Env().Undefined();

@@ -258,8 +258,13 @@ at::Device deviceArg(Napi::Value v, const char* fn, const char* name) {
     argError("ERR_DEVICE", name, " must be 'cpu', 'cuda' or 'cuda:N', got ", describeJs(v));
   if (d.is_cuda()) {
     int64_t count = torch::cuda::is_available() ? static_cast<int64_t>(torch::cuda::device_count()) : 0;
-    if (count == 0) argError("ERR_DEVICE", name, " is ", deviceName(d), " but CUDA is not available in this build/machine (radkit doctor explains)");
-    if (d.index() >= count) argError("ERR_DEVICE", name, " is ", deviceName(d), " but only ", count, " CUDA device(s) exist");
+    if (count == 0)
+      argError("ERR_DEVICE", name, " is ", deviceName(d), " but CUDA is not available: ",
+               at::hasCUDA() ? "this LibTorch has CUDA but no device is visible (no GPU, its driver not loaded, or CUDA_VISIBLE_DEVICES hides it)"
+                             : "this radkit binary's LibTorch was built without CUDA (a CPU build; a CUDA LibTorch and `radkit build` give a CUDA one)",
+               "; `radkit doctor` lists the usable devices");
+    if (d.index() >= count)
+      argError("ERR_DEVICE", name, " is ", deviceName(d), " but only ", count, " CUDA device(s) exist (cuda:0", count > 1 ? " to cuda:" + std::to_string(count - 1) : std::string(), ")");
   }
   return d;
 }

@@ -1,13 +1,25 @@
 // "testing-probe": a two-parameter System that reports what reached it (batch rows, extras, label
 // states, the training position) as loss parts, so tests can check the model contract (unpaired
 // batches, extras, 4-state labels, freeze, staged weights, setTrainingProgress) without a real model.
+#include <c10/util/Exception.h>
 #include <torch/nn/module.h>
 
+#include <atomic>
+
+#include "../binding/errors.h"
+#include "../binding/registry.h"
+#include "../binding/tensor.h"
 #include "../core/errors.h"
 #include "../models/system.h"
 
 namespace radkit {
 namespace {
+
+// testing.probeOutOfMemoryAbove(rows): from now on a testing-probe training or evaluation pass over
+// more than `rows` images runs out of memory the way LibTorch reports it (c10::OutOfMemoryError),
+// after it has changed a buffer and drawn random numbers as a real forward pass would; -1 turns
+// it off. Simulates a CUDA out-of-memory for the failed-step path on machines without a GPU.
+std::atomic<int64_t> oomAboveRows{-1};
 
 // One weight vector (and optionally a buffer), so parameters get dotted names like real layers.
 struct Vector : torch::nn::Module {
@@ -27,6 +39,15 @@ class ProbeSystem : public System {
   std::string kind() const override { return "testing-probe"; }
 
   at::Tensor loss(const Batch& b, LossParts& parts) override {
+    const int64_t limit = oomAboveRows.load();
+    if (limit >= 0 && b.images.defined() && b.images.size(0) > limit) {
+      {
+        at::NoGradGuard ng;
+        named_buffers()["body.count"].add_(1);
+      }
+      at::rand({4});
+      TORCH_CHECK_WITH(OutOfMemoryError, false, "CUDA out of memory. Tried to allocate 2.00 GiB (simulated by testing.probeOutOfMemoryAbove)");
+    }
     parts["imageRows"] = b.images.defined() ? static_cast<double>(b.images.size(0)) : -1;
     parts["tokenRows"] = b.tokens.defined() ? static_cast<double>(b.tokens.size(0)) : -1;
     parts["paired"] = b.paired ? 1 : 0;
@@ -61,6 +82,15 @@ class ProbeSystem : public System {
 };
 
 SystemRegistrar reg("testing-probe", [](const Config& c) { return std::make_shared<ProbeSystem>(c); });
+
+OpRegistrar oomHook("testing:probe-oom", [](Napi::Env env, Napi::Object exports) {
+  testingExports(env, exports).Set("probeOutOfMemoryAbove", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
+    return guarded(info, "testing.probeOutOfMemoryAbove", [&]() -> Napi::Value {
+      oomAboveRows = intArg(info[0], "testing.probeOutOfMemoryAbove", "rows", -1, int64_t(1) << 40);
+      return info.Env().Undefined();
+    });
+  }, "probeOutOfMemoryAbove"));
+});
 
 }  // namespace
 }  // namespace radkit

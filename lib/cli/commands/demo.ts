@@ -8,6 +8,8 @@ const FLAGS: CliFlags = {
   test: { type: 'integer', min: 1, help: 'test studies (default 100)' },
   epochs: { type: 'integer', min: 1, help: 'epochs (default 8)' },
   seed: { type: 'integer', min: 0, help: 'seed (default 0)' },
+  device: { type: 'string', arg: 'DEVICE', help: 'cpu (default: small preset, 128 px) or cuda[:N] (the GPU preset: paper-size XProNet at 224 px, OUT runs/demo-gpu)' },
+  precision: { type: 'string', choices: ['float32', 'bfloat16', 'float16'], help: 'training precision (default float32)' },
 };
 
 /** `radkit demo` (`npm run demo`): the main job. */
@@ -26,7 +28,10 @@ ${formatFlags(FLAGS)}`;
   flags: FLAGS,
   async run({ values }) {
     const n = (k: string) => values[k] as number | undefined;
-    await runDemo({ outDir: values.out as string | undefined, train: n('train'), val: n('val'), test: n('test'), epochs: n('epochs'), seed: n('seed') });
+    await runDemo({
+      outDir: values.out as string | undefined, train: n('train'), val: n('val'), test: n('test'), epochs: n('epochs'), seed: n('seed'),
+      device: values.device as string | undefined, precision: values.precision as 'float32' | 'bfloat16' | 'float16' | undefined,
+    });
     return 0;
   },
 };

@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Command } from '../command.js';
 import { buildCommand, checkFlavours, libtorchDiscovery, loadReport, packageRoot, type LibTorchFound } from '../../native.js';
-import { info } from '../../runtime.js';
+import { devices, info, type DeviceInfo } from '../../runtime.js';
 
 const real = (p: string) => {
   try {
@@ -55,6 +55,7 @@ export const doctor: Command = {
     const report = loadReport();
     for (const a of report.attempts) note(`${a.path}: ${a.error}`);
     let facts: ReturnType<typeof info> | null = null;
+    let usable: DeviceInfo[] | null = null;
     if (report.loaded) {
       ok(`loaded ${report.path}`);
       ok(`why: ${report.why}`);
@@ -65,6 +66,9 @@ export const doctor: Command = {
       ok(`threads: ${facts.threads} (radkit.setNumThreads or OMP_NUM_THREADS change it)`);
       if (facts.cudaAvailable) ok(`CUDA: ${facts.cudaDevices} device(s)${facts.builtWithCuda ? '' : ' (radkit kernels built without CUDA: ops fall back to LibTorch or fail on CUDA tensors)'}`);
       else note(`CUDA: not available${facts.builtWithCuda ? ' (built with CUDA, but no device is visible)' : ' (CPU build)'}`);
+      // The devices train / generate / evaluate --device take, and why the others cannot be used.
+      usable = devices();
+      for (const d of usable) (d.usable ? ok : note)(`device ${d.name}: ${d.usable ? `usable${d.detail ? ` (${d.detail})` : ''}` : `not usable: ${d.reason}`}`);
       // eslint-disable-next-line @typescript-eslint/no-require-imports
       const compiled = (require(report.path!) as { compiledOps?: string[] }).compiledOps ?? [];
       ok(`ops compiled in: ${compiled.length ? compiled.join(', ') : '(none)'}`);
@@ -81,7 +85,7 @@ export const doctor: Command = {
     else for (const m of buildCheck.missing) note(`missing ${m.what}: ${m.fix}`);
 
     if (values.json) {
-      console.log(JSON.stringify({ libtorch: disc, flavours, binary: report, info: facts, build: buildCheck, problems }, null, 2));
+      console.log(JSON.stringify({ libtorch: disc, flavours, binary: report, info: facts, devices: usable, build: buildCheck, problems }, null, 2));
     } else {
       console.log(lines.join('\n'));
       console.log(problems.length ? `\n${problems.length} problem(s):\n${problems.join('\n\n')}` : '\nEverything radkit needs was found.');

@@ -17,6 +17,11 @@ import { generationEvaluation } from '../../train/evaluate.js';
 import { writeHtmlReport } from '../../report/html.js';
 import type { SplitName } from '../../data/r2gen.js';
 import { RadkitError } from '../../errors.js';
+import { checkDevice } from '../../runtime.js';
+import { PRECISIONS } from '../../models/model.js';
+
+/** --device of the model commands (checked before anything is read or written). */
+const DEVICE_FLAG: CliFlags = { device: { type: 'string', arg: 'DEVICE', help: 'cpu, cuda or cuda:N (default cpu; radkit doctor lists the usable ones)' } };
 
 const SPLITS = ['train', 'val', 'test'] as const;
 
@@ -106,6 +111,8 @@ const TRAIN_FLAGS: CliFlags = {
   'no-eval': { type: 'boolean', help: 'no evaluation after epochs (the last epoch is best)' },
   'derive-labels': { type: 'boolean', help: "CheXpert labels of every study from radkit's labeler (a dataset without labels gets them anyway when the model needs labels)" },
   progress: { type: 'string', choices: ['bar', 'json', 'none', 'auto'], default: 'auto', help: 'progress output' },
+  ...DEVICE_FLAG,
+  precision: { type: 'string', choices: PRECISIONS, help: 'float32 (default), bfloat16 (autocast, float32 master weights) or float16 (loss scaling; CUDA only)' },
 };
 
 /** The --model value of a train command line (before strict parsing: the kind decides the flags). */
@@ -141,6 +148,7 @@ ${kinds}`;
   flags: (argv) => ({ ...TRAIN_FLAGS, ...(kindForTraining(modelArg(argv)).trainFlags ?? {}) }),
   async run({ values }) {
     const kind = kindForTraining(values.model as string);
+    if (values.device !== undefined) checkDevice(values.device as string, 'radkit train');
     const preset = (values.preset as string | undefined) ?? kind.presets[0];
     if (!kind.presets.includes(preset)) throw new UsageError(`--preset must be one of ${kind.presets.join(', ')} for ${kind.name}, got '${preset}'`);
     const ds = dataset(values);
@@ -173,6 +181,8 @@ ${kinds}`;
         freeze,
         progress: values.progress as 'auto',
         signal: controller.signal,
+        device: values.device as string | undefined,
+        precision: values.precision as (typeof PRECISIONS)[number] | undefined,
       });
       console.log(JSON.stringify({ outDir: r.outDir, best: r.best, ...(r.init ? { init: { from: r.init.from, copied: r.init.copied.length, skipped: r.init.skipped.length, new: r.init.new.length } } : {}) }, null, 2));
     } finally {
@@ -184,8 +194,8 @@ ${kinds}`;
 };
 
 /** Loads the checkpoint a command names, with its registered kind (undefined for kinds this process does not know). */
-async function checkpointWithKind(dir: string): Promise<{ ck: LoadedCheckpoint; kind: ModelKind | undefined }> {
-  const ck = await loadCheckpoint(dir);
+async function checkpointWithKind(dir: string, device?: string): Promise<{ ck: LoadedCheckpoint; kind: ModelKind | undefined }> {
+  const ck = await loadCheckpoint(dir, { device });
   return { ck, kind: findModelKind(ck.meta.kind) };
 }
 
@@ -200,7 +210,7 @@ ${formatFlags({ ...GENERATE_FLAGS, ...systemFlags() })}`;
   flags: () => ({ ...GENERATE_FLAGS, ...systemFlagsForParsing() }),
   positionals: { min: 1, name: 'image file' },
   async run({ values, positionals }) {
-    const { ck, kind } = await checkpointWithKind(values.checkpoint as string);
+    const { ck, kind } = await checkpointWithKind(values.checkpoint as string, values.device as string | undefined);
     try {
       if ((kind?.task ?? 'generation') !== 'generation') throw new UsageError(`${values.checkpoint} holds ${ck.meta.kind}, a ${kind?.task} model: it does not generate reports`);
       const tokenizer = generationTokenizer(ck, 'radkit generate');
@@ -254,6 +264,7 @@ const GENERATE_FLAGS: CliFlags = {
   'views-per-study': { type: 'integer', min: 1, max: 64, help: 'images per study (default: the checkpoint\'s views)' },
   ...SEARCH_FLAGS,
   json: { type: 'boolean', help: 'print JSON' },
+  ...DEVICE_FLAG,
 };
 
 /** Writes `out/metrics.json` (the record) and `out/metrics.md` (the headline table) and prints the table. */
@@ -273,6 +284,7 @@ const EVALUATE_FLAGS: CliFlags = {
   out: { type: 'string', arg: 'DIR', help: 'output folder (default: RUN/eval-SPLIT, beside the checkpoints)' },
   'max-items': { type: 'integer', min: 1, help: 'score the first N studies' },
   ...SEARCH_FLAGS,
+  ...DEVICE_FLAG,
 };
 
 export const evaluateCommand: Command = {
@@ -288,7 +300,7 @@ ${formatFlags({ ...EVALUATE_FLAGS, ...systemFlags() })}`;
     // Outputs go beside the checkpoints, never inside a folder that training rewrites.
     const out = (values.out as string | undefined) ?? defaultOutputDir(values.checkpoint as string, `eval-${split}`, 'radkit evaluate');
     checkOutputOutsideCheckpoints(out, 'radkit evaluate');
-    const { ck, kind } = await checkpointWithKind(values.checkpoint as string);
+    const { ck, kind } = await checkpointWithKind(values.checkpoint as string, values.device as string | undefined);
     try {
       const ds = dataset(values);
       const evaluate = kind?.evaluate ?? generationEvaluation;

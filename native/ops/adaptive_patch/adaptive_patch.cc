@@ -3,6 +3,7 @@
 
 #include "adaptive_patch.h"
 
+#include "../../core/autocast.h"
 #include "../../core/checks.h"
 
 namespace radkit {
@@ -86,7 +87,8 @@ std::tuple<at::Tensor, at::Tensor> adaptive_patch_sample_backward(const at::Tens
 }
 
 at::Tensor adaptive_patch_sample(const at::Tensor& features, const at::Tensor& boxes, int64_t points) {
-  return AdaptivePatchFunction::apply(features, boxes, points);
+  const std::vector<at::Tensor> in = autocastOpInputs({features, boxes});  // one dtype under autocast
+  return AdaptivePatchFunction::apply(in[0], in[1], points);
 }
 
 }  // namespace ops

@@ -3,6 +3,7 @@
 
 #include "max_similarity.h"
 
+#include "../../core/autocast.h"
 #include "../../core/checks.h"
 
 namespace radkit {
@@ -132,8 +133,10 @@ std::tuple<at::Tensor, at::Tensor> max_similarity_backward(const at::Tensor& gra
   return detail::max_similarity_backward_cpu(c1, c2, image, text, argN2K, argK2N, need_image, need_text);
 }
 
-MaxSimilarityResult max_similarity(const at::Tensor& image, const at::Tensor& text, const at::Tensor& imageMask,
+MaxSimilarityResult max_similarity(const at::Tensor& imageIn, const at::Tensor& textIn, const at::Tensor& imageMask,
                                    const at::Tensor& textMask) {
+  const std::vector<at::Tensor> in = autocastOpInputs({imageIn, textIn});  // one dtype under autocast
+  const at::Tensor &image = in[0], &text = in[1];
   c10::optional<at::Tensor> im, tm;
   if (imageMask.defined()) im = imageMask;
   if (textMask.defined()) tm = textMask;

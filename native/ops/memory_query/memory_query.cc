@@ -1,4 +1,5 @@
 // memoryQuery: argument checks, device dispatch and the autograd function.
+#include "../../core/autocast.h"
 #include "../../core/checks.h"
 #include "memory_query.h"
 
@@ -87,8 +88,10 @@ torch::autograd::variable_list MemoryQueryFunction::backward(torch::autograd::Au
   return {g[0], g[1], g[2], at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
 }
 
-MemoryQueryResult memoryQuery(const at::Tensor& query, const at::Tensor& keys, const at::Tensor& values, const at::Tensor& mask,
+MemoryQueryResult memoryQuery(const at::Tensor& queryIn, const at::Tensor& keysIn, const at::Tensor& valuesIn, const at::Tensor& mask,
                               const MemoryQueryOptions& options) {
+  const std::vector<at::Tensor> in = autocastOpInputs({queryIn, keysIn, valuesIn});  // one dtype under autocast
+  const at::Tensor &query = in[0], &keys = in[1], &values = in[2];
   checkMemoryQueryArgs(query, keys, values, mask, options, "memoryQuery");
   if (!query.requires_grad() && !keys.requires_grad() && !values.requires_grad()) {
     at::NoGradGuard ng;
