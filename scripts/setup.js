@@ -75,6 +75,20 @@ function ensureFastBlas() {
   }
 }
 
+// 1c. Debian's LibTorch has c10d's Gloo backend compiled in but ships the Gloo headers separately
+// (libgloo-dev); without them the addon builds without data-parallel training (radkit.distributed).
+function ensureGlooHeaders() {
+  if (!fs.existsSync('/usr/include/torch/csrc/distributed/c10d/ProcessGroupGloo.hpp')) return; // not Debian's LibTorch
+  if (fs.existsSync('/usr/include/gloo/rendezvous/store.h')) return;
+  const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+  if (isRoot) {
+    log('installing the Gloo headers (libgloo-dev) for data-parallel training');
+    run('DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libgloo-dev > /tmp/radkit-apt-gloo.log 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libgloo-dev > /tmp/radkit-apt-gloo.log 2>&1) || (tail -30 /tmp/radkit-apt-gloo.log; exit 1)');
+  } else {
+    console.error('[radkit setup] note: without the Gloo headers radkit builds without data-parallel training; run: sudo apt-get install -y libgloo-dev');
+  }
+}
+
 // 2. npm dependencies
 function ensureNodeModules() {
   const marker = 'node_modules/.package-lock.json';
@@ -102,6 +116,7 @@ function ensureDist() {
 const t0 = Date.now();
 ensureLibTorch();
 ensureFastBlas();
+ensureGlooHeaders();
 ensureNodeModules();
 ensureNative();
 ensureDist();

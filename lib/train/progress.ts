@@ -4,6 +4,7 @@ export type ProgressEvent =
   | { type: 'init'; from: string; prefix: string; copied: number; skipped: number; new: number }
   /** The model trains on labels radkit's labeler derived from the reports (the dataset has none). */
   | { type: 'labels'; source: 'labeler'; studies: number }
+  | { type: 'distributed'; worldSize: number; terms: string }
   /** A resumed run continues with other settings than it recorded (forceNewSettings). */
   | { type: 'settings'; afterEpoch: number; differences: string[] }
   | { type: 'step'; epoch: number; step: number; stepInEpoch: number; stepsPerEpoch: number; loss: number; parts: Record<string, number>; lr: number; imagesPerSecond: number }

@@ -55,6 +55,8 @@ struct ProjectionImpl : torch::nn::Module {
   }
   // Batch statistics need two rows; fewer (a batch of one one-word report) uses the running ones.
   at::Tensor normalizeRows(const at::Tensor& rows) {
+    // Data-parallel: statistics over every rank's real rows (a rank with none still takes part).
+    if (nn::currentDistributed() && is_training()) return nn::batchNorm(bn, rows);
     if (rows.size(0) == 0) return rows;
     if (rows.size(0) >= 2 || !is_training()) return bn->forward(rows);
     return at::batch_norm(rows, bn->weight, bn->bias, bn->running_mean, bn->running_var, false, 0.0, bn->options.eps(), false);
@@ -158,6 +160,10 @@ class AdaMatch : public System {
 
   std::string kind() const override { return "adamatch"; }
   std::string visualPrefix() const override { return "image."; }
+  std::string distributedTerms() const override {
+    return "eqs. 7-9 over the global batch (patch and word embeddings all-gathered with gradients, each rank's rows scored against every rank's); "
+           "projection, classification and conv-stem batch norms synchronised over ranks; classification per sample";
+  }
 
   void checkBatch(const Batch& b) const override { checkTokenIds(b.tokens, textVocab_, textMaxPositions_, "adamatch"); }
 
@@ -197,13 +203,29 @@ class AdaMatch : public System {
 
   at::Tensor loss(const Batch& b, LossParts& parts) override {
     if (!b.images.defined() || !b.tokens.defined()) argError("ERR_INVALID_ARG", "AdaMatch training needs batch.images and batch.tokens");
-    if (b.images.size(0) < 2) argError("ERR_INVALID_ARG", "the contrastive loss needs at least 2 image-report pairs per batch, got ", b.images.size(0));
+    if (b.images.size(0) < 2 && !nn::currentDistributed())
+      argError("ERR_INVALID_ARG", "the contrastive loss needs at least 2 image-report pairs per batch, got ", b.images.size(0));
     Encoded e = run(b);
-    ops::MaxSimilarityResult s = ops::max_similarity(e.image, e.text, at::Tensor(), e.textMask);
     at::Tensor tau = temperature();
-    at::Tensor target = at::arange(e.image.size(0), b.tokens.options());
+    ops::MaxSimilarityResult s;
+    at::Tensor target, textToImage;
+    if (nn::currentDistributed()) {
+      // Data-parallel: this rank's images against every rank's reports and its reports against every
+      // rank's images (gathered with gradients; reports padded to the longest), W x its share.
+      int64_t offset = 0;
+      at::Tensor images = nn::gatherRows(e.image, &offset);
+      at::Tensor texts = nn::gatherRows(e.text, nullptr, {1});
+      at::Tensor masks = nn::gatherRows(e.textMask.to(at::kLong), nullptr, {1}).to(at::kBool);
+      s = ops::max_similarity(e.image, texts, at::Tensor(), masks);                              // [b, B]
+      textToImage = ops::max_similarity(images, e.text, at::Tensor(), e.textMask).textToImage.t();  // [b, B]
+      target = at::arange(e.image.size(0), b.tokens.options()) + offset;
+    } else {
+      s = ops::max_similarity(e.image, e.text, at::Tensor(), e.textMask);
+      textToImage = s.textToImage.t();
+      target = at::arange(e.image.size(0), b.tokens.options());
+    }
     at::Tensor i2t = torch::nn::functional::cross_entropy(s.imageToText / tau, target);          // eq. 7: row i over reports j
-    at::Tensor t2i = torch::nn::functional::cross_entropy(s.textToImage.t() / tau, target);      // eq. 8: report i over images j
+    at::Tensor t2i = torch::nn::functional::cross_entropy(textToImage / tau, target);            // eq. 8: report i over images j
     at::Tensor total = 0.5 * (i2t + t2i);                                          // eq. 9 (1/b inside each term)
     parts["imageToText"] = i2t.item<double>();
     parts["textToImage"] = t2i.item<double>();
@@ -213,7 +235,7 @@ class AdaMatch : public System {
       if (!b.labels.defined()) argError("ERR_INVALID_ARG", "config.classWeight > 0 needs batch.labels (CheXpert labels of the reports)");
       at::Tensor y = b.labels.eq(1).to(e.imageTokens.scalar_type());
       at::Tensor pooled = e.imageTokens.mean(1);
-      if (classNorm) pooled = classNorm->forward(pooled);
+      if (classNorm) pooled = nn::batchNorm(classNorm, pooled);
       at::Tensor lc = at::binary_cross_entropy_with_logits(classifier->forward(pooled), y);
       total = total + classWeight_ * lc;
       parts["classification"] = lc.item<double>();

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "../nn/decoding.h"
+#include "../nn/distributed.h"
 
 namespace radkit {
 
@@ -102,6 +103,11 @@ class System : public torch::nn::Module {
   // Embeddings and explanations of a batch (AdaMatch: patch and word embeddings, patch boxes) for
   // retrieval, keywords and pictures; systems without an embedding space refuse.
   virtual std::map<std::string, at::Tensor> encode(const Batch& batch);
+  // Data-parallel training: while a distributed training step runs, nn::currentDistributed() is the
+  // process group; loss code gathers cross-sample terms through nn::gatherRows / nn::globalSum and
+  // batch norms through nn::batchNorm (nn/distributed.h). What this system's terms see, in words
+  // (recorded by the trainer):
+  virtual std::string distributedTerms() const { return "not declared: cross-sample terms (contrastive losses, batch norm) see this rank's rows only"; }
 };
 
 // Refuses a configuration whose weights, gradients and optimizer state (about 4 x 4 bytes per

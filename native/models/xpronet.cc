@@ -106,6 +106,10 @@ class XProNet : public System {
 
   std::string kind() const override { return "xpronet"; }
   std::string visualPrefix() const override { return "visual."; }
+  std::string distributedTerms() const override {
+    return "cross-entropy token-weighted over the global batch; IMLC (eqs. 17-18) over the global batch (pooled responses all-gathered with gradients); "
+           "ResNet batch norms synchronised over ranks; label classification per sample";
+  }
 
   void checkBatch(const Batch& b) const override {
     checkTokenIds(b.tokens, vocab_, 0, "xpronet");
@@ -140,7 +144,14 @@ class XProNet : public System {
     at::Tensor positions = at::arange(target.size(1), target.options()).unsqueeze(0);
     at::Tensor valid = positions.le(lengths);
     at::Tensor nll = -at::log_softmax(logits, -1).gather(2, target.unsqueeze(-1)).squeeze(-1);
-    at::Tensor ce = (nll * valid).sum() / valid.sum().clamp_min(1);
+    at::Tensor ce;
+    if (nn::currentDistributed()) {
+      // Token-weighted over the global batch: every rank's token count (nn/distributed.h convention).
+      at::Tensor tokens = nn::globalSum(valid.sum().to(nll.scalar_type())).clamp_min(1) / static_cast<double>(nn::worldSize());
+      ce = (nll * valid).sum() / tokens;
+    } else {
+      ce = (nll * valid).sum() / valid.sum().clamp_min(1);
+    }
     at::Tensor total = ce;
     parts["ce"] = ce.item<double>();
     if (y.defined() && lambdaImage_ > 0) {
@@ -317,15 +328,18 @@ class XProNet : public System {
       pooled = responses.mean(1);
     }
     at::Tensor z = pooled / pooled.norm(2, -1, true).clamp_min(1e-12);
-    at::Tensor sim = at::matmul(z, z.transpose(0, 1));  // [B, B]
-    at::Tensor common = at::matmul(y, y.transpose(0, 1)).gt(0);
-    at::Tensor hd = (y.unsqueeze(1) - y.unsqueeze(0)).abs().sum(-1);
-    at::Tensor ht = (y.unsqueeze(1) + y.unsqueeze(0)).sum(-1).clamp_min(1);
+    // Data-parallel: this rank's rows against every rank's (gathered with gradients), W x its share.
+    at::Tensor Z = nn::gatherRows(z), Y = nn::gatherRows(y);
+    at::Tensor sim = at::matmul(z, Z.transpose(0, 1));  // [b, B]
+    at::Tensor common = at::matmul(y, Y.transpose(0, 1)).gt(0);
+    at::Tensor hd = (y.unsqueeze(1) - Y.unsqueeze(0)).abs().sum(-1);
+    at::Tensor ht = (y.unsqueeze(1) + Y.unsqueeze(0)).sum(-1).clamp_min(1);
     at::Tensor target = at::pow(theta_, -(hd / ht));
     at::Tensor positive = (target - sim) * common;
     at::Tensor negative = at::relu(sim - alpha_) * common.logical_not();
-    const double b2 = static_cast<double>(y.size(0) * y.size(0));
-    return (positive.sum() + negative.sum()) / b2;
+    const double b2 = static_cast<double>(Y.size(0) * Y.size(0));
+    at::Tensor l = (positive.sum() + negative.sum()) / b2;
+    return nn::worldSize() > 1 ? l * static_cast<double>(nn::worldSize()) : l;
   }
 
   int64_t dModel_, heads_, perClass_, topK_;

@@ -6,6 +6,7 @@
 
 #include <string>
 
+#include "distributed.h"
 #include "transformer.h"
 
 namespace radkit {
@@ -92,7 +93,7 @@ PvtOutput PvtEncoderImpl::forward(const at::Tensor& images, int64_t stage) {
   TORCH_CHECK(images.dim() == 4 && images.size(1) == config.inChannels, "PVT encoder: images must be [B, ", config.inChannels,
               ", H, W], got ", images.sizes());
   const int64_t B = images.size(0);
-  at::Tensor map = stem->forward(convStem ? convStem->forward(images) : images);  // [B, C1, h, w]
+  at::Tensor map = stem->forward(convStem ? forwardSyncingNorms(convStem, images) : images);  // [B, C1, h, w]; stem batch norms synchronised over ranks
   int64_t h = map.size(2), w = map.size(3);
   double scale = static_cast<double>(config.firstPatch);  // input pixels per map pixel
   at::Tensor tokens = map.flatten(2).transpose(1, 2).contiguous();  // channels innermost for the norms

@@ -3,6 +3,8 @@
 #include <ATen/ATen.h>
 #include <torch/nn/init.h>
 
+#include "distributed.h"
+
 namespace radkit {
 namespace nn {
 
@@ -22,10 +24,11 @@ BasicBlockImpl::BasicBlockImpl(int64_t in, int64_t out, int64_t stride) {
   }
 }
 
+// Batch norms through nn::batchNorm: synchronised over the ranks in data-parallel training.
 at::Tensor BasicBlockImpl::forward(const at::Tensor& x) {
-  at::Tensor y = at::relu(bn1->forward(conv1->forward(x)));
-  y = bn2->forward(conv2->forward(y));
-  return at::relu(y + (downsample ? downsample->forward(x) : x));
+  at::Tensor y = at::relu(batchNorm(bn1, conv1->forward(x)));
+  y = batchNorm(bn2, conv2->forward(y));
+  return at::relu(y + (downsample ? forwardSyncingNorms(downsample, x) : x));
 }
 
 ResNetImpl::ResNetImpl(const std::vector<int64_t>& widths, const std::vector<int64_t>& blocks, int64_t inChannels) {
@@ -49,7 +52,7 @@ ResNetImpl::ResNetImpl(const std::vector<int64_t>& widths, const std::vector<int
 }
 
 at::Tensor ResNetImpl::forward(const at::Tensor& x) {
-  at::Tensor y = at::relu(bn1->forward(conv1->forward(x)));
+  at::Tensor y = at::relu(batchNorm(bn1, conv1->forward(x)));
   y = at::max_pool2d(y, {3, 3}, {2, 2}, {1, 1});
   for (auto& s : stages) y = s->forward(y);
   return y;
