@@ -38,6 +38,7 @@ export * as data from './data/index.js';
 export * as models from './models/index.js';
 export * as align from './align/index.js';
 export { train, loadCheckpoint, evaluateSplit, generateSplit } from './train/index.js';
+export * as distributed from './train/distributed-api.js';
 export { xpronet, adamatch, Model, TensorBatch } from './models/index.js';
 export { drawAdaptivePatches, pngDataUri, type PatchDrawing } from './report/patches.js';
 export { readSafetensors, readSafetensorsHeader, writeSafetensors, type SafetensorsEntry } from './io/safetensors.js';

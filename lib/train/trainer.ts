@@ -15,6 +15,7 @@ import { retrievalEvaluation } from '../align/evaluate.js';
 import { cleanCheckpointLeftovers, readCheckpointMeta, restoreInto, writeCheckpoint, type CheckpointMeta, type Preprocessing } from './checkpoint.js';
 import { generationEvaluation, GENERATION_METRICS, splitLoader } from './evaluate.js';
 import { acquireRunLock } from './runlock.js';
+import { agreeOnRun, evaluateDistributed, shardedEpoch, type ProcessGroup } from './distributed.js';
 import { initFromRun, parseInitSpec, type InitReport, type InitSpec } from './init.js';
 import { progressPrinter, type ProgressEvent } from './progress.js';
 import { lrFactor, type Schedule } from './schedule.js';
@@ -96,6 +97,13 @@ export interface TrainOptions {
    * without is an ERR_DATA naming them. 'labeler': radkit's labeler for every study.
    */
   labels?: 'auto' | 'labeler';
+  /**
+   * Data-parallel training over a process group (radkit.distributed.initProcessGroup; `radkit train
+   * --nproc-per-node`): batchSize is the global batch, each rank reads its seeded shard of every epoch,
+   * gradients are averaged over the ranks and cross-sample terms see the global batch; rank 0 alone
+   * holds the run lock and writes checkpoints, logs and progress. Every rank calls train() alike.
+   */
+  distributed?: ProcessGroup;
   /**
    * The image and report sets of a kind that trains unpaired (`ModelKind.pairing`); default: read
    * (readUnpaired) from `unpaired/` beside the annotation file. Validation stays on the dataset's paired split.
@@ -316,7 +324,7 @@ export async function train(model: Model, dataset: R2GenDataset, options: TrainO
     throw new ArgumentError(`${FN}: precision '${o.precision}' keeps float32 master weights, but the model's parameters are ${model.dtype}`, 'ERR_INVALID_ARG', FN);
 
   fs.mkdirSync(o.outDir, { recursive: true });
-  const release = acquireRunLock(o.outDir, FN);
+  const release = o.distributed && o.distributed.rank !== 0 ? () => undefined : acquireRunLock(o.outDir, FN);
   try {
     await checkData(ds, evalCfg, pre, o.tokenizer, o.workers);
     return await trainLocked(model, ds, o, { kind, evaluateWith, pre, batchSize, lr, visualLr, schedule, seed, clipNorm, initBatches, evalCfg, init, labelled, unpaired });
@@ -348,6 +356,7 @@ async function trainLocked(model: Model, dataset: R2GenDataset, o: TrainOptions,
   const logPath = path.join(o.outDir, 'train-log.jsonl');
   const print = typeof o.progress === 'function' ? o.progress : progressPrinter(o.progress ?? 'auto');
   const emit = (e: ProgressEvent) => {
+    if (o.distributed && o.distributed.rank !== 0) return;  // rank 0 logs for the group
     fs.appendFileSync(logPath, `${JSON.stringify({ time: new Date().toISOString(), ...e })}\n`);
     print(e);
   };
@@ -364,7 +373,9 @@ async function trainLocked(model: Model, dataset: R2GenDataset, o: TrainOptions,
   };
 
   // Leftovers of interrupted checkpoint writes (this process holds the run's lock: none is live).
-  for (const name of ['last', 'best']) cleanCheckpointLeftovers(path.join(ckptDir, name), true);
+  if (!o.distributed || o.distributed.rank === 0) for (const name of ['last', 'best']) cleanCheckpointLeftovers(path.join(ckptDir, name), true);
+  if (o.distributed)
+    await agreeOnRun(o.distributed, { kind: model.kind, config: model.config, tokenizer: o.tokenizer.toJSON(), settings: trainOptions, trainStudies: dataset.splits.train.length, batchSize, unpaired: !!r.unpaired });
   const last = path.join(ckptDir, 'last');
   const previous = o.resume === false ? null : readCheckpointMeta(last);
   if (previous) {
@@ -427,6 +438,8 @@ async function trainLocked(model: Model, dataset: R2GenDataset, o: TrainOptions,
       }
     }
   }
+  // Every rank starts from rank 0's weights and buffers.
+  if (o.distributed) emit({ type: 'distributed', worldSize: o.distributed.worldSize, ...model.setDistributed(o.distributed) });
   emit({ type: 'start', epochs: o.epochs, stepsPerEpoch, startEpoch, parameters: model.parameterCount, frozen: frozen.length });
 
   const meta = (epoch: number, metrics: Record<string, unknown>): CheckpointMeta => ({
@@ -450,7 +463,7 @@ async function trainLocked(model: Model, dataset: R2GenDataset, o: TrainOptions,
     let lossSum = 0;
     let seen = 0;
     let stepInEpoch = 0;
-    for await (const batch of loaderFor(epoch)) {
+    for await (const batch of o.distributed ? shardedEpoch(loaderFor(epoch) as DataLoader, epoch, batchSize, o.distributed) : loaderFor(epoch)) {
       if (o.signal?.aborted) throw new RadkitError(`${FN}: aborted during epoch ${epoch + 1}; the last completed epoch is checkpointed in ${last}`, 'ERR_ABORTED', FN);
       if (stepInEpoch >= stepsPerEpoch) break;
       const step = epoch * stepsPerEpoch + stepInEpoch;
@@ -484,7 +497,9 @@ async function trainLocked(model: Model, dataset: R2GenDataset, o: TrainOptions,
     let isBest = !evalCfg;
     if (evalCfg && ((epoch + 1) % evalCfg.every === 0 || epoch + 1 === o.epochs)) {
       const split = { split: evalCfg.split, preprocessing: pre, maxItems: evalCfg.maxItems, signal: o.signal, workers: o.workers };
-      const ev = await evaluateWith(model, o.tokenizer, dataset, { ...split, generate: evalCfg.generate });
+      const ev = o.distributed
+        ? await evaluateDistributed(evaluateWith, model, o.tokenizer, dataset, { ...split, generate: evalCfg.generate }, o.distributed)
+        : await evaluateWith(model, o.tokenizer, dataset, { ...split, generate: evalCfg.generate });
       entry.metrics = ev.headline;
       const score = ev.headline[evalCfg.metric];
       if (score === undefined) throw new ArgumentError(`${FN}: evaluate.metric '${evalCfg.metric}' is not one of ${Object.keys(ev.headline).join(', ')}`, 'ERR_INVALID_ARG', FN);
@@ -496,12 +511,13 @@ async function trainLocked(model: Model, dataset: R2GenDataset, o: TrainOptions,
       best = { metric: 'last', score: epoch + 1, epoch: epoch + 1 };
     }
     history.push(entry);
-    if (isBest) await writeCheckpoint(path.join(ckptDir, 'best'), model, meta(epoch + 1, { history, epoch: entry }), false);
-    await writeCheckpoint(last, model, meta(epoch + 1, { history, epoch: entry }), true);
+    const writes = !o.distributed || o.distributed.rank === 0;  // every rank holds the same weights
+    if (isBest && writes) await writeCheckpoint(path.join(ckptDir, 'best'), model, meta(epoch + 1, { history, epoch: entry }), false);
+    if (writes) await writeCheckpoint(last, model, meta(epoch + 1, { history, epoch: entry }), true);
     emit({ type: 'epoch', epoch, trainLoss: entry.trainLoss, seconds, metrics: entry.metrics, best: isBest });
     emit({ type: 'checkpoint', epoch, path: last });
   }
-  fs.writeFileSync(path.join(o.outDir, 'metrics.json'), JSON.stringify({ best, history }, null, 2));
+  if (!o.distributed || o.distributed.rank === 0) fs.writeFileSync(path.join(o.outDir, 'metrics.json'), JSON.stringify({ best, history }, null, 2));
   emit({ type: 'done', epochs: o.epochs, best });
   return { outDir: o.outDir, epochs: o.epochs, best, history, init: initReport, frozen };
 }

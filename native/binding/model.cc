@@ -22,6 +22,7 @@
 #include "async.h"
 #include "generate_options.h"
 #include "bindings.h"
+#include "distributed.h"
 #include "registry.h"
 #include "step_profile.h"
 #include "tensor.h"
@@ -199,6 +200,17 @@ void setGeneratorState(at::Generator& g, const at::Tensor& state) {
 // clipping. One multi-tensor pass in the gradients' own dtype (nn/fused_optim.h).
 double clipGradNorm(const std::vector<at::Tensor>& params, double maxNorm) { return nn::clipGradNorm(params, maxNorm); }
 
+// A data-parallel step (setDistributed): gradients averaged over the ranks (bucketed all-reduce after
+// the backward pass), the loss reported as the global batch's; a non-finite loss on any rank fails
+// the step on every rank alike.
+void averageOverRanks(dist::ProcessGroup& pg, const std::vector<at::Tensor>& params, double& loss, LossParts& parts) {
+  std::vector<double> sums{loss};
+  parts["allReduceSeconds"] = pg.averageGradients(params, sums);
+  loss = sums[0] / static_cast<double>(pg.worldSize());
+  if (!std::isfinite(loss))
+    fail(ErrorKind::Native, "ERR_NOT_FINITE", "training loss is ", loss, " on some rank; the step was not applied and the model is as it was (lower the learning rate or clip gradients)");
+}
+
 Napi::Object partsToJs(Napi::Env env, const LossParts& parts) {
   Napi::Object o = Napi::Object::New(env);
   for (auto& [k, v] : parts) o.Set(k, Napi::Number::New(env, v));
@@ -227,6 +239,7 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
                                         InstanceMethod("namedTensors", &NativeModel::NamedTensors),
                                         InstanceMethod("tensorShapes", &NativeModel::TensorShapes),
                                         InstanceMethod("freeze", &NativeModel::Freeze),
+                                        InstanceMethod("setDistributed", &NativeModel::SetDistributed),
                                         InstanceMethod("to", &NativeModel::To),
                                         InstanceMethod("device", &NativeModel::DeviceOf),
                                         InstanceMethod("dtype", &NativeModel::DtypeOf),
@@ -407,9 +420,10 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
       auto sys = system_;
       torch::optim::Optimizer* opt = optimizer_.get();
       LossScaler* scaler = &scaler_;
+      auto dist = distributed_;
       return PromiseWorker<StepOut>::Start(
           info.Env(), fn,
-          [sys, opt, batch, clip, step, totalSteps, precision, device, dtype, scaler, hold]() {
+          [sys, opt, batch, clip, step, totalSteps, precision, device, dtype, scaler, hold, dist]() {
             // A step that fails leaves the model as it was: the forward pass updates buffers
             // (batch-norm running statistics) and draws random numbers (dropout) before the loss
             // or the gradients can be judged, so both are kept and put back on failure. Parameters
@@ -434,6 +448,7 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
             };
             try {
               c10::AutoGradMode grad(true);
+              nn::DistributedScope distributedScope(dist.get());  // cross-sample terms see the global batch
               sys->train(true);
               if (step >= 0) sys->setTrainingProgress(step, totalSteps);
               opt->zero_grad();
@@ -446,7 +461,7 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
               }
               out.loss = loss.item<double>();
               phases.mark("forward");
-              if (!std::isfinite(out.loss))
+              if (!dist && !std::isfinite(out.loss))
                 fail(ErrorKind::Native, "ERR_NOT_FINITE", "training loss is ", out.loss, "; the step was not applied and the model is as it was (lower the learning rate or clip gradients)");
               const bool scaled = precision == Precision::Float16;
               (scaled ? loss.to(at::kFloat) * scaler->scale : loss).backward();
@@ -454,6 +469,7 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
               std::vector<at::Tensor> params;
               for (auto& g : opt->param_groups())
                 for (auto& p : g.params()) params.push_back(p);
+              if (dist) averageOverRanks(*dist, params, out.loss, out.parts);
               if (scaled) {
                 const bool finite = scaler->unscale(params);
                 if (!finite) {
@@ -867,6 +883,32 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
   // freeze(prefixes[]) stops gradients of every parameter whose name starts with one of the
   // prefixes; call before setupOptimizer (frozen parameters join no optimizer group). Returns the
   // frozen names. A prefix that matches nothing is an error naming it.
+  // setDistributed(group | null): data-parallel training over a process group. Rank 0's parameters
+  // and buffers are broadcast to every rank now (blocks until every rank calls it, at most the
+  // group's timeout); each trainStep then averages gradients over the ranks and runs the system's
+  // loss with the group current (nn/distributed.h), so cross-sample terms see the global batch.
+  // null: one process again. Returns { terms }: what the system's cross-sample terms see.
+  Napi::Value SetDistributed(const Napi::CallbackInfo& info) {
+    const char* fn = "Model.setDistributed";
+    return guarded(info, fn, [&]() -> Napi::Value {
+      System& sys = system(fn);
+      if (busy_) fail(ErrorKind::Argument, "ERR_BUSY", "the model is busy; await its running call first");
+      if (info[0].IsNull() || info[0].IsUndefined()) {
+        distributed_.reset();
+        return info.Env().Undefined();
+      }
+      auto pg = processGroupArg(info[0], fn, "group");
+      std::vector<at::Tensor> state;
+      for (auto& p : sys.parameters()) state.push_back(p);
+      for (auto& b : sys.buffers()) state.push_back(b);
+      pg->broadcastTensors(state, 0);
+      distributed_ = pg;
+      Napi::Object r = Napi::Object::New(info.Env());
+      r.Set("terms", sys.distributedTerms());
+      return r;
+    });
+  }
+
   Napi::Value Freeze(const Napi::CallbackInfo& info) {
     const char* fn = "Model.freeze";
     return guarded(info, fn, [&]() -> Napi::Value {
@@ -964,6 +1006,7 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
   Napi::Value IsDisposed(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), !system_); }
 
   std::shared_ptr<System> system_;
+  std::shared_ptr<dist::ProcessGroup> distributed_;  // data-parallel training (setDistributed); null in one process
   std::unique_ptr<torch::optim::Optimizer> optimizer_;
   std::string optimizerKind_;
   LossScaler scaler_;  // float16 training's dynamic loss scale

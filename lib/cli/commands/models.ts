@@ -19,6 +19,7 @@ import type { SplitName } from '../../data/r2gen.js';
 import { RadkitError } from '../../errors.js';
 import { checkDevice } from '../../runtime.js';
 import { PRECISIONS } from '../../models/model.js';
+import { LAUNCH_FLAGS, launchIfAsked, workerGroup } from '../launch.js';
 
 /** --device of the model commands (checked before anything is read or written). */
 const DEVICE_FLAG: CliFlags = { device: { type: 'string', arg: 'DEVICE', help: 'cpu, cuda or cuda:N (default cpu; radkit doctor lists the usable ones)' } };
@@ -113,6 +114,7 @@ const TRAIN_FLAGS: CliFlags = {
   progress: { type: 'string', choices: ['bar', 'json', 'none', 'auto'], default: 'auto', help: 'progress output' },
   ...DEVICE_FLAG,
   precision: { type: 'string', choices: PRECISIONS, help: 'float32 (default), bfloat16 (autocast, float32 master weights) or float16 (loss scaling; CUDA only)' },
+  ...LAUNCH_FLAGS,
 };
 
 /** The --model value of a train command line (before strict parsing: the kind decides the flags). */
@@ -147,6 +149,8 @@ ${kinds}`;
   },
   flags: (argv) => ({ ...TRAIN_FLAGS, ...(kindForTraining(modelArg(argv)).trainFlags ?? {}) }),
   async run({ values }) {
+    const launched = await launchIfAsked(values);  // --nproc-per-node: this process starts the workers
+    if (launched !== null) return launched;
     const kind = kindForTraining(values.model as string);
     if (values.device !== undefined) checkDevice(values.device as string, 'radkit train');
     const preset = (values.preset as string | undefined) ?? kind.presets[0];
@@ -163,8 +167,10 @@ ${kinds}`;
       controller.abort();
     };
     process.once('SIGINT', onInt);
+    const group = await workerGroup(values);  // a worker of a data-parallel run (torchrun's environment)
     try {
       const r = await train(model, ds, {
+        distributed: group ?? undefined,
         tokenizer,
         outDir: values.out as string,
         epochs: values.epochs as number,
@@ -179,14 +185,15 @@ ${kinds}`;
         evaluate: values['no-eval'] ? false : { metric: values.metric as string | undefined },
         init: typeof values.init === 'string' ? { ...parseInitSpec(values.init, 'radkit train'), partial: values['init-partial'] === true } : undefined,
         freeze,
-        progress: values.progress as 'auto',
+        progress: (group && group.rank !== 0 ? 'none' : values.progress) as 'auto',
         signal: controller.signal,
         device: values.device as string | undefined,
         precision: values.precision as (typeof PRECISIONS)[number] | undefined,
       });
-      console.log(JSON.stringify({ outDir: r.outDir, best: r.best, ...(r.init ? { init: { from: r.init.from, copied: r.init.copied.length, skipped: r.init.skipped.length, new: r.init.new.length } } : {}) }, null, 2));
+      if (!group || group.rank === 0) console.log(JSON.stringify({ outDir: r.outDir, best: r.best, ...(r.init ? { init: { from: r.init.from, copied: r.init.copied.length, skipped: r.init.skipped.length, new: r.init.new.length } } : {}) }, null, 2));
     } finally {
       process.removeListener('SIGINT', onInt);
+      group?.close();
       model.dispose();
     }
     return 0;
