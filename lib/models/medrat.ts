@@ -130,6 +130,17 @@ export function medrat(options: MedRATOptions): Model {
   return model;
 }
 
+/** `radkit report` lines: the shared-memory rows a study's image patches read (top K each), most read first. */
+export function memoryRowsRead(extras: Record<string, { shape: number[]; data: number[] }>): string[] {
+  const m = extras.memoryRows;
+  if (!m || !Array.isArray(m.data) || m.data.length === 0) return [];
+  const counts = new Map<number, number>();
+  for (const r of m.data) if (r >= 0) counts.set(r, (counts.get(r) ?? 0) + 1);
+  const top = [...counts].sort((a, b) => b[1] - a[1] || a[0] - b[0]);
+  const patches = m.shape[0] ?? 0;
+  return [`shared memory: ${counts.size} distinct rows read by ${patches} patches (top ${m.shape[1] ?? 0} each); most read: ${top.slice(0, 12).map(([r, c]) => `${r} (x${c})`).join(', ')}`];
+}
+
 /**
  * MedRAT in the registry: trains unpaired with `--unpaired` (the sets in `unpaired/` beside the
  * annotation file), else paired (image -> report, the same model as a ceiling); validation on the
@@ -163,6 +174,7 @@ export const MEDRAT = registerModelKind({
   views: () => 1,
   generate: { method: 'beam', beams: 3, maxLength: 60, noRepeatNgram: 3 },
   evaluate: generationEvaluation,
+  explain: memoryRowsRead,
   trainFlags: {
     unpaired: { type: 'boolean', help: 'train from unpaired/images.json + unpaired/reports.json beside the annotation (default: paired, the ceiling)' },
     'local-augment': { type: 'string', choices: ['dropout', 'noise', 'none'], default: 'dropout', help: "decoder locals in training: vector dropout p 0.9, Gaussian noise sigma 5, or none" },

@@ -118,6 +118,8 @@ export interface ModelKind {
   evaluate?(model: Model, tokenizer: ReportTokenizer, dataset: R2GenDataset, options: EvaluationOptions): Promise<Evaluation>;
   /** CLI flags of `radkit train --model <name>` (besides the common ones), and how they reach `create`. */
   trainFlags?: FlagSpecs;
+  /** Explanation lines of one generated report from its `generate()` extras, for `radkit report` (e.g. the memory rows a study read). */
+  explain?(extras: Record<string, { shape: number[]; data: number[] }>): string[];
   /** CLI flags of `radkit generate|evaluate` that become generation systemOptions (flag -> option name). */
   generateFlags?: Record<string, FlagSpec & { option: string }>;
 }

@@ -137,6 +137,22 @@ describe('radkit train --model medrat', () => {
     expect(pm.trainOptions.unpaired).toBeUndefined();
   }, 300_000);
 
+  it('radkit report lists the shared-memory rows each study read', async () => {
+    const dir = path.join(tmp, 'eval-record');
+    fs.mkdirSync(dir, { recursive: true });
+    const extras = { memoryRows: { shape: [2, 3], data: [5, 1, 7, 5, 2, 1] } };
+    fs.writeFileSync(path.join(dir, 'metrics.json'), JSON.stringify({ checkpoint: { kind: 'medrat' }, split: 'test', headline: { bleu4: 0.1 }, reports: [{ id: 's1', reference: 'a .', hypothesis: 'b .', extras }] }));
+    const log = console.log;
+    console.log = () => undefined;
+    try {
+      expect(await main(['report', dir])).toBe(0);
+    } finally {
+      console.log = log;
+    }
+    const html = fs.readFileSync(path.join(dir, 'report.html'), 'utf8');
+    expect(html).toContain('shared memory: 4 distinct rows read by 2 patches (top 3 each); most read: 1 (x2), 5 (x2), 2 (x1), 7 (x1)');
+  });
+
   it('an unpaired set whose reports have no labels, or an unknown observation, is an error naming the file; no run folder is left', async () => {
     const bad = path.join(tmp, 'bad-data');
     fs.cpSync(dataDir, bad, { recursive: true });

@@ -353,7 +353,13 @@ ${formatFlags(REPORT_FLAGS)}`;
       title: `radkit: ${rec.checkpoint.kind} on ${rec.split}`,
       scores: { [rec.checkpoint.kind]: rec.headline },
       settings: { generate: rec.generate, evaluation: rec.result?.settings },
-      items: rec.reports.slice(0, 100).map((r: { id: string; reference: string; hypothesis: string }) => ({ id: r.id, images: images(r.id), reference: r.reference, generated: { generated: r.hypothesis } })),
+      items: rec.reports.slice(0, 100).map((r: { id: string; reference: string; hypothesis: string; extras?: Record<string, { shape: number[]; data: number[] }> }) => ({
+        id: r.id,
+        images: images(r.id),
+        reference: r.reference,
+        generated: { generated: r.hypothesis },
+        notes: findModelKind(rec.checkpoint.kind)?.explain?.(r.extras ?? {}),
+      })),
     });
     console.log(`wrote ${out}${rec.reports.length > 100 ? ` (the first 100 of ${rec.reports.length} reports; metrics.json holds all)` : ''}`);
     return 0;
