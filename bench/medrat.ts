@@ -39,6 +39,8 @@ const VARIANTS: Record<string, Partial<MedRATOptions>> = {
   noAugment: { localAugment: 'none' },
   noMemory: { memory: false },
   noise: { localAugment: 'noise' },
+  // Not a paper ablation: the classification weight XProNet needed on SynthCXR (lambdaClass 10).
+  class10: { gammaClass: 10 },
 };
 
 const positiveSet = (l: ReportLabels | undefined) => (l ? CHEXPERT_OBSERVATIONS.filter((o) => l[o] === 'positive').join('|') : '');
