@@ -4,7 +4,8 @@
 //   L = |x - x^|_1 + ||sg[z_e] - z_q||^2 (gradient codebook only) + beta ||z_e - sg[z_q]||^2
 // with beta 0.25, images mapped from [0, 1] to [-1, 1] (taming's range, where the L1 is taken);
 // with `ema` the codebook follows EMA cluster statistics instead of its gradient term, with
-// dead-code restart; with `gan` a PatchGAN discriminator adds taming's hinge losses
+// dead-code restart (and the codebook initialised from the encoder outputs of the run's first
+// batch); with `gan` a PatchGAN discriminator adds taming's hinge losses
 //   L_D = mean relu(1 - D(x)) + mean relu(1 + D(sg[x^])),  L_G = -mean D(x^)
 // from a fraction `ganStart` of the run on, L_G weighted by a fixed ganWeight (taming's adaptive
 // weight from the last layer's gradient norms is not used) and L_D added to the same loss (one
@@ -109,6 +110,16 @@ class VqGan : public System {
     at::Tensor ze = vq_->encodeLatents(x);  // [N, D, h, w]
     const int64_t N = ze.size(0), D = ze.size(1), h = ze.size(2), w = ze.size(3);
     at::Tensor flat = ze.permute({0, 2, 3, 1}).reshape({-1, D});
+    if (vq_->ema && is_training() && step_ == 0) {
+      // The run's first step: every code starts at a random encoder output of the batch (a
+      // data-dependent initialisation; random codes far from the encoder's outputs would never
+      // be chosen and only dead-code restarts would bring them in, one slow restart at a time).
+      at::NoGradGuard ng;
+      at::Tensor pick = at::randint(flat.size(0), {vq_->c.nEmbed}, at::detail::getDefaultCPUGenerator(), at::TensorOptions().dtype(at::kLong));
+      vq_->embedAvg.copy_(flat.detach().index_select(0, pick));
+      vq_->embedding->weight.copy_(vq_->embedAvg);
+      vq_->clusterSize.fill_(1.0);
+    }
     nn::Quantized q = nn::quantize(flat, vq_->embedding->weight);
     if (vq_->ema && is_training()) {
       at::Tensor cb = vq_->embedding->weight;
