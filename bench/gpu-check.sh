@@ -46,7 +46,8 @@ phase() { echo "== $1 ($(( $(date +%s) - T0 )) s)" | tee -a "$OUT/summary.txt"; 
 
 if [ "$mode" = --cpu-smoke ]; then
   export RADKIT_NATIVE=${RADKIT_NATIVE:-$R/build/Release/radkit.node}
-  BENCH_DEFAULT="--device cpu --preset small --batch 2 --views 2 --size 64 --steps 2 --gen-batches 1 --warmup 1 --precision float32,bfloat16"
+  # float32 only: bfloat16 on the CPU needs LibTorch >= 2 (README, GPU).
+  BENCH_DEFAULT="--device cpu --preset small --batch 2 --views 2 --size 64 --steps 2 --gen-batches 1 --warmup 1 --precision float32"
 else
   phase "environment"
   if [ -f .gpu/node.tar.xz ]; then
