@@ -110,7 +110,8 @@ void runAdam(const std::vector<AdamJob>& jobs, bool decoupled) {
   });
 }
 
-// The fused step of FusedAdam (State = AdamParamState, Options = AdamOptions) and FusedAdamW.
+// The fused step of FusedAdam (State = AdamParamState, Options = AdamOptions, Base = LibTorch's
+// Adam, named explicitly: self.Base::step is then LibTorch's step, not this one) and FusedAdamW.
 template <typename State, typename Options, typename Base, typename StateMap>
 at::Tensor fusedStep(Base& self, std::vector<torch::optim::OptimizerParamGroup>& groups, StateMap& state, bool decoupled,
                      typename Base::LossClosure closure) {
@@ -219,11 +220,11 @@ double clipGradNorm(const std::vector<at::Tensor>& params, double maxNorm) {
 }
 
 at::Tensor FusedAdam::step(LossClosure closure) {
-  return fusedStep<torch::optim::AdamParamState, torch::optim::AdamOptions>(*this, param_groups_, state_, false, closure);
+  return fusedStep<torch::optim::AdamParamState, torch::optim::AdamOptions, torch::optim::Adam>(*this, param_groups_, state_, false, closure);
 }
 
 at::Tensor FusedAdamW::step(LossClosure closure) {
-  return fusedStep<torch::optim::AdamWParamState, torch::optim::AdamWOptions>(*this, param_groups_, state_, true, closure);
+  return fusedStep<torch::optim::AdamWParamState, torch::optim::AdamWOptions, torch::optim::AdamW>(*this, param_groups_, state_, true, closure);
 }
 
 }  // namespace nn

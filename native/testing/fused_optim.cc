@@ -1,4 +1,4 @@
-// testing.fusedAdamSteps(kind, param, grads[], { lr, beta1, beta2, eps, weightDecay }) and
+// testing.fusedAdamSteps(kind, param, grads[], { lr, beta1, beta2, eps, weightDecay, amsgrad }) and
 // testing.fusedClip(grads[], maxNorm): nn::FusedAdam / FusedAdamW and nn::clipGradNorm next to
 // LibTorch's own torch::optim::Adam / AdamW and torch::nn::utils::clip_grad_norm_ on copies of the
 // same inputs, so the test suite can compare them (float64). Not part of the public API.
@@ -54,11 +54,11 @@ Napi::Value FusedAdamSteps(const Napi::CallbackInfo& info) {
     std::pair<at::Tensor, at::Tensor> r;
     if (kind == "adam") {
       torch::optim::AdamOptions opts(num("lr", 1e-3));
-      opts.betas({num("beta1", 0.9), num("beta2", 0.999)}).eps(num("eps", 1e-8)).weight_decay(num("weightDecay", 0));
+      opts.betas({num("beta1", 0.9), num("beta2", 0.999)}).eps(num("eps", 1e-8)).weight_decay(num("weightDecay", 0)).amsgrad(num("amsgrad", 0) != 0);
       r = adamBoth<nn::FusedAdam, torch::optim::Adam>(p, grads, opts);
     } else if (kind == "adamw") {
       torch::optim::AdamWOptions opts(num("lr", 1e-3));
-      opts.betas({num("beta1", 0.9), num("beta2", 0.999)}).eps(num("eps", 1e-8)).weight_decay(num("weightDecay", 1e-2));
+      opts.betas({num("beta1", 0.9), num("beta2", 0.999)}).eps(num("eps", 1e-8)).weight_decay(num("weightDecay", 1e-2)).amsgrad(num("amsgrad", 0) != 0);
       r = adamBoth<nn::FusedAdamW, torch::optim::AdamW>(p, grads, opts);
     } else {
       argError("ERR_INVALID_ARG", "kind must be 'adam' or 'adamw', got '", kind, "'");

@@ -56,6 +56,17 @@ describe('fused multi-tensor optimizer step', () => {
     }
   }
 
+  for (const kind of ['adam', 'adamw'] as const) {
+    it(`${kind} with amsgrad (not fused) takes LibTorch's own step`, () => {
+      const r = signed(5);
+      const p = Tensor.from(Float64Array.from({ length: 64 }, r), [64], { dtype: 'float64' });
+      const grads = Array.from({ length: 3 }, () => Tensor.from(Float64Array.from({ length: 64 }, r), [64], { dtype: 'float64' }));
+      const out = testing().fusedAdamSteps(kind, h(p), grads.map(h), { lr: 0.01, amsgrad: 1 });
+      expect(values(out.fused)).toEqual(values(out.reference));
+      [p, ...grads].forEach((t) => t.dispose());
+    });
+  }
+
   it('clipping equals clip_grad_norm_ in float64 (norm and scaled gradients), and leaves small norms alone', () => {
     const r = signed(3);
     const shapes = [[7], [64, 65], [3, 3, 3, 3], [5000]];
