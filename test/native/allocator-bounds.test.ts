@@ -1,6 +1,6 @@
-// The caching CPU allocator's bounds: a miss trades idle buffers of other sizes for the new one
-// beyond a slack of max(32 MiB, live / 8); idle memory never exceeds RADKIT_CPU_CACHE_MB (oldest
-// buffers go first); emptyCpuCache() returns everything idle.
+// The caching CPU allocator's bounds: idle memory never exceeds RADKIT_CPU_CACHE_MB (oldest buffers
+// go first); a miss keeps the idle buffers of other sizes (a training step's sizes miss in turn);
+// emptyCpuCache() returns everything idle.
 import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -10,16 +10,16 @@ import { Tensor } from '../../lib/index.js';
 const MiB = 1 << 20;
 
 describe('caching CPU allocator bounds', () => {
-  it('a request of a new size frees idle buffers of other sizes beyond the slack', () => {
+  it('a request of a new size keeps the idle buffers of other sizes for reuse; emptyCpuCache returns them', () => {
     radkit.emptyCpuCache();
     const big = Array.from({ length: 10 }, () => Tensor.zeros([2 * MiB])); // 8 MiB each
     big.forEach((t) => t.dispose());
     expect(radkit.cpuCache().idleBytes).toBeGreaterThanOrEqual(80 * MiB);
     const other = Tensor.zeros([MiB + 4096]); // a size nothing idle has: a miss
-    const after = radkit.cpuCache();
-    expect(after.idleBytes!).toBeLessThanOrEqual(40 * MiB);  // max(32 MiB, live / 8) in this small process
-    expect(after.idleBytes!).toBeGreaterThanOrEqual(24 * MiB); // not everything: the slack stays for reuse
+    expect(radkit.cpuCache().idleBytes!).toBeGreaterThanOrEqual(80 * MiB);
+    const hits = radkit.cpuCache().hits!;
     const z = Tensor.zeros([2 * MiB]);  // a kept 8 MiB buffer is reused, and handed out zeroed
+    expect(radkit.cpuCache().hits).toBe(hits + 1);
     expect((z.toArray() as Float32Array).every((v) => v === 0)).toBe(true);
     [other, z].forEach((t) => t.dispose());
     radkit.emptyCpuCache();
