@@ -9,6 +9,8 @@
 //    update of each element done in one pass: weight decay, both moments, bias corrections and the
 //    parameter update, with the operation order of LibTorch's step. Parameters that are not dense
 //    contiguous CPU float32/float64 tensors, or amsgrad, take LibTorch's own step.
+// The trainer uses LibTorch's Adam/AdamW unless RADKIT_FUSED_ADAM=1: these loops are compiled for
+// baseline x86-64 and were measured slower than LibTorch's vectorised kernels (bench/RESULTS.md).
 // RADKIT_STEP_BASELINE=1 in the environment restores the earlier path (LibTorch's per-tensor Adam,
 // float64 copies of the gradients for the norm), for before/after benchmarks (bench/vsPython.ts).
 #pragma once
