@@ -25,6 +25,7 @@
 #include "../core/errors.h"
 #include "../nn/augment.h"
 #include "../nn/decoding.h"
+#include "search_output.h"
 #include "../nn/losses.h"
 #include "../nn/resnet.h"
 #include "../nn/transformer.h"
@@ -303,16 +304,7 @@ class MedRAT : public System {
       nn::EncoderDecoderStepper stepper(decoder, source, sourceMask, nn::CacheMode::Full);
       result = nn::search(stepper, so);
     }
-    Generated g;
-    for (auto& t : result.tokens) {
-      std::vector<int64_t> row;
-      for (int64_t id : t) {
-        if (id == so.eosId) break;
-        row.push_back(id);
-      }
-      g.tokens.push_back(std::move(row));
-    }
-    g.scores = result.scores;
+    Generated g = generatedUntilEos(result, so.eosId);
     g.extras["memoryRows"] = e.memoryRows.to(at::kCPU);  // [B, patches, K]: the shared-memory rows each patch read
     g.extras["predictedLabels"] = at::sigmoid(classify(e.global)).gt(0.5).to(at::kCPU, at::kLong);
     return g;

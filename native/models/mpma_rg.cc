@@ -9,6 +9,7 @@
 #include "../nn/decoding.h"
 #include "../nn/transformer.h"
 #include "mpma.h"
+#include "search_output.h"
 
 namespace radkit {
 namespace {
@@ -79,17 +80,7 @@ class MpmaRg : public System {
       nn::EncoderDecoderStepper stepper(transformer, src, mask, nn::CacheMode::Full);
       result = nn::search(stepper, so);
     }
-    Generated g;
-    for (auto& t : result.tokens) {
-      std::vector<int64_t> row;
-      for (int64_t id : t) {
-        if (id == so.eosId) break;
-        row.push_back(id);
-      }
-      g.tokens.push_back(std::move(row));
-    }
-    g.scores = result.scores;
-    return g;
+    return generatedUntilEos(result, so.eosId);
   }
 
   nn::Vit image{nullptr};

@@ -1,5 +1,7 @@
 #include "fused_optim.h"
 
+#include "optim_state_key.h"
+
 #include <ATen/Parallel.h>
 
 #include <cmath>
@@ -49,19 +51,6 @@ bool baseline() {
 
 bool fusable(const at::Tensor& t) {
   return t.device().is_cpu() && t.layout() == at::kStrided && t.is_contiguous() && (t.scalar_type() == at::kFloat || t.scalar_type() == at::kDouble);
-}
-
-// Optimizer::state_ is keyed by the parameter's TensorImpl: as its printed address (a string) in
-// LibTorch 1.x and as the pointer itself in newer releases (as nn/lamb.cc).
-template <typename Key>
-Key stateKey(const at::Tensor& p) {
-  if constexpr (std::is_same_v<Key, std::string>) {
-    std::ostringstream s;
-    s << p.unsafeGetTensorImpl();
-    return s.str();
-  } else {
-    return reinterpret_cast<Key>(p.unsafeGetTensorImpl());
-  }
 }
 
 // One parameter's update inputs.

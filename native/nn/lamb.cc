@@ -1,28 +1,12 @@
 #include "lamb.h"
 
 #include <cmath>
-#include <sstream>
 #include <string>
-#include <type_traits>
+
+#include "optim_state_key.h"
 
 namespace radkit {
 namespace nn {
-namespace {
-
-// Optimizer::state_ is keyed by the parameter's TensorImpl: as its printed address (a string) in
-// LibTorch 1.x and as the pointer itself in newer releases. Build whichever key this build uses.
-template <typename Key>
-Key stateKey(const at::Tensor& p) {
-  if constexpr (std::is_same_v<Key, std::string>) {
-    std::ostringstream s;
-    s << p.unsafeGetTensorImpl();
-    return s.str();
-  } else {
-    return reinterpret_cast<Key>(p.unsafeGetTensorImpl());
-  }
-}
-
-}  // namespace
 
 at::Tensor Lamb::step(LossClosure closure) {
   at::NoGradGuard noGrad;
