@@ -365,16 +365,7 @@ function opChild(op: 'mq' | 'sinkhorn', rest: string[]) {
   const reps = Number(rest[rest.indexOf('--reps') + 1]);
   const inputs = opInputs(op);
   for (const t of inputs) t.requiresGrad = true;
-  const time = (fn: () => void) => {
-    fn();
-    const ts: number[] = [];
-    for (let i = 0; i < reps; i++) {
-      const t0 = performance.now();
-      fn();
-      ts.push(performance.now() - t0);
-    }
-    return median(ts);
-  };
+  const time = (fn: () => void) => medianMs(fn, reps);
   const base = statusKb('VmRSS');
   fs.writeFileSync('/proc/self/clear_refs', '5');
   const forwardMs = radkit.noGrad(() => time(() => opRun(op, inputs).dispose()));
@@ -387,6 +378,18 @@ function opChild(op: 'mq' | 'sinkhorn', rest: string[]) {
   console.log(JSON.stringify({ forwardMs, fwdBwdMs, peakExtraMb: (statusKb('VmHWM') - base) / 1024 }));
 }
 
+/** The median of `reps` timed calls of `fn` after one warm-up call, in ms. */
+function medianMs(fn: () => void, reps: number): number {
+  fn();
+  const ts: number[] = [];
+  for (let i = 0; i < reps; i++) {
+    const t0 = performance.now();
+    fn();
+    ts.push(performance.now() - t0);
+  }
+  return median(ts);
+}
+
 function statusKb(field: string): number {
   const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(fs.readFileSync('/proc/self/status', 'utf8'));
   return m ? Number(m[1]) : NaN;
@@ -397,16 +400,7 @@ function maxsimChild(rest: string[]) {
   const [Bi, Bt, N, K, D, reps] = ['--bi', '--bt', '--n', '--k', '--d', '--reps'].map(num);
   radkit.manualSeed(1);
   const image = Tensor.randn([Bi, N, D], { requiresGrad: true }), text = Tensor.randn([Bt, K, D], { requiresGrad: true });
-  const time = (fn: () => void) => {
-    fn();
-    const ts: number[] = [];
-    for (let i = 0; i < reps; i++) {
-      const t0 = performance.now();
-      fn();
-      ts.push(performance.now() - t0);
-    }
-    return median(ts);
-  };
+  const time = (fn: () => void) => medianMs(fn, reps);
   const base = statusKb('VmRSS');
   fs.writeFileSync('/proc/self/clear_refs', '5');
   const forwardMs = radkit.noGrad(() => time(() => {
