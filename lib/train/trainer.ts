@@ -45,7 +45,8 @@ export interface TrainOptions {
   /**
    * Evaluation after each epoch (false: none; the last epoch is then "best"). Report generators are
    * scored on generated reports (default metric bleu4), alignment models (AdaMatch) by retrieval
-   * (default metric meanRecall of R@1/5/10 both ways).
+   * (default metric meanRecall of R@1/5/10 both ways). checkpoints/best is the epoch with the highest
+   * score; a tie goes to the later epoch.
    */
   evaluate?: false | { split?: SplitName; metric?: string; every?: number; generate?: GenerateOptions; maxItems?: number; test?: boolean };
   /**
@@ -503,7 +504,9 @@ async function trainLocked(model: Model, dataset: R2GenDataset, o: TrainOptions,
       entry.metrics = ev.headline;
       const score = ev.headline[evalCfg.metric];
       if (score === undefined) throw new ArgumentError(`${FN}: evaluate.metric '${evalCfg.metric}' is not one of ${Object.keys(ev.headline).join(', ')}`, 'ERR_INVALID_ARG', FN);
-      if (!best || score > best.score) {
+      // A tie goes to the later epoch: a metric that sits on a plateau (e.g. CE micro-F1 while every
+      // report labels to the same set) then keeps the weights trained longest, not epoch 1's.
+      if (!best || score >= best.score) {
         best = { metric: evalCfg.metric, score, epoch: epoch + 1 };
         isBest = true;
       }
