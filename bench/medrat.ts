@@ -171,7 +171,7 @@ async function main() {
       const after = alignment(g);
       const template = headline(scoreReports(baseline((i) => table.get(g.predicted[i]) ?? common)));
       const row = {
-        seed, seconds: (performance.now() - t0) / 1000, best: r.best, valHistory: r.history.map((h) => ({ epoch: h.epoch, trainLoss: h.trainLoss, ceMicroF1: h.metrics?.ceMicroF1, bleu4: h.metrics?.bleu4 })),
+        seed, seconds: (performance.now() - t0) / 1000, loadavgAtEnd: os.loadavg(), best: r.best, valHistory: r.history.map((h) => ({ epoch: h.epoch, trainLoss: h.trainLoss, ceMicroF1: h.metrics?.ceMicroF1, bleu4: h.metrics?.bleu4 })),
         test, labelTemplate: template, alignment: { before, after }, samples: reports.slice(0, 3).map((x) => ({ id: x.id, hypothesis: x.hypothesis, reference: x.reference })),
       };
       ((out.runs as Record<string, unknown[]>)[variant] ??= []).push(row);

@@ -153,6 +153,27 @@ describe('radkit train --model medrat', () => {
     expect(html).toContain('shared memory: 4 distinct rows read by 2 patches (top 3 each); most read: 1 (x2), 5 (x2), 2 (x1), 7 (x1)');
   });
 
+  it('radkit evaluate records the memory rows each generated study read, and radkit report shows them per study', async () => {
+    const run = path.join(tmp, 'cli-paired');  // trained by the first CLI test (small preset: 64 px -> 4 patches, top 16 of 256 rows)
+    const evalDir = path.join(tmp, 'cli-paired-eval');
+    const log = console.log;
+    console.log = () => undefined;
+    try {
+      expect(await main(['evaluate', '--checkpoint', run, '--data', dataDir, '--split', 'test', '--max-items', '3', '--out', evalDir, '--max-length', '8'])).toBe(0);
+      expect(await main(['report', evalDir])).toBe(0);
+    } finally {
+      console.log = log;
+    }
+    const rec = JSON.parse(fs.readFileSync(path.join(evalDir, 'metrics.json'), 'utf8'));
+    expect(rec.reports).toHaveLength(3);
+    for (const r of rec.reports) {
+      expect(r.extras.memoryRows.shape).toEqual([4, 16]);
+      expect(r.extras.memoryRows.data.every((x: number) => Number.isInteger(x) && x >= 0 && x < 256)).toBe(true);
+    }
+    const html = fs.readFileSync(path.join(evalDir, 'report.html'), 'utf8');
+    expect(html.match(/shared memory: \d+ distinct rows read by 4 patches \(top 16 each\); most read: /g)).toHaveLength(3);
+  }, 120_000);
+
   it('an unpaired set whose reports have no labels, or an unknown observation, is an error naming the file; no run folder is left', async () => {
     const bad = path.join(tmp, 'bad-data');
     fs.cpSync(dataDir, bad, { recursive: true });
