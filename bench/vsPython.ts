@@ -6,13 +6,16 @@
  *
  * For each configuration radkit writes its weights and inputs (safetensors) and both sides first
  * check that they compute the same thing (XProNet: the training loss and gradient norm of one step
- * without dropout; maxSimilarity: the scores), then each timed run is its own process, radkit and
+ * without dropout; maxSimilarity: the scores, against both Python formulations), then each timed run is its own process, radkit and
  * Python alternating (ABAB...), with identical thread settings: OMP_NUM_THREADS and
  * OPENBLAS_NUM_THREADS = N and setNumThreads(N) / torch.set_num_threads(N); "1 pinned core" adds
  * `taskset -c 0`. Reported: medians over --reps runs, ratios of medians, peak RSS, and
  * /proc/loadavg before and after each section (the machine may be shared). Writes bench/out/vsPython.json.
  *
- * Options: --only xpronet,maxsim,mq,sinkhorn   --reps N (3)   --steps N (XProNet timed steps per run; 8 small / 3 paper)
+ * XProNet generation ('generate'): cached greedy and beam-3 decoding of 16 studies, EOS blocked so both
+ * sides decode exactly --length tokens; the check is that both choose the same tokens.
+ *
+ * Options: --only xpronet,generate,maxsim,mq,sinkhorn   --reps N (3)   --steps N (XProNet timed steps per run; 8 small / 3 paper; generate: timed calls per run, 3)
  *          --presets small,paper   --grid quick|full (maxSimilarity sizes)   --python PATH
  *          --baseline (XProNet: also radkit's step before the fused clipping/optimizer, RADKIT_STEP_BASELINE=1)
  * Each XProNet run reports its per-phase times (radkit: RADKIT_PROFILE_STEPS, native/binding/step_profile.h).
@@ -28,7 +31,7 @@ import { median, writeJson } from './opsHarness.js';
 import { loadNative, packageRoot } from '../lib/native.js';
 import type { NativeTesting } from '../typings/native.js';
 
-const SECTIONS = ['xpronet', 'maxsim', 'mq', 'sinkhorn'] as const;
+const SECTIONS = ['xpronet', 'generate', 'maxsim', 'mq', 'sinkhorn'] as const;
 type Section = (typeof SECTIONS)[number];
 
 interface Args {
@@ -46,7 +49,7 @@ const HELP = `radkit against Python PyTorch eager twins (bench/python/), side by
 usage: node dist/bench/vsPython.js [options]   (or: npm run bench -- --vs-python [options])
   --only LIST      sections among ${SECTIONS.join(',')} (default: all)
   --reps N         timed runs per side, alternating radkit and Python (default 3)
-  --steps N        XProNet timed steps per run (default 8 small, 3 paper)
+  --steps N        XProNet timed steps per run (default 8 small, 3 paper); generate: timed calls per run (default 3)
   --presets LIST   XProNet presets among small,paper (default both)
   --grid G         maxSimilarity sizes: quick (Bi=Bt=32, D=256) or full (Bi,Bt in 8,32,112 x D in 64,256,768; default)
   --baseline       XProNet: also radkit's step before the fused clipping/optimizer (RADKIT_STEP_BASELINE=1)
@@ -155,7 +158,14 @@ const phaseMedians = (rows: Record<string, number>[]) =>
 const rel = (a: number, b: number) => Math.abs(a - b) / Math.max(1e-12, Math.abs(b));
 
 // ---------------------------------------------------------------- XProNet
-async function xpronetSection(a: Args, python: string) {
+interface XpronetFiles {
+  preset: 'small' | 'paper';
+  dir: string;
+  parameters: number;
+}
+
+/** Per preset: a folder with config.json, the initial weights and three batches of 16 studies (128 px), for both sides. */
+async function xpronetFiles(presets: Args['presets']): Promise<XpronetFiles[]> {
   const root = path.join(os.tmpdir(), 'radkit-bench-vspython');
   const data = path.join(root, 'synth');
   if (!fs.existsSync(path.join(data, 'annotation.json'))) await radkit.data.synthesize({ out: data, train: 64, val: 8, test: 8, size: 128, seed: 11 });
@@ -167,8 +177,8 @@ async function xpronetSection(a: Args, python: string) {
     if (b.images && b.images.shape[0] === 16) batches.push(new TensorBatch(b));
     if (batches.length === 3) break;
   }
-  const rows: Record<string, unknown>[] = [];
-  for (const preset of a.presets) {
+  const out: XpronetFiles[] = [];
+  for (const preset of presets) {
     const dir = path.join(root, preset);
     fs.mkdirSync(dir, { recursive: true });
     const config = xpronetConfig({ tokenizer, preset });
@@ -180,6 +190,15 @@ async function xpronetSection(a: Args, python: string) {
     model.dispose();
     fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ ...config, lr: 1e-3 }));
     batches.forEach((b, i) => writeSafetensors(path.join(dir, `batch${i}.safetensors`), { images: b.images!, tokens: b.tokens!, labels: b.labels! }));
+    out.push({ preset, dir, parameters });
+  }
+  batches.forEach((b) => b.dispose());
+  return out;
+}
+
+async function xpronetSection(a: Args, python: string) {
+  const rows: Record<string, unknown>[] = [];
+  for (const { preset, dir, parameters } of await xpronetFiles(a.presets)) {
     // Same computation: one training step's loss and gradient norm without dropout, same weights and batch.
     const mine = radkitChild(['xpronet-check', dir], SETTINGS[1]);
     const theirs = runChild(python, ['xpronet.py', 'check', dir, '--threads', '2'], SETTINGS[1]);
@@ -214,7 +233,39 @@ async function xpronetSection(a: Args, python: string) {
       console.log(`xpronet ${preset.padEnd(5)} ${s.name.padEnd(13)} radkit ${row.radkitStudiesPerSecond.toFixed(2)} studies/s, python ${row.pythonStudiesPerSecond.toFixed(2)} -> x${row.ratio.toFixed(2)}; peak RSS ${row.radkitPeakRssMb.toFixed(0)} / ${row.pythonPeakRssMb.toFixed(0)} MB; load ${load0.join(' ')}`);
     }
   }
-  batches.forEach((b) => b.dispose());
+  return rows;
+}
+
+const GENERATE_LENGTH = 60;
+
+async function generateSection(a: Args, python: string) {
+  const rows: Record<string, unknown>[] = [];
+  const reps = String(a.steps ?? 3);
+  for (const { preset, dir, parameters } of await xpronetFiles(a.presets)) {
+    for (const beams of [1, 3]) {
+      const size = ['--beams', String(beams), '--length', String(GENERATE_LENGTH), '--reps', reps];
+      for (const s of SETTINGS) {
+        const load0 = loadavg();
+        const [r, p] = alternate(
+          a.reps,
+          () => radkitChild(['xpronet-generate', dir, ...size], s),
+          () => runChild(python, ['xpronet.py', 'generate', dir, ...size, '--threads', String(s.threads)], s),
+        );
+        // Same computation: both sides chose the same tokens (every run; greedy and beam alike).
+        const same = r.every((x) => JSON.stringify(x.tokens) === JSON.stringify(p[0].tokens)) && p.every((x) => JSON.stringify(x.tokens) === JSON.stringify(p[0].tokens));
+        if (!same) throw new Error(`xpronet ${preset} generation (beams ${beams}): radkit and the Python twin chose different tokens`);
+        const studies = (r[0].tokens as unknown as number[][]).length;
+        const row = {
+          preset, parameters, beams, studies, tokens: GENERATE_LENGTH, setting: s.name, reps: a.reps, callsPerRun: Number(reps),
+          radkitMs: med(r, 'ms'), pythonMs: med(p, 'ms'), ratio: med(p, 'ms') / med(r, 'ms'),
+          radkitTokensPerSecond: (studies * GENERATE_LENGTH * 1000) / med(r, 'ms'), pythonTokensPerSecond: (studies * GENERATE_LENGTH * 1000) / med(p, 'ms'),
+          radkitPeakRssMb: med(r, 'peakRssMb'), pythonPeakRssMb: med(p, 'peakRssMb'), sameTokens: same, loadavg: [load0, loadavg()],
+        };
+        rows.push(row);
+        console.log(`xpronet ${preset.padEnd(5)} generate beams ${beams} ${s.name.padEnd(13)} ${row.radkitMs.toFixed(0)} vs ${row.pythonMs.toFixed(0)} ms per ${studies} studies x ${GENERATE_LENGTH} tokens (x${row.ratio.toFixed(2)}); same tokens; peak RSS ${row.radkitPeakRssMb.toFixed(0)} / ${row.pythonPeakRssMb.toFixed(0)} MB; load ${load0.join(' ')}`);
+      }
+    }
+  }
   return rows;
 }
 
@@ -232,7 +283,20 @@ async function xpronetChild(mode: string, dir: string, rest: string[]) {
     batches.push(new TensorBatch({}, { extras: {} }));
     Object.assign(batches[i], { images: b.images, tokens: b.tokens, labels: b.labels });
   }
-  if (mode === 'check') {
+  if (mode === 'generate') {
+    const num = (k: string) => Number(rest[rest.indexOf(k) + 1]);
+    const [beams, length, reps] = ['--beams', '--length', '--reps'].map(num);
+    const options = { method: beams > 1 ? 'beam' : 'greedy', beams, maxLength: length, minLength: length, noRepeatNgram: 0, systemOptions: { labelSource: 'oracle' } } as const;
+    const tokens = (await model.generate(batches[0], options)).tokens;  // warm-up, and the tokens to compare
+    const times: number[] = [];
+    for (let i = 0; i < reps; i++) {
+      const t0 = performance.now();
+      await model.generate(batches[0], options);
+      times.push(performance.now() - t0);
+    }
+    const peak = /VmHWM:\s+(\d+) kB/.exec(fs.readFileSync('/proc/self/status', 'utf8'));
+    console.log(JSON.stringify({ side: 'radkit', ms: median(times), tokens, peakRssMb: peak ? Number(peak[1]) / 1024 : NaN, threads: radkit.getNumThreads() }));
+  } else if (mode === 'check') {
     model.setupOptimizer({ lr: 1e-30 });
     const r = await model.trainStep(batches[0], { clipNorm: 0 });
     console.log(JSON.stringify({ loss: r.loss, gradNorm: r.gradNorm }));
@@ -283,10 +347,12 @@ async function maxsimSection(a: Args, python: string) {
     const load0 = loadavg();
     const size = ['--bi', String(B), '--bt', String(B), '--n', String(N), '--k', String(K), '--d', String(D)];
     const reps = B >= 112 ? '2' : '5';
-    const [r, p] = alternate(
+    // Two Python formulations: the plain einsum + max, and one 2-D GEMM + amax (the faster way to write it).
+    const [r, p, q] = alternate(
       a.reps,
       () => radkitChild(['maxsim-time', ...size, '--reps', reps], s),
-      () => runChild(python, ['ops.py', 'maxsim-time', ...size, '--reps', reps, '--threads', '1'], s),
+      () => runChild(python, ['ops.py', 'maxsim-time', ...size, '--reps', reps, '--threads', '1', '--form', 'einsum'], s),
+      () => runChild(python, ['ops.py', 'maxsim-time', ...size, '--reps', reps, '--threads', '1', '--form', 'matmul'], s),
     );
     const row = {
       Bi: B, Bt: B, N, K, D, setting: s.name,
@@ -295,10 +361,13 @@ async function maxsimSection(a: Args, python: string) {
       radkitFwdBwdMs: med(r, 'fwdBwdMs'), pythonFwdBwdMs: med(p, 'fwdBwdMs'),
       fwdBwdRatio: med(p, 'fwdBwdMs') / med(r, 'fwdBwdMs'),
       radkitPeakExtraMb: med(r, 'peakExtraMb'), pythonPeakExtraMb: med(p, 'peakExtraMb'),
+      pythonMatmulForwardMs: med(q, 'forwardMs'), forwardRatioMatmul: med(q, 'forwardMs') / med(r, 'forwardMs'),
+      pythonMatmulFwdBwdMs: med(q, 'fwdBwdMs'), fwdBwdRatioMatmul: med(q, 'fwdBwdMs') / med(r, 'fwdBwdMs'),
+      pythonMatmulPeakExtraMb: med(q, 'peakExtraMb'),
       loadavg: [load0, loadavg()],
     };
     rows.push(row);
-    console.log(`maxSimilarity Bi=Bt=${String(B).padStart(3)} D=${String(D).padStart(3)}: forward ${row.radkitForwardMs.toFixed(1)} vs ${row.pythonForwardMs.toFixed(1)} ms (x${row.forwardRatio.toFixed(2)}), fwd+bwd ${row.radkitFwdBwdMs.toFixed(1)} vs ${row.pythonFwdBwdMs.toFixed(1)} ms (x${row.fwdBwdRatio.toFixed(2)}); peak extra ${row.radkitPeakExtraMb.toFixed(0)} / ${row.pythonPeakExtraMb.toFixed(0)} MB`);
+    console.log(`maxSimilarity Bi=Bt=${String(B).padStart(3)} D=${String(D).padStart(3)}: forward ${row.radkitForwardMs.toFixed(1)} vs einsum ${row.pythonForwardMs.toFixed(1)} (x${row.forwardRatio.toFixed(2)}) / matmul ${row.pythonMatmulForwardMs.toFixed(1)} ms (x${row.forwardRatioMatmul.toFixed(2)}), fwd+bwd ${row.radkitFwdBwdMs.toFixed(1)} vs ${row.pythonFwdBwdMs.toFixed(1)} (x${row.fwdBwdRatio.toFixed(2)}) / ${row.pythonMatmulFwdBwdMs.toFixed(1)} ms (x${row.fwdBwdRatioMatmul.toFixed(2)}); peak extra ${row.radkitPeakExtraMb.toFixed(0)} / ${row.pythonPeakExtraMb.toFixed(0)} / ${row.pythonMatmulPeakExtraMb.toFixed(0)} MB`);
   }
   return rows;
 }
@@ -426,7 +495,7 @@ async function main() {
     const [kind, ...rest] = a.child;
     const ti = rest.indexOf('--threads');
     if (ti >= 0) radkit.setNumThreads(Number(rest[ti + 1]));
-    if (kind === 'xpronet-check' || kind === 'xpronet-time') return xpronetChild(kind.slice(8), rest[0], rest);
+    if (kind === 'xpronet-check' || kind === 'xpronet-time' || kind === 'xpronet-generate') return xpronetChild(kind.slice(8), rest[0], rest);
     if (kind === 'maxsim-time') return maxsimChild(rest);
     if (kind === 'mq-time' || kind === 'sinkhorn-time') return opChild(kind === 'mq-time' ? 'mq' : 'sinkhorn', rest);
     usage(`unknown child '${kind}'`);
@@ -440,6 +509,7 @@ async function main() {
   console.log(`radkit ${radkit.info().torchVersion} (LibTorch) vs Python torch ${torchVersion} (${python}); load ${loadavg().join(' ')}`);
   const out: Record<string, unknown> = { date: new Date().toISOString(), python, pythonTorch: torchVersion, radkitTorch: radkit.info().torchVersion, cpus: os.cpus().length };
   if (a.only.includes('xpronet')) out.xpronet = await xpronetSection(a, python);
+  if (a.only.includes('generate')) out.xpronetGenerate = await generateSection(a, python);
   if (a.only.includes('maxsim')) out.maxSimilarity = await maxsimSection(a, python);
   if (a.only.includes('mq')) out.memoryQuery = await opSection('mq', a, python);
   if (a.only.includes('sinkhorn')) out.sinkhorn = await opSection('sinkhorn', a, python);

@@ -6,6 +6,9 @@ ops.memoryQuery replaces.
 Run by bench/vsPython.ts:
   python3 xpronet.py check  DIR   loss and gradient norm of one training step without dropout (JSON)
   python3 xpronet.py time   DIR --threads N --steps S   studies/s of training steps, peak RSS (JSON)
+  python3 xpronet.py generate DIR --threads N --beams K --length L --reps R
+        cached decoding of batch0 (oracle labels select the prototypes, EOS blocked so every study
+        gets L tokens): the tokens and the median ms per call (JSON)
 DIR holds config.json, weights.safetensors and batch0.safetensors, batch1..., written by radkit."""
 import argparse
 import json
@@ -17,7 +20,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from common import emit, peak_rss_mb, read_safetensors, set_threads
+from common import emit, median, peak_rss_mb, read_safetensors, set_threads
 
 CLASSES = 14
 
@@ -273,6 +276,65 @@ class XProNet(nn.Module):
         return total
 
 
+@torch.no_grad()
+def generate(m, images, labels, beams, length):
+    """radkit's XProNet generate() with labelSource 'oracle', written as a careful eager loop: the
+    encoder once, cross-attention keys/values once per layer, a self-attention key/value cache that
+    grows one position per step (torch.cat), beams as rows b * beams + k reordered by index_select.
+    EOS (id 0) is blocked at every step (radkit's minLength = maxLength), so no hypothesis finishes
+    early and beam search is plain top-k over cumulative log-probabilities."""
+    c = m.c
+    v, _ = m.visual_tokens(images)
+    y = labels.eq(1).to(v.dtype)
+    mask = y.gt(0.5).repeat_interleave(c["prototypesPerClass"], 1)
+    source = m.fuseImage(torch.cat([v, m.respond(v, mask)], -1))
+    tr, dec = m.transformer, m.transformer.decoder
+    x = source
+    for i in range(tr.n):
+        x = getattr(tr, f"encoderLayer{i}")(x, None)
+    memory = tr.encoderNorm(x)
+    B, rows = memory.size(0), memory.size(0) * beams
+    memory = memory.repeat_interleave(beams, 0)
+    m.word_mask = mask.repeat_interleave(beams, 0)
+    layers = [getattr(dec, f"layer{i}") for i in range(dec.n)]
+    cross = [(l.crossAttn.split(l.crossAttn.wk(memory)), l.crossAttn.split(l.crossAttn.wv(memory))) for l in layers]
+    cache = [None] * len(layers)
+    tok = torch.zeros(rows, dtype=torch.long)  # BOS = 0
+    score = torch.zeros(B, beams, dtype=torch.float64)
+    score[:, 1:] = float("-inf")  # the beams of a source start as one hypothesis
+    out = torch.zeros(rows, 0, dtype=torch.long)
+    scale = math.sqrt(dec.embed.d)
+    for t in range(length):
+        h = dec.embed.tokens(tok).unsqueeze(1) * scale + dec.embed.positionTable[t].view(1, 1, -1)
+        h = dec.hook(h)
+        for i, l in enumerate(layers):
+            a = l.norm1(h)
+            k, vv = l.selfAttn.split(l.selfAttn.wk(a)), l.selfAttn.split(l.selfAttn.wv(a))
+            if cache[i] is not None:
+                k, vv = torch.cat([cache[i][0], k], 2), torch.cat([cache[i][1], vv], 2)
+            cache[i] = (k, vv)
+            h = h + l.selfAttn(a, None, None, k, vv)
+            h = h + l.crossAttn(l.norm2(h), None, None, *cross[i])
+            h = h + l.ff(l.norm3(h))
+        logp = torch.log_softmax(dec.out(dec.finalNorm(h[:, 0])).double(), -1)  # scores in float64, as radkit's search
+        logp[:, 0] = float("-inf")  # EOS blocked
+        V = logp.size(1)
+        if beams == 1:
+            tok = logp.argmax(-1)
+            score += logp.gather(1, tok.unsqueeze(1)).view(B, 1)
+            out = torch.cat([out, tok.unsqueeze(1)], 1)
+            continue
+        total = (score.view(rows, 1) + logp).view(B, beams * V)
+        score, flat = total.topk(beams, -1)
+        parent = (flat // V + torch.arange(B).unsqueeze(1) * beams).view(-1)
+        tok = (flat % V).view(-1)
+        cache = [(k.index_select(0, parent), vv.index_select(0, parent)) for k, vv in cache]
+        out = torch.cat([out.index_select(0, parent), tok.unsqueeze(1)], 1)
+    m.word_mask = None
+    best = score.argmax(-1) + torch.arange(B) * beams
+    return out.index_select(0, best)
+
+
 def build(folder, dropout=None):
     with open(os.path.join(folder, "config.json")) as f:
         c = json.load(f)
@@ -326,10 +388,13 @@ def step(m, opt, b, clip):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("mode", choices=["check", "time", "profile"])
+    ap.add_argument("mode", choices=["check", "time", "profile", "generate"])
     ap.add_argument("dir")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--steps", type=int, default=3)
+    ap.add_argument("--beams", type=int, default=1)
+    ap.add_argument("--length", type=int, default=60)
+    ap.add_argument("--reps", type=int, default=3)
     a = ap.parse_args()
     set_threads(a.threads)
     torch.manual_seed(0)
@@ -341,6 +406,18 @@ def main():
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(m.parameters(), float("inf"))
         emit({"loss": loss.item(), "gradNorm": float(grad_norm), "parameters": sum(p.numel() for p in m.parameters())})
+        return
+    if a.mode == "generate":
+        m, c = build(a.dir)
+        m.eval()
+        images, _, labels = batches(a.dir)[0]
+        tokens = generate(m, images, labels, a.beams, a.length)  # warm-up, and the tokens to compare
+        times = []
+        for _ in range(a.reps):
+            t0 = time.perf_counter()
+            generate(m, images, labels, a.beams, a.length)
+            times.append(1000 * (time.perf_counter() - t0))
+        emit({"side": "python", "ms": median(times), "tokens": tokens.tolist(), "peakRssMb": peak_rss_mb(), "threads": torch.get_num_threads()})
         return
     m, c = build(a.dir)
     m.train()
