@@ -1,11 +1,13 @@
 // OTDRG (seed 002) on SynthCXR at a CPU-sized budget: the staged chain ircp -> diseasenet -> otdrg,
 // the predictor against the majority state, otdrg's test scores with predicted and oracle states
 // against the most-common-report and label-template baselines, the ablations the paper claims
-// (Table 3: no labels / labels without OT / full, IRCP on vs off, label prefix on/off; Table 4 and
-// Fig. 4: epsilon and iterations; the raw cost scale) and the plan localisation check (Fig. 5).
+// (Table 3: none / DLE / DLE + IRCP / full over seeds; Table 4 and Fig. 4: epsilon and iterations;
+// the label features at the LM embeddings' raw scale) and the plan statistics and localisation
+// check (Fig. 5).
 // Every score is written to bench/out/otdrg.json as it finishes, with every open choice.
-// Run (from the repository root): node dist/bench/otdrg.js [--train 600] [--size 128] [--seeds 1] [--ot-epochs 6]
-//        [--experiments table3,table4,iters,raw] [--first-seed 0] [--variants full,noOT,...] [--tag NAME]
+// Run (from the repository root): node dist/bench/otdrg.js [--train 3000] [--val 100] [--test 300] [--size 128]
+//        [--seeds 3] [--ircp-epochs 1] [--dn-epochs 4] [--lm-steps 400] [--ot-steps 120] [--lm bench|small] [--threads 1]
+//        [--experiments table3,table4,scale] [--first-seed 0] [--variants full,DLE,...] [--tag NAME]
 //        (--variants keeps the variants whose name starts with one of the words; --tag writes otdrg-NAME.json)
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -47,60 +49,76 @@ function templateReport(states: number[]): string {
 }
 
 async function main() {
-  const trainN = arg('train', 600), size = arg('size', 128), seeds = arg('seeds', 1), otEpochs = arg('ot-epochs', 6), dnEpochs = arg('dn-epochs', 10), ircpEpochs = arg('ircp-epochs', 4);
-  const experiments = new Set(str('experiments', 'table3,table4,iters,raw').split(','));
-  const firstSeed = arg('first-seed', 0), only = str('variants', ''), tag = str('tag', '');
-  radkit.setNumThreads(arg('threads', 2));
-  const dir = path.join(os.tmpdir(), `radkit-bench-otdrg-${trainN}-${size}`);
-  if (!fs.existsSync(path.join(dir, 'annotation.json'))) await radkit.data.synthesize({ out: dir, train: trainN, val: 50, test: 100, size, seed: 41, views: 1 });
+  const trainN = arg('train', 3000), valN = arg('val', 100), testN = arg('test', 300), size = arg('size', 128), seeds = arg('seeds', 3);
+  const ircpEpochs = arg('ircp-epochs', 1), dnEpochs = arg('dn-epochs', 4), lmSteps = arg('lm-steps', 400), otSteps = arg('ot-steps', 120);
+  const experiments = new Set(str('experiments', 'table3,table4,scale').split(','));
+  const firstSeed = arg('first-seed', 0), only = str('variants', ''), tag = str('tag', ''), lmPreset = str('lm', 'bench');
+  radkit.setNumThreads(arg('threads', 1));
+  const dir = path.join(os.tmpdir(), `radkit-bench-otdrg-${trainN}-${valN}-${testN}-${size}`);
+  if (!fs.existsSync(path.join(dir, 'annotation.json'))) await radkit.data.synthesize({ out: dir, train: trainN, val: valN, test: testN, size, seed: 41, views: 1 });
   const ds = radkit.data.readR2Gen(path.join(dir, 'annotation.json'), { labels: path.join(dir, 'labels.json') });
   const boxes = JSON.parse(fs.readFileSync(path.join(dir, 'boxes.json'), 'utf8')) as Record<string, { observation: string; certain: boolean; box: [number, number, number, number] }[]>;
   const tokenizer = otdrgTokenizer(ds, { threshold: 3 }) as Tokenizer;
-  // The bench LM (the small preset's 256 x 6 LM, about 5M parameters, does not fit this budget).
-  const LM = { lmHidden: 128, lmLayers: 2, lmHeads: 4, lmKvHeads: 4, lmIntermediate: 344 };
+  // The bench LM by default: the small preset's 256 x 6 LM (about 5M parameters) costs 4.3 s per
+  // LoRA step and 7.8 s per pre-training step at batch 16 on one idle core (against 0.9 s for this one).
+  const LM = lmPreset === 'small' ? {} : { lmHidden: 128, lmLayers: 2, lmHeads: 4, lmKvHeads: 4, lmIntermediate: 344 };
   const out = path.resolve('bench', 'out'); // run from the repository root
   fs.mkdirSync(out, { recursive: true });
   const runs = path.join(os.tmpdir(), 'radkit-bench-otdrg-runs');
   const pre = { imageSize: size, views: 1 };
+  const batchSize = 16, stepsPerEpoch = Math.ceil(trainN / batchSize);
   const results: Record<string, unknown> = {
     conditions: {
-      machine: `${os.cpus().length} CPUs (${os.cpus()[0]?.model}), shared and loaded by other jobs`,
+      machine: `${os.cpus().length} CPUs (${os.cpus()[0]?.model}), shared with other engineers' jobs (load average at start ${os.loadavg()[0].toFixed(1)})`,
       threads: radkit.getNumThreads(),
-      data: { generator: 'SynthCXR', train: trainN, val: 50, test: 100, size, views: 1, synthSeed: 41 },
-      epochs: { ircp: ircpEpochs, diseasenet: dnEpochs, otdrg: otEpochs },
-      seeds,
+      data: { generator: 'SynthCXR', train: trainN, val: valN, test: testN, size, views: 1, synthSeed: 41 },
+      budget: { ircpEpochs, diseasenetEpochs: dnEpochs, lmPretrainSteps: lmSteps, otdrgSteps: otSteps, batchSize },
+      seeds: { otdrg: Array.from({ length: seeds }, (_, i) => firstSeed + i), stages: 'ircp, diseasenet and the LM pre-training run once (seed 0) and are shared by every otdrg seed: spreads cover the otdrg stage only' },
     },
     choices: {
       labels: 'DLE = SynthCXR labels.json (the generator\'s own 4-state labels), not an LLM labeler',
       encoder: 'ResNet 16-24-32-64-96, one BasicBlock per stage (the paper: Swin-B); patches of the last stage (4 x 4 at 128 px)',
       ircp: 'eq. 2 on the mean-pooled patch feature, cosine, sigma 0.1, tau 0.5, keys a_j + noise_j of the batch as negatives; AdamW 1e-3, cosine schedule',
       diseasenet: 'mean patch feature -> Linear -> 14 x 4 logits; focal loss per 4-way group, gamma 2, mean over the B x 14 groups',
-      labelFeatures: 'Y = mean of the LM input embeddings of the tokens of "observation: state" (14 per study); W_l: D -> D',
-      cost: 'Euclidean (eq. 6), divided by its detached per-study mean (costScale mean; raw as an ablation)',
+      labelFeatures: 'Y = mean of the LM input embeddings of the tokens of "observation: state" (14 per study), divided by the RMS of the 56-row table (labelFeatureScale rms; raw as an ablation); W_l: D -> D',
+      cost: 'Euclidean (eq. 6), divided by its detached per-study mean (costScale mean)',
       sinkhorn: 'log-domain ops.sinkhorn, uniform marginals, epsilon 0.1, t 50, no tolerance stop; L_OT = <T*, C> (no -h(T*) term)',
       lmInput: '[f_p(X) (16 patches); f_p(Y) (14); label text (mentioned observations only, "observation: state" words); prompt; BOS; report; EOS]',
       prompt: OTDRG_PROMPT,
       stateWords: OTDRG_STATE_WORDS,
       lossRG: 'mean token cross-entropy over the report words and EOS (eq. 11 is a sum; a mean keeps lambda comparable across lengths)',
       lambda: 1,
-      lm: { ...LM, layout: 'LLaMA (RMSNorm, RoPE, SwiGLU, no biases)', tokenizer: 'radkit word tokenizer from the training reports + the prompt and label words', pretraining: 'inside the otdrg run: the first half of its steps train the whole LM on [BOS; report; EOS] of the training reports; then the base is frozen' },
+      lm: {
+        ...(lmPreset === 'small' ? { preset: 'small (256 x 6)' } : LM),
+        layout: 'LLaMA (RMSNorm, RoPE, SwiGLU, no biases)',
+        tokenizer: 'radkit word tokenizer from the training reports + the prompt and label words',
+        pretraining: `a separate run before the otdrg runs (${lmSteps} steps, lmPretrainFraction 0.99, seed 0; its base weights lm.* are copied into every otdrg run, whose base stays frozen). Variants with labels use an LM pre-trained with lmPretrainInput 'labelled' ([label text of the ground-truth states; prompt; BOS; report; EOS], loss on the report), the 'none' variant one pre-trained on the reports alone: a from-scratch LM has never seen the label words otherwise, and ${otSteps} LoRA steps do not teach it to read them (the first bench: oracle states moved CE-F1 by 0.007-0.022)`,
+      },
       lora: 'rank 8, alpha 16, q_proj + v_proj, dropout 0',
       encoderInOtdrg: 'frozen (eval mode), so the predictor sees the features it was trained on',
       optimizer: 'AdamW 1e-3 (LM pre-training and LoRA alike), weight decay 0.01, cosine with 5% warm-up, clip 1, batch 16',
       decoding: 'greedy, at most 80 tokens',
       evalStates: 'predicted = diseasenet argmax per observation; oracle = labels.json of the test study',
+      table3: 'none = no labels anywhere (LM pre-trained on reports alone, no label prefix or text, lambda 0), encoder of the IRCP diseasenet; DLE = label prefix + text, lambda 0, diseasenet from scratch (no IRCP); DLE + IRCP = the same from the IRCP diseasenet; full = DLE + IRCP + OT (lambda 1)',
     },
   };
   const file = path.join(out, `otdrg${tag ? `-${tag}` : ''}.json`);
   const save = () => fs.writeFileSync(file, JSON.stringify(results, null, 2));
-  const log = (s: string) => console.log(`[${new Date().toISOString().slice(11, 19)}] ${s}`);
-  const train = async (m: Model, name: string, epochs: number, extra: Record<string, unknown> = {}) => {
+  const log = (s: string) => console.log(`[${new Date().toISOString().slice(11, 19)}] ${s} (load ${os.loadavg()[0].toFixed(1)})`);
+  const loads: number[] = [];
+  /** Trains for `budget.epochs` whole epochs, or for about `budget.steps` steps of batch 16. */
+  const train = async (m: Model, name: string, budget: { epochs: number } | { steps: number }, extra: Record<string, unknown> = {}) => {
     const runDir = path.join(runs, name);
     fs.rmSync(runDir, { recursive: true, force: true });
+    const epochs = 'epochs' in budget ? budget.epochs : Math.max(1, Math.ceil(budget.steps / stepsPerEpoch));
+    const limit = 'steps' in budget ? { maxStepsPerEpoch: Math.ceil(budget.steps / epochs), batchSize } : {};
     const t0 = performance.now();
-    await radkit.train(m, ds, { tokenizer, outDir: runDir, epochs, imageSize: size, views: 1, progress: 'none', evaluate: false, workers: 0, ...extra });
+    await radkit.train(m, ds, { tokenizer, outDir: runDir, epochs, ...limit, imageSize: size, views: 1, progress: 'none', evaluate: false, workers: 0, ...extra });
+    loads.push(os.loadavg()[0]);
     return { runDir, seconds: (performance.now() - t0) / 1000 };
   };
+  const stepLog = (runDir: string) => fs.readFileSync(path.join(runDir, 'train-log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((e) => e.type === 'step') as { parts: Record<string, number> }[];
+  const meanOf = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
 
   // Baselines
   const common = mostCommonReport(ds, tokenizer);
@@ -111,81 +129,141 @@ async function main() {
   log(`most common: BLEU-4 ${(results.mostCommon as Record<string, number>).bleu4.toFixed(3)} CE ${(results.mostCommon as Record<string, number>).ceMicroF1.toFixed(3)}; template (oracle): BLEU-4 ${(results.templateOracle as Record<string, number>).bleu4.toFixed(3)} CE ${(results.templateOracle as Record<string, number>).ceMicroF1.toFixed(3)}`);
   save();
 
-  const seedList = Array.from({ length: seeds }, (_, i) => firstSeed + i);
-  const table: Record<string, unknown[]> = {};
-  results.otdrg = table;
+  // Stages 1 and 2 (diseasenet with and without IRCP), seed 0, shared by every otdrg seed.
   const stages: Record<string, unknown> = {};
   results.stages = stages;
-  for (const seed of seedList) {
-    // Stage 1 and 2 (with and without IRCP)
-    const m1 = ircp({ preset: 'small', seed });
-    const r1 = await train(m1, `ircp-s${seed}`, ircpEpochs, { seed });
-    const e1 = await ircpEvaluation(m1, tokenizer, ds, { split: 'val', preprocessing: pre });
-    m1.dispose();
-    log(`ircp s${seed}: ${r1.seconds.toFixed(0)} s, val loss ${e1.headline.valLoss.toFixed(3)}, spread ${e1.headline.featureSpread.toFixed(3)}`);
-    const dnRuns: Record<string, string> = {};
-    for (const withIrcp of [true, false]) {
-      const m2 = diseasenet({ preset: 'small', seed });
-      const r2 = await train(m2, `dn-${withIrcp ? 'ircp' : 'scratch'}-s${seed}`, dnEpochs, { seed, ...(withIrcp ? { init: `${r1.runDir}:encoder.` } : {}) });
-      const e2 = await diseasenetEvaluation(m2, tokenizer, ds, { split: 'test', preprocessing: pre });
-      m2.dispose();
-      dnRuns[withIrcp ? 'ircp' : 'scratch'] = r2.runDir;
-      stages[`diseasenet-${withIrcp ? 'ircp' : 'scratch'}-s${seed}`] = { seconds: r2.seconds, ...e2.headline, perObservation: (e2.record as { perObservation: unknown }).perObservation };
-      log(`diseasenet ${withIrcp ? 'from ircp' : 'from scratch'} s${seed}: ${r2.seconds.toFixed(0)} s, test accuracy ${e2.headline.accuracy.toFixed(3)} vs majority ${e2.headline.majorityAccuracy.toFixed(3)}, macro-F1 ${e2.headline.macroF1.toFixed(3)} vs ${e2.headline.majorityMacroF1.toFixed(3)}`);
-      if (withIrcp && seed === 0) {
-        const m = diseasenet({ preset: 'small', seed });
-        const ck = await radkit.loadCheckpoint(r2.runDir);
-        const pred = await predictSplitStates(ck.model, tokenizer, ds, { split: 'test', preprocessing: pre });
-        ck.model.dispose();
-        m.dispose();
-        const predStates = ds.splits.test.map((_, i) => pred.predicted.slice(i * 14, i * 14 + 14));
-        results.templatePredicted = headline(scoreReports(refs.map((r, i) => ({ ...r, hypothesis: tokenizer.clean(templateReport(predStates[i])) }))));
-      }
-    }
+  const m1 = ircp({ preset: 'small', seed: 0 });
+  const r1 = await train(m1, 'ircp', { epochs: ircpEpochs }, { seed: 0 });
+  const e1 = await ircpEvaluation(m1, tokenizer, ds, { split: 'val', preprocessing: pre });
+  m1.dispose();
+  stages.ircp = { seconds: r1.seconds, ...e1.headline };
+  log(`ircp: ${r1.seconds.toFixed(0)} s, val loss ${e1.headline.valLoss.toFixed(3)}, spread ${e1.headline.featureSpread.toFixed(3)}`);
+  const dnRuns: Record<string, string> = {};
+  for (const withIrcp of [true, false]) {
+    const m2 = diseasenet({ preset: 'small', seed: 0 });
+    const r2 = await train(m2, `dn-${withIrcp ? 'ircp' : 'scratch'}`, { epochs: dnEpochs }, { seed: 0, ...(withIrcp ? { init: `${r1.runDir}:encoder.` } : {}) });
+    const e2 = await diseasenetEvaluation(m2, tokenizer, ds, { split: 'test', preprocessing: pre });
+    m2.dispose();
+    dnRuns[withIrcp ? 'ircp' : 'scratch'] = r2.runDir;
+    stages[`diseasenet-${withIrcp ? 'ircp' : 'scratch'}`] = { seconds: r2.seconds, ...e2.headline, perObservation: (e2.record as { perObservation: unknown }).perObservation };
+    log(`diseasenet ${withIrcp ? 'from ircp' : 'from scratch'}: ${r2.seconds.toFixed(0)} s, test accuracy ${e2.headline.accuracy.toFixed(3)} vs majority ${e2.headline.majorityAccuracy.toFixed(3)}, macro-F1 ${e2.headline.macroF1.toFixed(3)} vs ${e2.headline.majorityMacroF1.toFixed(3)}`);
+    const ck = await radkit.loadCheckpoint(r2.runDir);
+    const pred = await predictSplitStates(ck.model, tokenizer, ds, { split: 'test', preprocessing: pre });
+    ck.model.dispose();
+    const predStates = ds.splits.test.map((_, i) => pred.predicted.slice(i * 14, i * 14 + 14));
+    results[withIrcp ? 'templatePredicted' : 'templatePredictedNoIrcp'] = headline(scoreReports(refs.map((r, i) => ({ ...r, hypothesis: tokenizer.clean(templateReport(predStates[i])) }))));
     save();
-
-    const variants: [string, Record<string, unknown>, string, boolean][] = [];
-    if (experiments.has('table3')) {
-      variants.push(['full', {}, 'ircp', true]);
-      variants.push(['noOT (lambda 0)', { lambda: 0 }, 'ircp', true]);
-      variants.push(['noLabelPrefix', { labelPrefix: 0 }, 'ircp', true]);
-      variants.push(['none (no labels, no OT)', { labelPrefix: 0, labelText: 0, lambda: 0 }, 'ircp', true]);
-      variants.push(['full, no IRCP', {}, 'scratch', true]);
-    }
-    if (experiments.has('table4')) for (const epsilon of [0.01, 0.05, 0.12]) variants.push([`epsilon ${epsilon}`, { epsilon }, 'ircp', false]);
-    if (experiments.has('iters')) variants.push(['t 5', { iterations: 5 }, 'ircp', false]);
-    if (experiments.has('raw')) variants.push(['raw cost', { costScale: 'raw' }, 'ircp', false]);
-    for (const [name, over, encoder, withOracle] of variants) {
-      if (only && !only.split(',').includes(name.split(' ')[0])) continue;
-      const m = otdrg({ tokenizer, preset: 'small', seed, ...LM, ...over });
-      const r = await train(m, `otdrg-${name.replace(/[^a-z0-9]+/gi, '-')}-s${seed}`, otEpochs, { seed, init: dnRuns[encoder] });
-      const scores: Record<string, unknown> = { seconds: r.seconds };
-      for (const source of withOracle ? ['predicted', 'oracle'] : ['predicted']) {
-        const reports = await generateSplit(m, tokenizer, ds, { split: 'test', preprocessing: pre, generate: { ...m.generateDefaults, systemOptions: { labelSource: source } } });
-        scores[source] = headline(scoreReports(reports));
-        if (name === 'full' && seed === 0 && source === 'predicted') scores.examples = reports.slice(0, 3).map((x) => ({ id: x.id, hypothesis: x.hypothesis, reference: x.reference }));
-      }
-      if (name === 'full' || name === 'noOT (lambda 0)') scores.localisation = await localisation(m, seed);
-      m.dispose();
-      (table[name] ??= []).push({ seed, ...scores });
-      const p = scores.predicted as Record<string, number>, o = scores.oracle as Record<string, number> | undefined;
-      log(`otdrg ${name} s${seed}: ${r.seconds.toFixed(0)} s, predicted BLEU-4 ${p.bleu4.toFixed(3)} CE ${p.ceMicroF1.toFixed(3)}${o ? `; oracle BLEU-4 ${o.bleu4.toFixed(3)} CE ${o.ceMicroF1.toFixed(3)}` : ''}${scores.localisation ? `; localisation ${JSON.stringify(scores.localisation)}` : ''}`);
-      save();
-    }
   }
 
-  /** For each positive finding with a box: is the patch with most plan mass for its observation inside the box (patch centre), vs a random patch. */
-  async function localisation(m: Model, seed: number) {
+  // The LM pre-training runs (base weights lm.* of each, without the adapters).
+  const lmBase: Record<string, Record<string, radkit.Tensor>> = {};
+  for (const input of ['labelled', 'reports']) {
+    if (!experiments.has('table3') && input === 'reports') continue;
+    const m = otdrg({ tokenizer, preset: 'small', seed: 0, ...LM, lmPretrainFraction: 0.99, lmPretrainInput: input });
+    const r = await train(m, `lm-${input}`, { steps: lmSteps }, { seed: 0 });
+    const log1 = stepLog(r.runDir).filter((e) => 'lm' in e.parts).map((e) => e.parts.lm);
+    lmBase[input] = Object.fromEntries(Object.entries(m.namedTensors()).filter(([n]) => n.startsWith('lm.') && !n.includes('lora_')));
+    m.dispose();
+    stages[`lm-${input}`] = { seconds: r.seconds, steps: log1.length, firstLoss: meanOf(log1.slice(0, 10)), lastLoss: meanOf(log1.slice(-10)) };
+    log(`LM pre-training (${input}): ${r.seconds.toFixed(0)} s, ${log1.length} steps, loss ${meanOf(log1.slice(0, 10)).toFixed(3)} -> ${meanOf(log1.slice(-10)).toFixed(3)}`);
+    save();
+  }
+
+  const table: Record<string, unknown[]> = {};
+  results.otdrg = table;
+  // [name, config, diseasenet run, LM pre-training input, score oracle too]
+  type Variant = [string, Record<string, unknown>, string, string, boolean];
+  const table3: Variant[] = [
+    ['full (DLE + IRCP + OT)', {}, 'ircp', 'labelled', true],
+    ['DLE + IRCP (lambda 0)', { lambda: 0 }, 'ircp', 'labelled', true],
+    ['DLE (lambda 0, no IRCP)', { lambda: 0 }, 'scratch', 'labelled', true],
+    ['none (no labels, no OT)', { labelPrefix: 0, labelText: 0, lambda: 0 }, 'ircp', 'reports', true],
+  ];
+  const table4: Variant[] = [
+    ...[0.01, 0.05, 0.12].map((epsilon): Variant => [`epsilon ${epsilon}`, { epsilon }, 'ircp', 'labelled', false]),
+    ['t 5', { iterations: 5 }, 'ircp', 'labelled', false],
+  ];
+  const scale: Variant[] = [['raw label features (old scale)', { labelFeatureScale: 'raw' }, 'ircp', 'labelled', false]];
+  const schedule: [number, Variant][] = [];
+  const seedList = Array.from({ length: seeds }, (_, i) => firstSeed + i);
+  if (experiments.has('table3')) for (const v of table3) schedule.push([seedList[0], v]);
+  if (experiments.has('table4')) for (const v of table4) schedule.push([seedList[0], v]);
+  if (experiments.has('scale')) for (const v of scale) schedule.push([seedList[0], v]);
+  if (experiments.has('table3')) for (const seed of seedList.slice(1)) for (const v of table3) schedule.push([seed, v]);
+  for (const [seed, [name, over, encoder, input, withOracle]] of schedule) {
+    if (only && !only.split(',').includes(name.split(' ')[0])) continue;
+    const m = otdrg({ tokenizer, preset: 'small', seed, ...LM, lmPretrainFraction: 0, ...over });
+    m.loadTensors('', lmBase[input]);
+    const r = await train(m, `otdrg-${name.replace(/[^a-z0-9]+/gi, '-')}-s${seed}`, { steps: otSteps }, { seed, init: dnRuns[encoder] });
+    const parts = stepLog(r.runDir).map((e) => e.parts);
+    const scores: Record<string, unknown> = { seconds: r.seconds, trainLoss: { rgFirst: meanOf(parts.slice(0, 10).map((p) => p.rg)), rgLast: meanOf(parts.slice(-10).map((p) => p.rg)), otFirst: meanOf(parts.slice(0, 10).map((p) => p.ot)), otLast: meanOf(parts.slice(-10).map((p) => p.ot)) } };
+    for (const source of withOracle ? ['predicted', 'oracle'] : ['predicted']) {
+      const reports = await generateSplit(m, tokenizer, ds, { split: 'test', preprocessing: pre, generate: { ...m.generateDefaults, systemOptions: { labelSource: source } } });
+      scores[source] = headline(scoreReports(reports));
+      if (name.startsWith('full') && seed === seedList[0] && source === 'predicted') scores.examples = reports.slice(0, 3).map((x) => ({ id: x.id, hypothesis: x.hypothesis, reference: x.reference }));
+    }
+    scores.plan = await planStats(m);
+    m.dispose();
+    (table[name] ??= []).push({ seed, ...scores });
+    const p = scores.predicted as Record<string, number>, o = scores.oracle as Record<string, number> | undefined;
+    log(`otdrg ${name} s${seed}: ${r.seconds.toFixed(0)} s, predicted BLEU-4 ${p.bleu4.toFixed(3)} CE ${p.ceMicroF1.toFixed(3)}${o ? `; oracle BLEU-4 ${o.bleu4.toFixed(3)} CE ${o.ceMicroF1.toFixed(3)}` : ''}; plan ${JSON.stringify(scores.plan)}`);
+    summarise();
+    save();
+  }
+
+  /** Mean and sample standard deviation over seeds of each variant's headline scores. */
+  function summarise() {
+    const summary: Record<string, Record<string, { mean: number; sd: number; n: number }>> = {};
+    for (const [name, rows] of Object.entries(table)) {
+      const s: Record<string, { mean: number; sd: number; n: number }> = {};
+      for (const source of ['predicted', 'oracle'])
+        for (const k of ['bleu4', 'ceMicroF1']) {
+          const xs = (rows as Record<string, Record<string, number> | undefined>[]).map((r) => r[source]?.[k]).filter((x): x is number => typeof x === 'number');
+          if (!xs.length) continue;
+          const mu = meanOf(xs);
+          s[`${source}.${k}`] = { mean: mu, sd: xs.length > 1 ? Math.sqrt(xs.reduce((a, x) => a + (x - mu) ** 2, 0) / (xs.length - 1)) : NaN, n: xs.length };
+        }
+      summary[name] = s;
+    }
+    results.summary = summary;
+    results.loadAverages = { min: Math.min(...loads), max: Math.max(...loads) };
+  }
+
+  /**
+   * The plan and cost on the test split with oracle states: how far the plan is from uniform (mean
+   * over studies of the total variation distance to the uniform plan), how much the cost varies
+   * along the labels (per patch, sd over the 14 labels / mean cost), and the localisation check
+   * (for each positive finding with a box, is the patch with most plan mass for its observation
+   * inside the box, vs a random patch).
+   */
+  async function planStats(m: Model) {
     const loader = new radkit.data.DataLoader(ds, { split: 'test', batchSize: 16, imageSize: size, views: 1, tokenizer, shuffle: false, workers: 0 });
-    let hits = 0, chance = 0, n = 0;
+    let hits = 0, chance = 0, n = 0, tv = 0, costSpread = 0, studies = 0;
     for await (const b of loader) {
       const tb = new TensorBatch(b);
       const enc = await m.encode(tb);
-      const plan = enc.plan.toArray() as Float32Array;
+      const plan = enc.plan.toArray() as Float32Array, cost = enc.cost.toArray() as Float32Array;
       const [B, Np] = enc.plan.shape;
       Object.values(enc).forEach((t) => t.dispose());
       tb.dispose();
+      for (let i = 0; i < B; i++) {
+        let d = 0, spread = 0;
+        for (let p = 0; p < Np; p++) {
+          let mu = 0, sq = 0;
+          for (let k = 0; k < 14; k++) {
+            const j = (i * Np + p) * 14 + k;
+            d += Math.abs(plan[j] - 1 / (Np * 14));
+            mu += cost[j] / 14;
+          }
+          for (let k = 0; k < 14; k++) sq += (cost[(i * Np + p) * 14 + k] - mu) ** 2 / 13;
+          spread += Math.sqrt(sq) / mu / Np;
+        }
+        tv += d / 2;
+        costSpread += spread;
+        studies++;
+      }
       const g = Math.round(Math.sqrt(Np)), cell = size / g;
+  /** For each positive finding with a box: is the patch with most plan mass for its observation inside the box (patch centre), vs a random patch. */
       const inside = (p: number, box: number[]) => {
         const cx = ((p % g) + 0.5) * cell, cy = (Math.floor(p / g) + 0.5) * cell;
         return cx >= box[0] && cx < box[2] && cy >= box[1] && cy < box[3];
@@ -205,8 +283,7 @@ async function main() {
         }
       }
     }
-    void seed;
-    return { findings: n, topPatchInside: n ? hits / n : NaN, randomPatchInside: n ? chance / n : NaN };
+    return { planTvFromUniform: tv / studies, costSpreadAlongLabels: costSpread / studies, findings: n, topPatchInside: n ? hits / n : NaN, randomPatchInside: n ? chance / n : NaN };
   }
 
   save();

@@ -2,7 +2,8 @@
 //
 //   X = f_e(I)           patch features of every view (encoder.*, a ResNet; from diseasenet/ircp)
 //   Y = f_e(L)           one vector per observation: the mean of the LM's input embeddings of the
-//                        tokens of "observation: state" (14 per study)
+//                        tokens of "observation: state" (14 per study), divided by the RMS of the
+//                        56-row table (labelFeatureScale 'rms'; 'raw' keeps the embeddings' scale)
 //   f_p(X) = W_i X + b_i, f_p(Y) = W_l Y + b_l  (eqs. 4-5: imageProjection, labelProjection)
 //   C_ij = ||f_p(X)_i - f_p(Y)_j||  (eq. 6, ops::euclideanCost), divided by its detached mean
 //                        (costScale 'mean', default) or raw ('raw')
@@ -16,7 +17,9 @@
 //
 // Stage switches recorded in the configuration: imagePrefix / labelPrefix / labelText (0 or 1);
 // lmPretrainFraction > 0 makes the first fraction of the run's steps pre-train the whole LM from
-// scratch on the batch's reports alone (no image, no prompt; the LoRA adapters frozen), after which
+// scratch on the batch's reports alone (no image, no prompt; the LoRA adapters frozen; with
+// lmPretrainInput 'labelled' on [label text; prompt; BOS; report; EOS] of the ground-truth states,
+// scored on the report and EOS only, so that the LM learns to read the label text), after which
 // the base is frozen and only the adapters, the projections (and the encoder with trainEncoder)
 // learn. The disease predictor (classifier.*, diseasenet's head on the same encoder, copied with
 // --init) is never trained here; its argmax states replace the labels at generation
@@ -56,7 +59,15 @@ class Otdrg : public System {
         labelText_(c.flag("labelText", true)),
         trainEncoder_(c.flag("trainEncoder", false)),
         pretrainFraction_(c.num("lmPretrainFraction", 0.0)),
-        labelSource_(c.str("labelSource", "predicted")) {
+        labelSource_(c.str("labelSource", "predicted")),
+        // The configuration default is 'raw' so that checkpoints written before the key existed load
+        // as they were trained; otdrgConfig (lib/models/otdrg.ts) writes 'rms' for new models.
+        labelFeatureScale_(c.str("labelFeatureScale", "raw")),
+        pretrainInput_(c.str("lmPretrainInput", "reports")) {
+    if (pretrainInput_ != "reports" && pretrainInput_ != "labelled")
+      argError("ERR_INVALID_ARG", "otdrg: config.lmPretrainInput must be 'reports' or 'labelled', got '", pretrainInput_, "'");
+    if (labelFeatureScale_ != "rms" && labelFeatureScale_ != "raw")
+      argError("ERR_INVALID_ARG", "otdrg: config.labelFeatureScale must be 'rms' or 'raw', got '", labelFeatureScale_, "'");
     if (!(lambda_ >= 0)) argError("ERR_INVALID_ARG", "otdrg: config.lambda must be >= 0, got ", lambda_);
     if (!(epsilon_ > 0)) argError("ERR_INVALID_ARG", "otdrg: config.epsilon must be > 0, got ", epsilon_);
     if (costScale_ != "mean" && costScale_ != "raw") argError("ERR_INVALID_ARG", "otdrg: config.costScale must be 'mean' or 'raw', got '", costScale_, "'");
@@ -178,6 +189,13 @@ class Otdrg : public System {
     at::Tensor valid = labelIds_.ge(0);
     at::Tensor emb = lm->embed(labelIds_.clamp_min(0)).to(at::kFloat);  // [56, L, D]
     at::Tensor table = (emb * valid.unsqueeze(-1)).sum(1) / valid.sum(1, true).clamp_min(1);  // [56, D]
+    // labelFeatureScale 'rms': the table divided by its root mean square, so Y's entries are of
+    // order 1 like the patch features. An LM's input embeddings are small (about 0.02 at
+    // initialisation): at their own scale W_l Y is nearly the same point for every label, every
+    // patch is at about the same distance from all 14, the cost is constant along the labels and
+    // T* is the uniform plan whatever epsilon and t. One scalar for the whole table keeps the
+    // labels' relative geometry (no per-row normalisation).
+    if (labelFeatureScale_ == "rms") table = table / table.pow(2).mean().sqrt().clamp_min(1e-12);
     at::Tensor index = at::arange(kObservations, at::kLong).unsqueeze(0) * 4 + states.to(at::kLong);  // [B, 14]
     return table.index_select(0, index.flatten()).view({states.size(0), kObservations, table.size(1)});
   }
@@ -290,6 +308,14 @@ class Otdrg : public System {
   at::Tensor loss(const Batch& b, LossParts& parts) override {
     if (!b.tokens.defined()) argError("ERR_INVALID_ARG", "otdrg training needs batch.tokens");
     const int64_t B = b.tokens.size(0);
+    if (pretraining_ && pretrainInput_ == "labelled") {
+      // LM pre-training on the label text and the prompt before each report (no prefix).
+      otdrg::checkStates(b.labels, B, "otdrg (lmPretrainInput 'labelled')");
+      Sequence s = trainingRows(b.labels, b.tokens);
+      at::Tensor l = lm->loss(s.ids, s.mask, at::Tensor(), s.lossMask);
+      parts["lm"] = l.item<double>();
+      return l;
+    }
     if (pretraining_) {
       // LM pre-training on the reports alone: [BOS; report; EOS], every report token scored.
       at::Tensor valid = at::zeros({B, b.tokens.size(1)}, at::kBool);
@@ -352,8 +378,8 @@ class Otdrg : public System {
     return g;
   }
 
-  // The plan for the batch's labels (oracle when the batch has them, else predicted), the
-  // predicted states and the OT distance per study.
+  // The plan and the (scaled) cost [B, Np, 14] for the batch's labels (oracle when the batch has
+  // them, else predicted), the predicted states and the OT distance per study.
   std::map<std::string, at::Tensor> encode(const Batch& b) override {
     at::Tensor x = patches(b);
     at::Tensor predicted = predictStates(x);
@@ -361,7 +387,7 @@ class Otdrg : public System {
     at::NoGradGuard ng;
     at::Tensor fx = imageProjection->forward(x), fy = labelProjection->forward(labelFeatures(states));
     otdrg::Transport t = otdrg::transport(fx, fy, epsilon_, iterations_, costScale_ == "mean");
-    return {{"plan", t.plan}, {"predictedStates", predicted}, {"distance", t.distance}};
+    return {{"plan", t.plan}, {"cost", t.cost}, {"predictedStates", predicted}, {"distance", t.distance}};
   }
 
   double lambda_, epsilon_;
@@ -369,7 +395,7 @@ class Otdrg : public System {
   std::string costScale_;
   bool imagePrefix_, labelPrefix_, labelText_, trainEncoder_;
   double pretrainFraction_;
-  std::string labelSource_;
+  std::string labelSource_, labelFeatureScale_, pretrainInput_;
   bool pretraining_ = false;
   int64_t bosId_ = 0, eosId_ = 0, padId_ = 0;
   at::Tensor prompt_, labelIds_;

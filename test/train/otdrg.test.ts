@@ -101,6 +101,7 @@ describe('otdrg', () => {
     for (const id of [...(cfg.promptIds as number[]), ...ids.filter((x) => x >= 0)]) expect(tokenizer.decode([id])).not.toBe('<unk>');
     expect(() => otdrg({ tokenizer, preset: 'tiny', bogus: 1 })).toThrow(/unknown option 'bogus'/);
     expect(() => otdrg({ tokenizer, preset: 'tiny', costScale: 'log' })).toThrow(/costScale must be 'mean' or 'raw'/);
+    expect(() => otdrg({ tokenizer, preset: 'tiny', lmPretrainInput: 'prompt' })).toThrow(/lmPretrainInput must be 'reports' or 'labelled'/);
     expect(() => otdrg({ tokenizer, preset: 'tiny', loraTargets: 'q_proj,query' })).toThrow(/no module named 'query'.*q_proj/);
   });
 
@@ -186,6 +187,74 @@ describe('otdrg', () => {
       m.dispose();
       probe.dispose();
       batch.dispose();
+    }
+  }, 60_000);
+
+  it('label features at unit RMS make the cost vary along the labels and the plan leave the uniform one (raw scale: nearly constant)', async () => {
+    const loader = new radkit.data.DataLoader(ds, { split: 'train', batchSize: 8, imageSize: SIZE, views: 1, tokenizer, shuffle: false, workers: 0 });
+    let first: Awaited<ReturnType<typeof loader.next>> | undefined;
+    for await (const b of loader) {
+      first = b;
+      break;
+    }
+    const batch = new TensorBatch(first!);
+    // Per patch: sd of the cost over the 14 labels / its mean; per study: total variation distance of T* to the uniform plan.
+    const stats = async (labelFeatureScale: string) => {
+      const m = otdrg({ tokenizer, preset: 'tiny', seed: 8, lmPretrainFraction: 0, labelFeatureScale, epsilon: 0.01 });
+      try {
+        const enc = await m.encode(batch);
+        const cost = enc.cost.toArray() as Float32Array, plan = enc.plan.toArray() as Float32Array;
+        const [B, Np, N] = enc.cost.shape;
+        expect(enc.plan.shape).toEqual([B, Np, N]);
+        Object.values(enc).forEach((t) => t.dispose());
+        let spread = 0, tv = 0;
+        for (let i = 0; i < B * Np; i++) {
+          const row = Array.from(cost.subarray(i * N, (i + 1) * N)), mu = mean(row);
+          spread += Math.sqrt(row.reduce((s, c) => s + (c - mu) ** 2, 0) / (N - 1)) / mu / (B * Np);
+          for (let k = 0; k < N; k++) tv += Math.abs(plan[i * N + k] - 1 / (Np * N)) / 2 / B;
+        }
+        return { spread, tv };
+      } finally {
+        m.dispose();
+      }
+    };
+    try {
+      const raw = await stats('raw'), rms = await stats('rms');
+      expect(raw.spread).toBeLessThan(0.02);
+      expect(rms.spread).toBeGreaterThan(10 * raw.spread);
+      expect(rms.tv).toBeGreaterThan(0.08);
+      expect(rms.tv).toBeGreaterThan(3 * raw.tv);
+      expect(() => otdrg({ tokenizer, preset: 'tiny', labelFeatureScale: 'unit' })).toThrow(/labelFeatureScale must be 'rms' or 'raw'/);
+      expect(otdrgConfig({ tokenizer, preset: 'tiny' }).labelFeatureScale).toBe('rms');
+    } finally {
+      batch.dispose();
+    }
+  }, 60_000);
+
+  it("lmPretrainInput 'labelled': the pre-trained LM reads the label text (its report loss is lower with the study's own states than with another's)", async () => {
+    const m = otdrg({ tokenizer, preset: 'tiny', seed: 9, lmPretrainFraction: 0.99, lmPretrainInput: 'labelled', labelFeatureScale: 'rms' });
+    const loader = new radkit.data.DataLoader(ds, { split: 'train', batchSize: 48, imageSize: SIZE, views: 1, tokenizer, shuffle: false, workers: 0 });
+    let first: Awaited<ReturnType<typeof loader.next>> | undefined;
+    for await (const b of loader) {
+      first = b;
+      break;
+    }
+    const own = new TensorBatch(first!);
+    // the same reports with the label states of the study 24 rows on
+    const states = first!.labelStates!;
+    const shifted = Int32Array.from({ length: states.data.length }, (_, i) => states.data[(i + 24 * 14) % states.data.length]);
+    const other = new TensorBatch({ ...first!, labelStates: { ...states, data: shifted as typeof states.data } });
+    try {
+      m.setupOptimizer({ kind: 'adamw', lr: 1e-2, weightDecay: 0 });
+      const losses: number[] = [];
+      for (let step = 0; step < 60; step++) losses.push((await m.trainStep(own, { clipNorm: 1, step, totalSteps: 100 })).parts.lm);
+      expect(mean(losses.slice(-5))).toBeLessThan(mean(losses.slice(0, 5)));
+      const a = (await m.evalLoss(own)).parts.lm, b = (await m.evalLoss(other)).parts.lm;
+      expect(b - a).toBeGreaterThan(0.05);
+    } finally {
+      m.dispose();
+      own.dispose();
+      other.dispose();
     }
   }, 60_000);
 
@@ -287,6 +356,14 @@ describe('CLI: the staged chain and --lm DIR', () => {
       } finally {
         ck.model.dispose();
       }
+      // radkit generate decodes with the checkpoint's own (Hugging Face) tokenizer
+      const logged: string[] = [];
+      vi.mocked(console.log).mockImplementation((...a: unknown[]) => void logged.push(a.join(' ')));
+      expect(await main(['generate', '--checkpoint', run, ds.splits.test[0].imagePaths[0], '--max-length', '4', '--json']), errors.join('\n')).toBe(0);
+      const gen = JSON.parse(logged.join('\n'));
+      expect(gen).toHaveLength(1);
+      expect(gen[0].report).toBeTypeOf('string');
+      expect(gen[0].states).toHaveLength(14);
 
       // A tokenizer that does not belong to the checkpoint (more ids than vocab_size) and LoRA
       // targets the checkpoint lacks: errors naming the problem, before any run folder content.

@@ -6,6 +6,7 @@ import { formatFlags, UsageError, type CliFlags, type Command, type CommandArgs 
 import { readR2Gen } from '../../data/r2gen.js';
 import { readImage } from '../../data/image.js';
 import { Tokenizer } from '../../text/tokenizer.js';
+import { HFReportTokenizer } from '../../text/hf-report-tokenizer.js';
 import '../../models/builtins.js';
 import { findModelKind, modelKinds, type FlagValues, type ModelKind } from '../../models/registry.js';
 import { TensorBatch } from '../../models/model.js';
@@ -220,7 +221,8 @@ ${formatFlags({ ...GENERATE_FLAGS, ...systemFlags() })}`;
     const { ck, kind } = await checkpointWithKind(values.checkpoint as string, values.device as string | undefined);
     try {
       if ((kind?.task ?? 'generation') !== 'generation') throw new UsageError(`${values.checkpoint} holds ${ck.meta.kind}, a ${kind?.task} model: it does not generate reports`);
-      const tokenizer = generationTokenizer(ck, 'radkit generate');
+      // A kind that builds its own tokenizer may decode with a language model's (as train() allows).
+      const tokenizer = kind?.tokenizer && ck.tokenizer instanceof HFReportTokenizer ? ck.tokenizer : generationTokenizer(ck, 'radkit generate');
       const pre = ck.meta.preprocessing;
       const given = values['views-per-study'] as number | undefined;
       if (given !== undefined && given > pre.views)
