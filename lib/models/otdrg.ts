@@ -9,8 +9,9 @@
  * Where the LM comes from:
  *  - preset `small` (default): a LLaMA-layout LM of about 5M parameters with radkit's word
  *    tokenizer, pre-trained from scratch inside the run on the training reports alone: the first
- *    `lmPretrainFraction` (0.5) of the run's steps train the whole LM on [BOS; report; EOS], then
- *    its base is frozen and the LoRA stage begins;
+ *    `lmPretrainFraction` (0.5) of the run's steps train the whole LM on [BOS; report; EOS]
+ *    (`lmPretrainInput: 'labelled'`: on [label text; prompt; BOS; report; EOS], loss on the report),
+ *    then its base is frozen and the LoRA stage begins;
  *  - `lm: DIR` / `--lm DIR` (preset `paper`): a user-supplied Hugging Face LLaMA folder
  *    (config.json, safetensors, tokenizer.json) loaded name for name, LoRA from the first step.
  *
