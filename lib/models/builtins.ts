@@ -9,3 +9,4 @@ import './ircp.js';
 import './diseasenet.js';
 import './otdrg.js';
 import './vqgan.js';
+import './adamatch-cyclic.js';

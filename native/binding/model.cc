@@ -584,7 +584,7 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     return guarded(info, fn, [&]() -> Napi::Value {
       GenerateRequest req;
       req.batch = batchArg(info[0], fn);
-      if (!req.batch.images.defined()) argError("ERR_INVALID_ARG", "batch.images is required for generation");
+      if (!req.batch.images.defined() && req.batch.extras.empty()) argError("ERR_INVALID_ARG", "batch.images (or the extras a system generates from) is required for generation");
       checkBatchFor(system(fn), req.batch, "generation");
       Napi::Object o = optionsArg(info, 1, fn);
       Napi::Array keys = o.GetPropertyNames();

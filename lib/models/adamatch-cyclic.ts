@@ -1,0 +1,363 @@
+/**
+ * The `adamatch-cyclic` kind (seed 000 section 3.2): one from-scratch GPT-NeoX-layout causal LM
+ * (native/models/adamatch_cyclic.cc) over the joint vocabulary of `SpecialsVocabulary`
+ * ([0 PAD/BOS/EOS][radkit word ids][<i2r> <r2i> <img> <kw> <kp> <resp>][VQ codes]) that learns
+ * image -> report and report -> image together with the response-only loss (eqs. 10-11).
+ *
+ * Its image tokens are the cached codes of a `vqgan` run (`radkit tokenize-images`, `--codes FILE`;
+ * the run itself, `--vq RUN`, decodes generated images). Hints (`--hints`):
+ *   none    no Keywords / Keypatches section (Table 7's first row)
+ *   oracle  keywords = the lexicon entities of the study's own report (first N_w = 10): the ceiling
+ *           of what keywords can give; no keypatches
+ *   FILE    a hints file of `radkit cyclic-hints` (lib/models/cyclic-hints.ts): AdaMatch's keywords
+ *           for every image (textual codebook, top kappa1 per patch, N_w) and keypatches for every
+ *           report (visual codebook, top kappa4 per word, N_p), each keypatch as one image token.
+ * Every study of a training batch gives two sequences (one per direction). The codes and hints are
+ * looked up by study id in the table of the model being trained: `create` builds it, and since the
+ * registry's `prepareBatch(batch)` sees only the loader batch, the table of the most recent
+ * `create` serves training batches (one adamatch-cyclic training per process). Evaluation and
+ * generation build their table from the model's own configuration.
+ */
+import * as fs from 'node:fs';
+import type { Batch } from '../data/loader.js';
+import type { R2GenDataset, R2GenEntry, SplitName } from '../data/r2gen.js';
+import { ArgumentError, RadkitError } from '../errors.js';
+import { evaluate as scoreTexts } from '../metrics/index.js';
+import { headline } from '../train/evaluate.js';
+import { extractEntities } from '../text/entities.js';
+import type { ReportTokenizer } from '../text/report-tokenizer.js';
+import { Tokenizer } from '../text/tokenizer.js';
+import type { NativeConfig } from '../../typings/model.js';
+import { CYCLIC_LM_SMALL } from './cyclic-lm.js';
+import { SpecialsVocabulary, specialsPrompt } from './cyclic-prompts.js';
+import { readImageCodes, type ImageCodesFile } from './image-codes.js';
+import { Model, TensorBatch } from './model.js';
+import { createOptions, registerModelKind, type BuildContext, type Evaluation, type EvaluationOptions, type FlagValues } from './registry.js';
+
+export const CYCLIC_PRESETS = ['small'] as const;
+
+/** Every configuration key with its default (`textIds`, `codes`, `imageTokens` come from the run's tokenizer and codes file). */
+export function cyclicConfigDefaults(preset: string): NativeConfig {
+  if (preset !== 'small') throw new ArgumentError(`adamatch-cyclic: preset must be 'small', got '${String(preset)}'`, 'ERR_INVALID_ARG', 'adamatch-cyclic');
+  return { textIds: 2, codes: 256, imageTokens: 64, ...CYCLIC_LM_SMALL, seed: 0, vq: '', codesFile: '', hints: 'none' };
+}
+
+/** Hints of one study as the LM reads them (null: that section is left out). */
+export interface CyclicStudy {
+  codes: number[];
+  keywords: string[] | null;
+  keypatchCodes: number[] | null;
+}
+
+/** A hints file of `radkit cyclic-hints`: per study, AdaMatch's keywords for its image and keypatch codes for its report. */
+export interface CyclicHintsFile {
+  format: 'radkit-cyclic-hints';
+  version: 1;
+  settings: Record<string, unknown>;
+  keywords: Record<string, string[]>;
+  keypatchCodes: Record<string, number[]>;
+}
+
+export function readCyclicHints(file: string, nEmbed: number): CyclicHintsFile {
+  let h: CyclicHintsFile;
+  try {
+    h = JSON.parse(fs.readFileSync(file, 'utf8')) as CyclicHintsFile;
+  } catch (err) {
+    throw new RadkitError(`adamatch-cyclic: hints file ${file} is not readable JSON (${(err as Error).message})`, 'ERR_DATA', 'readCyclicHints', { cause: err });
+  }
+  const bad = (what: string) => new RadkitError(`adamatch-cyclic: hints file ${file}: ${what}`, 'ERR_DATA', 'readCyclicHints');
+  if (h?.format !== 'radkit-cyclic-hints' || h.version !== 1) throw bad("not a radkit hints file (format 'radkit-cyclic-hints', version 1; write one with radkit cyclic-hints)");
+  for (const [id, k] of Object.entries(h.keywords ?? {})) if (!Array.isArray(k) || !k.every((w) => typeof w === 'string')) throw bad(`keywords of '${id}' must be strings`);
+  for (const [id, c] of Object.entries(h.keypatchCodes ?? {}))
+    if (!Array.isArray(c) || !c.every((x) => Number.isInteger(x) && x >= 0 && x < nEmbed)) throw bad(`keypatch codes of '${id}' must be whole numbers in [0, ${nEmbed})`);
+  return h;
+}
+
+/** The keyword hints of `--hints oracle`: the distinct lexicon entities of the report, first `n`. */
+export function oracleKeywords(report: string, n = 10): string[] {
+  return [...new Set(extractEntities(report).map((e) => e.text))].slice(0, n);
+}
+
+/** What the LM of one model needs besides its weights: the vocabulary, the codes and hints of every study. */
+export class CyclicTable {
+  readonly vocab: SpecialsVocabulary;
+  readonly imageTokens: number;
+  readonly grid: [number, number];
+  readonly codesFile: ImageCodesFile;
+  readonly hints: string;
+  readonly #hintsFile?: CyclicHintsFile;
+  readonly #reports = new Map<string, string>();
+  constructor(config: NativeConfig, readonly tokenizer: Tokenizer, dataset?: R2GenDataset) {
+    const file = String(config.codesFile ?? '');
+    if (!file) throw new ArgumentError('adamatch-cyclic: the image codes file is not set (radkit train --codes FILE, from radkit tokenize-images)', 'ERR_INVALID_ARG', 'adamatch-cyclic');
+    this.codesFile = readImageCodes(file);
+    this.grid = this.codesFile.grid;
+    this.imageTokens = this.grid[0] * this.grid[1];
+    this.vocab = new SpecialsVocabulary(tokenizer.vocabSize + 1, this.codesFile.nEmbed);
+    this.hints = String(config.hints ?? 'none');
+    if (this.hints !== 'none' && this.hints !== 'oracle') this.#hintsFile = readCyclicHints(this.hints, this.codesFile.nEmbed);
+    if (dataset) for (const s of ['train', 'val', 'test'] as const) for (const e of dataset.splits[s]) this.#reports.set(e.id, e.report);
+  }
+  /** Radkit word ids of a text (no BOS/EOS). */
+  words(text: string): number[] {
+    return this.tokenizer.encode(text).slice(1, -1);
+  }
+  /** The codes and hints of a study (`report`: its report, for oracle keywords when the table has no dataset). */
+  study(id: string, report?: string): CyclicStudy {
+    const codes = this.codesFile.codes[id];
+    if (!codes) throw new RadkitError(`adamatch-cyclic: study '${id}' has no image codes in the codes file (run radkit tokenize-images over its split)`, 'ERR_DATA', 'adamatch-cyclic');
+    return { codes, ...this.hintsOf(id, report) };
+  }
+  hintsOf(id: string, report?: string): { keywords: string[] | null; keypatchCodes: number[] | null } {
+    if (this.hints === 'none') return { keywords: null, keypatchCodes: null };
+    if (this.hints === 'oracle') {
+      const r = report ?? this.#reports.get(id);
+      if (r === undefined) throw new RadkitError(`adamatch-cyclic: oracle keywords of '${id}' need its report`, 'ERR_DATA', 'adamatch-cyclic');
+      return { keywords: oracleKeywords(r), keypatchCodes: null };
+    }
+    const kw = this.#hintsFile!.keywords[id], kp = this.#hintsFile!.keypatchCodes[id];
+    if (!kw || !kp) throw new RadkitError(`adamatch-cyclic: study '${id}' has no hints in ${this.hints} (run radkit cyclic-hints over its split)`, 'ERR_DATA', 'adamatch-cyclic');
+    return { keywords: kw, keypatchCodes: kp };
+  }
+  /** The image -> report prompt of an image's codes with its keyword hints. */
+  reportPrompt(codes: readonly number[], keywords: readonly string[] | null): number[] {
+    return specialsPrompt('report', this.vocab, { codes }, keywords, (t) => this.words(t));
+  }
+  /** The report -> image prompt of a report (its word ids) with keypatch codes. */
+  imagePrompt(reportWords: readonly number[], keypatchCodes: readonly number[] | null): number[] {
+    const v = this.vocab;
+    const ids = [v.task('<r2i>'), ...reportWords];
+    if (keypatchCodes) ids.push(v.task('<kp>'), v.task('<img>'), ...keypatchCodes.map((c) => v.imageToken(c)));
+    ids.push(v.task('<resp>'), v.task('<img>'));
+    return ids;
+  }
+}
+
+/** Right-padded sequences [B, T] with their masks: `lossMask` marks the response (from `start`). */
+function sequenceTensors(seqs: { ids: number[]; start: number }[]): Record<string, { data: BigInt64Array; shape: number[]; dtype: 'int64' }> {
+  const T = Math.max(...seqs.map((s) => s.ids.length));
+  const B = seqs.length;
+  const ids = new BigInt64Array(B * T), valid = new BigInt64Array(B * T), scored = new BigInt64Array(B * T);
+  seqs.forEach((s, b) =>
+    s.ids.forEach((id, t) => {
+      ids[b * T + t] = BigInt(id);
+      valid[b * T + t] = 1n;
+      if (t >= s.start) scored[b * T + t] = 1n;
+    }),
+  );
+  return { sequence: { data: ids, shape: [B, T], dtype: 'int64' }, sequenceMask: { data: valid, shape: [B, T], dtype: 'int64' }, lossMask: { data: scored, shape: [B, T], dtype: 'int64' } };
+}
+
+/** Left-padded prompts [B, P] and their mask (the last position of every row valid). */
+export function promptTensors(prompts: readonly number[][]): Record<string, { data: BigInt64Array; shape: number[]; dtype: 'int64' }> {
+  if (!prompts.length) throw new ArgumentError('adamatch-cyclic: no prompts', 'ERR_INVALID_ARG', 'adamatch-cyclic');
+  const T = Math.max(...prompts.map((p) => p.length));
+  const B = prompts.length;
+  const ids = new BigInt64Array(B * T), valid = new BigInt64Array(B * T);
+  prompts.forEach((p, b) => {
+    const off = T - p.length;
+    p.forEach((id, t) => {
+      ids[b * T + off + t] = BigInt(id);
+      valid[b * T + off + t] = 1n;
+    });
+  });
+  return { prompt: { data: ids, shape: [B, T], dtype: 'int64' }, promptMask: { data: valid, shape: [B, T], dtype: 'int64' } };
+}
+
+/** Report word ids of a loader token row (BOS, words, EOS, PAD). */
+function rowWords(tokens: NonNullable<Batch['tokens']>, r: number): number[] {
+  const T = tokens.shape[1];
+  const out: number[] = [];
+  for (let t = 1; t < T; t++) {
+    const id = tokens.data[r * T + t];
+    if (id === 0) break;
+    out.push(id);
+  }
+  return out;
+}
+
+/** Both training sequences of every study of a batch: image -> report, then report -> image. */
+export function cyclicSequences(table: CyclicTable, ids: readonly string[], reportWords: readonly number[][], reports?: readonly string[]): { ids: number[]; start: number }[] {
+  const v = table.vocab;
+  return ids.flatMap((id, i) => {
+    const s = table.study(id, reports?.[i]);
+    const rp = table.reportPrompt(s.codes, s.keywords);
+    const ip = table.imagePrompt(reportWords[i], s.keypatchCodes);
+    return [
+      { ids: [...rp, ...reportWords[i], 0], start: rp.length },
+      { ids: [...ip, ...s.codes.map((c) => v.imageToken(c))], start: ip.length },
+    ];
+  });
+}
+
+// The table of the model most recently created for training (see the module comment).
+let trainingTable: CyclicTable | undefined;
+
+function prepareCyclicBatch(batch: Batch): TensorBatch {
+  if (!trainingTable) throw new RadkitError('adamatch-cyclic: no model of this kind was created for training in this process (its codes table is built by create)', 'ERR_INVALID_ARG', 'adamatch-cyclic');
+  if (!batch.tokens) throw new RadkitError('adamatch-cyclic: the batch has no report tokens (the loader needs the tokenizer)', 'ERR_INVALID_ARG', 'adamatch-cyclic');
+  const words = batch.ids.map((_, r) => rowWords(batch.tokens!, r));
+  return new TensorBatch({}, { extras: sequenceTensors(cyclicSequences(trainingTable, batch.ids, words, batch.reports)) });
+}
+
+/** Tables of loaded models, by configuration (codes file, hints) and tokenizer. */
+const tables = new WeakMap<ReportTokenizer, Map<string, CyclicTable>>();
+
+/** The table of a model of this kind (cached per tokenizer and configuration). */
+export function cyclicTable(model: Model, tokenizer: ReportTokenizer, dataset?: R2GenDataset): CyclicTable {
+  if (model.kind !== 'adamatch-cyclic') throw new ArgumentError(`cyclicTable: needs an adamatch-cyclic model, got ${model.kind}`, 'ERR_INVALID_ARG', 'cyclicTable');
+  if (!(tokenizer instanceof Tokenizer)) throw new ArgumentError(`adamatch-cyclic needs radkit's Tokenizer, not ${tokenizer.constructor.name}`, 'ERR_INVALID_ARG', 'cyclicTable');
+  const key = `${model.config.codesFile}\n${model.config.hints}`;
+  let byKey = tables.get(tokenizer);
+  if (!byKey) tables.set(tokenizer, (byKey = new Map()));
+  let t = byKey.get(key);
+  if (!t || (dataset && t.hints === 'oracle')) byKey.set(key, (t = new CyclicTable(model.config, tokenizer, dataset)));
+  const expected = t.vocab.textIds;
+  if (Number(model.config.textIds) !== expected || Number(model.config.codes) !== t.vocab.codes || Number(model.config.imageTokens) !== t.imageTokens)
+    throw new RadkitError(
+      `adamatch-cyclic: the model was built for ${model.config.textIds} text ids, ${model.config.codes} codes and ${model.config.imageTokens} image tokens; the tokenizer and ${model.config.codesFile} give ${expected}, ${t.vocab.codes} and ${t.imageTokens}`,
+      'ERR_CHECKPOINT',
+      'adamatch-cyclic',
+    );
+  return t;
+}
+
+/** Reports (decoded text) for image -> report prompts; text ids only, EOS ends a report. */
+export async function generateCyclicReports(model: Model, table: CyclicTable, prompts: number[][], options: { maxLength?: number } = {}): Promise<string[]> {
+  const tb = new TensorBatch({}, { extras: promptTensors(prompts) });
+  try {
+    const g = await model.generate(tb, { method: 'greedy', maxLength: options.maxLength ?? 60, systemOptions: { direction: 'report' } });
+    return g.tokens.map((t) => table.tokenizer.decode(t));
+  } finally {
+    tb.dispose();
+  }
+}
+
+/** Image codes (exactly imageTokens each) for report -> image prompts. */
+export async function generateCyclicImages(model: Model, table: CyclicTable, prompts: number[][], options: { method?: 'greedy' | 'sample'; seed?: number; temperature?: number; topK?: number } = {}): Promise<number[][]> {
+  const tb = new TensorBatch({}, { extras: promptTensors(prompts) });
+  try {
+    const g = await model.generate(tb, { method: options.method ?? 'greedy', seed: options.seed, temperature: options.temperature, topK: options.topK, systemOptions: { direction: 'image' } });
+    return g.tokens.map((row) => {
+      if (row.length !== table.imageTokens) throw new RadkitError(`adamatch-cyclic: a generated image has ${row.length} tokens, not ${table.imageTokens}`, 'ERR_RADKIT', 'adamatch-cyclic');
+      return row.map((id) => table.vocab.codeOf(id));
+    });
+  } finally {
+    tb.dispose();
+  }
+}
+
+/** A seeded generator in [0, 1) (the random-image baseline). */
+function lcg(seed: number): () => number {
+  let s = (seed * 2654435761 + 1) % 2 ** 31;
+  return () => ((s = (s * 1103515245 + 12345) % 2 ** 31), s / 2 ** 31);
+}
+
+/**
+ * Scores both directions on a split: image -> report (caption and clinical-efficacy metrics,
+ * greedy, text ids only) and report -> image (the share of generated codes equal to the study's
+ * own codes, against the codes of a random training image).
+ */
+export async function cyclicEvaluation(model: Model, tokenizer: ReportTokenizer, dataset: R2GenDataset, o: EvaluationOptions): Promise<Evaluation> {
+  const table = cyclicTable(model, tokenizer, dataset);
+  const entries: R2GenEntry[] = dataset.splits[o.split as SplitName].slice(0, o.maxItems ?? Infinity);
+  const bs = o.batchSize ?? 32;
+  const hyps: string[] = [];
+  const images: number[][] = [];
+  for (let s = 0; s < entries.length; s += bs) {
+    if (o.signal?.aborted) throw new RadkitError('adamatch-cyclic evaluation: aborted', 'ERR_ABORTED', 'adamatch-cyclic', { cause: o.signal.reason });
+    const chunk = entries.slice(s, s + bs);
+    const studies = chunk.map((e) => table.study(e.id, e.report));
+    hyps.push(...(await generateCyclicReports(model, table, studies.map((st) => table.reportPrompt(st.codes, st.keywords)), { maxLength: o.generate?.maxLength })));
+    const words = chunk.map((e) => table.words(e.report).slice(0, tokenizer.maxLength - 2));
+    images.push(...(await generateCyclicImages(model, table, studies.map((st, i) => table.imagePrompt(words[i], st.keypatchCodes)))));
+  }
+  const refs = entries.map((e) => tokenizer.clean(e.report));
+  const haveLabels = entries.length > 0 && entries.every((e) => e.labels);
+  const result = scoreTexts(hyps, refs.map((r) => [r]), { refLabels: haveLabels ? entries.map((e) => e.labels!) : undefined });
+  const rand = lcg(Number(model.config.seed ?? 0));
+  const train = dataset.splits.train.filter((e) => table.codesFile.codes[e.id]);
+  let acc = 0, accRandom = 0;
+  entries.forEach((e, i) => {
+    const truth = table.codesFile.codes[e.id];
+    acc += images[i].filter((c, k) => c === truth[k]).length / truth.length;
+    if (train.length) {
+      const other = table.codesFile.codes[train[Math.floor(rand() * train.length)].id];
+      accRandom += other.filter((c, k) => c === truth[k]).length / truth.length;
+    }
+  });
+  const n = Math.max(1, entries.length);
+  const h = { ...headline(result), imageCodeAccuracy: acc / n, randomImageCodeAccuracy: accRandom / n, distinctReports: new Set(hyps).size };
+  return {
+    headline: h,
+    record: {
+      hints: table.hints,
+      result,
+      reports: entries.map((e, i) => ({ id: e.id, hypothesis: hyps[i], reference: refs[i], labels: e.labels, extras: { keywords: table.hintsOf(e.id, e.report).keywords, imageCodes: images[i] } })),
+    },
+  };
+}
+
+export interface AdaMatchCyclicOptions {
+  dataset: R2GenDataset;
+  tokenizer: ReportTokenizer;
+  /** Image codes file of radkit tokenize-images (every training study). */
+  codes: string;
+  /** The vqgan run the codes come from (decodes generated images). */
+  vq: string;
+  /** 'none' (default), 'oracle' or a radkit cyclic-hints file. */
+  hints?: string;
+  seed?: number;
+  /** LM sizes over the small preset's (hiddenSize, numLayers, numHeads, intermediateSize, maxPositions). */
+  sizes?: Partial<typeof CYCLIC_LM_SMALL>;
+}
+
+/**
+ * Creates an adamatch-cyclic model for training on `dataset` (checks that every training study has
+ * codes, and hints when a hints file is given) and makes its table the one training batches read.
+ */
+export function adamatchCyclic(o: AdaMatchCyclicOptions): Model {
+  const fn = 'adamatch-cyclic';
+  if (!(o.tokenizer instanceof Tokenizer)) throw new ArgumentError(`${fn} needs radkit's Tokenizer, not ${o.tokenizer.constructor.name}`, 'ERR_INVALID_ARG', fn);
+  if (typeof o.codes !== 'string' || !o.codes) throw new ArgumentError(`${fn}: --codes FILE is required (the image codes of radkit tokenize-images)`, 'ERR_INVALID_ARG', fn);
+  if (typeof o.vq !== 'string' || !o.vq) throw new ArgumentError(`${fn}: --vq RUN is required (the vqgan run whose codes --codes holds; it decodes generated images)`, 'ERR_INVALID_ARG', fn);
+  const config = cyclicConfigDefaults('small');
+  for (const [k, v] of Object.entries(o.sizes ?? {})) {
+    if (!(k in CYCLIC_LM_SMALL)) throw new ArgumentError(`${fn}: unknown size '${k}' (sizes: ${Object.keys(CYCLIC_LM_SMALL).join(', ')})`, 'ERR_INVALID_ARG', fn);
+    if (v !== undefined) config[k] = v;
+  }
+  Object.assign(config, { seed: o.seed ?? 0, vq: o.vq, codesFile: o.codes, hints: o.hints ?? 'none' });
+  const table = new CyclicTable(config, o.tokenizer, o.dataset);
+  const missing = o.dataset.splits.train.filter((e) => !table.codesFile.codes[e.id]);
+  if (missing.length) throw new RadkitError(`${fn}: ${missing.length} training studies (e.g. '${missing[0].id}') have no codes in ${o.codes}; run radkit tokenize-images over the dataset`, 'ERR_DATA', fn);
+  if (table.hints !== 'none' && table.hints !== 'oracle') for (const e of o.dataset.splits.train) table.hintsOf(e.id);
+  Object.assign(config, { textIds: table.vocab.textIds, codes: table.vocab.codes, imageTokens: table.imageTokens });
+  const model = Model.create('adamatch-cyclic', config, createOptions(ADAMATCH_CYCLIC));
+  trainingTable = table;
+  return model;
+}
+
+function createCyclic(c: BuildContext): Model {
+  const f = c.flags;
+  return adamatchCyclic({ dataset: c.dataset, tokenizer: c.tokenizer, codes: f.codes as string, vq: f.vq as string, hints: typeof f.hints === 'string' ? f.hints : 'none', seed: c.seed });
+}
+
+export const ADAMATCH_CYCLIC = registerModelKind({
+  name: 'adamatch-cyclic',
+  summary: 'AdaMatch-Cyclic: one causal LM (GPT-NeoX layout) over words and VQ image tokens, image <-> report with keyword/keypatch hints (seed 000; --codes FILE --vq RUN)',
+  task: 'generation',
+  presets: CYCLIC_PRESETS,
+  configDefaults: cyclicConfigDefaults,
+  create: createCyclic,
+  recipe: (c: { batchSize?: number; flags: FlagValues }) => ({ optimizer: 'adamw', lr: 1e-3, visualLr: 1e-3, weightDecay: 0.01, schedule: { kind: 'cosine', warmupFraction: 0.05 }, clipNorm: 1, batchSize: c.batchSize ?? 16, initBatches: 0 }),
+  metric: 'bleu4',
+  views: () => 1,
+  prepareBatch: prepareCyclicBatch,
+  generate: { method: 'greedy', maxLength: 60 },
+  evaluate: cyclicEvaluation,
+  trainFlags: {
+    codes: { type: 'string', arg: 'FILE', help: 'image codes of every study (radkit tokenize-images --checkpoint VQ_RUN)' },
+    vq: { type: 'string', arg: 'RUN', help: 'the vqgan run whose codes --codes holds (decodes generated images)' },
+    hints: { type: 'string', arg: 'none|oracle|FILE', default: 'none', help: 'keyword/keypatch hints: none, oracle (entities of the study\'s own report), or a radkit cyclic-hints file (AdaMatch\'s)' },
+  },
+});

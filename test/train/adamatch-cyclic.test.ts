@@ -1,0 +1,113 @@
+// The adamatch-cyclic kind at a tiny size, trained by radkit.train: every training batch holds both
+// directions of each study with only the responses scored; the loss falls; on the studies it
+// learned, image -> report beats writing the most common report (CE micro-F1) and report -> image
+// recovers more of the codes than a random training image; constrained generation gives text ids
+// for reports and exactly N image tokens for images. The image codes here are written by the test
+// (4 tokens per image, each a function of one finding's label), so no VQ run is needed.
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import * as radkit from '../../lib/index.js';
+import { mostCommonReport } from '../../lib/demo.js';
+import { adamatchCyclic, cyclicEvaluation, cyclicTable, cyclicSequences, generateCyclicImages, generateCyclicReports, oracleKeywords } from '../../lib/models/adamatch-cyclic.js';
+import type { ImageCodesFile } from '../../lib/models/image-codes.js';
+import { TASK_TOKENS } from '../../lib/models/cyclic-prompts.js';
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'radkit-cyclic-'));
+const dataDir = path.join(tmp, 'data');
+const codesFile = path.join(tmp, 'codes.json');
+const FINDINGS = ['Cardiomegaly', 'Pleural Effusion', 'Pneumothorax', 'Edema'] as const;
+let ds: ReturnType<typeof radkit.data.readR2Gen>;
+let tokenizer: radkit.text.Tokenizer;
+const TINY = { hiddenSize: 64, numLayers: 2, numHeads: 4, intermediateSize: 128, maxPositions: 160 };
+
+beforeAll(async () => {
+  await radkit.data.synthesize({ out: dataDir, train: 48, val: 4, test: 4, size: 32, seed: 11, views: 1 });
+  ds = radkit.data.readR2Gen(path.join(dataDir, 'annotation.json'), { labels: path.join(dataDir, 'labels.json') });
+  tokenizer = radkit.text.Tokenizer.build(ds.splits.train.map((e) => e.report), { threshold: 1 });
+  // Token k of an image says whether finding k is positive (codes 2k / 2k + 1 of 8).
+  const codes: Record<string, number[]> = {};
+  for (const s of ['train', 'val', 'test'] as const) for (const e of ds.splits[s]) codes[e.id] = FINDINGS.map((f, k) => 2 * k + (e.labels?.[f] === 'positive' ? 1 : 0));
+  const file: ImageCodesFile = { format: 'radkit-image-codes', version: 1, tokenizer: { kind: 'vqgan', weightsSha256: '0'.repeat(64), config: {} }, imageSize: 32, grid: [2, 2], nEmbed: 8, codes };
+  fs.writeFileSync(codesFile, JSON.stringify(file));
+}, 120_000);
+
+describe('adamatch-cyclic', () => {
+  it('a batch holds both directions of every study; only responses are scored', () => {
+    const m = adamatchCyclic({ dataset: ds, tokenizer, codes: codesFile, vq: 'unused', hints: 'oracle', sizes: TINY });
+    try {
+      const t = cyclicTable(m, tokenizer, ds);
+      const e = ds.splits.train[0];
+      const words = t.words(e.report);
+      const [toReport, toImage] = cyclicSequences(t, [e.id], [words]);
+      const v = t.vocab;
+      expect(v.textIds).toBe(tokenizer.vocabSize + 1);
+      expect(v.size).toBe(v.textIds + TASK_TOKENS.length + 8);
+      expect(toReport.ids.slice(toReport.start)).toEqual([...words, 0]);
+      expect(toReport.ids[0]).toBe(v.task('<i2r>'));
+      const kw = oracleKeywords(e.report).flatMap((k) => t.words(k));
+      expect(toReport.ids.slice(0, toReport.start)).toEqual([v.task('<i2r>'), v.task('<img>'), ...t.study(e.id).codes.map((c) => v.imageToken(c)), ...(kw.length ? [v.task('<kw>'), ...kw] : [v.task('<kw>')]), v.task('<resp>')]);
+      expect(toImage.ids.slice(toImage.start)).toEqual(t.study(e.id).codes.map((c) => v.imageToken(c)));
+      expect(toImage.ids.slice(0, toImage.start)).toEqual([v.task('<r2i>'), ...words, v.task('<resp>'), v.task('<img>')]);
+      expect(m.config.textIds).toBe(v.textIds);
+      expect(m.config.imageTokens).toBe(4);
+    } finally {
+      m.dispose();
+    }
+  });
+
+  it('learns both directions: loss falls, reports beat the most common one, images beat a random training image', async () => {
+    const m = adamatchCyclic({ dataset: ds, tokenizer, codes: codesFile, vq: 'unused', hints: 'none', sizes: TINY, seed: 3 });
+    try {
+      const dir = path.join(tmp, 'learn');
+      await radkit.train(m, ds, { tokenizer, outDir: dir, epochs: 25, batchSize: 16, imageSize: 32, lr: 3e-3, progress: 'none', workers: 0, evaluate: false, initBatches: 0 });
+      const steps = fs.readFileSync(path.join(dir, 'train-log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((x) => x.type === 'step');
+      const mean = (xs: number[]) => xs.reduce((s, x) => s + x, 0) / xs.length;
+      expect(mean(steps.slice(-3).map((s) => s.loss))).toBeLessThan(0.5 * mean(steps.slice(0, 3).map((s) => s.loss)));
+      expect(steps[0].parts.text).toBeGreaterThan(0);
+      expect(steps[0].parts.image).toBeGreaterThan(0);
+
+      const ev = await cyclicEvaluation(m, tokenizer, ds, { split: 'train', preprocessing: { imageSize: 32, views: 1 } as never });
+      const common = mostCommonReport(ds, tokenizer);
+      const base = radkit.metrics.evaluate(ds.splits.train.map(() => common), ds.splits.train.map((e) => [tokenizer.clean(e.report)]), { refLabels: ds.splits.train.map((e) => e.labels!) });
+      expect(ev.headline.ceMicroF1).toBeGreaterThan(base.clinical!.micro.f1 + 0.1);
+      expect(ev.headline.imageCodeAccuracy).toBeGreaterThan(ev.headline.randomImageCodeAccuracy + 0.1);
+
+      // Constrained generation: text ids only for reports; exactly N image tokens (also sampled).
+      const t = cyclicTable(m, tokenizer, ds);
+      const studies = ds.splits.test.map((e) => t.study(e.id));
+      const reports = await generateCyclicReports(m, t, studies.map((s) => t.reportPrompt(s.codes, null)));
+      expect(reports.every((r) => r.length > 0 && !TASK_TOKENS.some((x) => r.includes(x)))).toBe(true);
+      for (const method of ['greedy', 'sample'] as const) {
+        const imgs = await generateCyclicImages(m, t, ds.splits.test.map((e) => t.imagePrompt(t.words(e.report), null)), { method, seed: 1 });
+        for (const c of imgs) {
+          expect(c).toHaveLength(4);
+          for (const x of c) expect(x >= 0 && x < 8).toBe(true);
+        }
+      }
+    } finally {
+      m.dispose();
+    }
+  }, 120_000);
+
+  it('refuses a codes file without every training study, an unknown size and a bad direction', async () => {
+    const partial = path.join(tmp, 'partial.json');
+    const full = JSON.parse(fs.readFileSync(codesFile, 'utf8')) as ImageCodesFile;
+    delete full.codes[ds.splits.train[3].id];
+    fs.writeFileSync(partial, JSON.stringify(full));
+    expect(() => adamatchCyclic({ dataset: ds, tokenizer, codes: partial, vq: 'x' })).toThrow(/1 training studies .* have no codes/);
+    expect(() => adamatchCyclic({ dataset: ds, tokenizer, codes: codesFile, vq: 'x', sizes: { depth: 3 } as never })).toThrow(/unknown size 'depth'/);
+    expect(() => adamatchCyclic({ dataset: ds, tokenizer, codes: path.join(tmp, 'nope.json'), vq: 'x' })).toThrow(/not readable JSON/);
+    const m = adamatchCyclic({ dataset: ds, tokenizer, codes: codesFile, vq: 'x', sizes: TINY });
+    try {
+      const t = cyclicTable(m, tokenizer, ds);
+      const tb = new radkit.TensorBatch({}, { extras: { prompt: { data: new BigInt64Array([1n]), shape: [1, 1], dtype: 'int64' }, promptMask: { data: new BigInt64Array([1n]), shape: [1, 1], dtype: 'int64' } } });
+      await expect(m.generate(tb, { systemOptions: { direction: 'sideways' } })).rejects.toThrow(/direction must be 'report' or 'image'/);
+      tb.dispose();
+      expect(t.imageTokens).toBe(4);
+    } finally {
+      m.dispose();
+    }
+  });
+});
