@@ -18,6 +18,7 @@
 
 #include "../models/placement.h"
 #include "../models/system.h"
+#include "../nn/frozen_norms.h"
 #include "../nn/fused_optim.h"
 #include "../nn/lamb.h"
 #include "async.h"
@@ -428,9 +429,10 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
       torch::optim::Optimizer* opt = optimizer_.get();
       LossScaler* scaler = &scaler_;
       auto dist = distributed_;
+      auto frozen = frozenPrefixes_;
       return PromiseWorker<StepOut>::Start(
           info.Env(), fn,
-          [sys, opt, batch, clip, step, totalSteps, precision, device, dtype, scaler, hold, dist]() {
+          [sys, opt, batch, clip, step, totalSteps, precision, device, dtype, scaler, hold, dist, frozen]() {
             // A step that fails leaves the model as it was: the forward pass updates buffers
             // (batch-norm running statistics) and draws random numbers (dropout) before the loss
             // or the gradients can be judged, so both are kept and put back on failure. Parameters
@@ -457,6 +459,7 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
               c10::AutoGradMode grad(true);
               nn::DistributedScope distributedScope(dist.get());  // cross-sample terms see the global batch
               sys->train(true);
+              nn::evalFrozenBatchNorms(*sys, frozen);  // frozen parts keep their statistics
               if (step >= 0) sys->setTrainingProgress(step, totalSteps);
               opt->zero_grad();
               StepOut out;
@@ -888,8 +891,9 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
   }
 
   // freeze(prefixes[]) stops gradients of every parameter whose name starts with one of the
-  // prefixes; call before setupOptimizer (frozen parameters join no optimizer group). Returns the
-  // frozen names. A prefix that matches nothing is an error naming it.
+  // prefixes; call before setupOptimizer (frozen parameters join no optimizer group). Batch-norm
+  // layers under the prefixes stay in evaluation mode in training steps (running statistics kept
+  // and used). Returns the frozen names. A prefix that matches nothing is an error naming it.
   // setDistributed(group | null): data-parallel training over a process group. Rank 0's parameters
   // and buffers are broadcast to every rank now (blocks until every rank calls it, at most the
   // group's timeout); each trainStep then averages gradients over the ranks and runs the system's
@@ -946,6 +950,7 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
             break;
           }
       for (auto& t : chosen) t.set_requires_grad(false);
+      frozenPrefixes_.insert(frozenPrefixes_.end(), prefixes.begin(), prefixes.end());
       return names;
     });
   }
@@ -1013,6 +1018,7 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
   Napi::Value IsDisposed(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), !system_); }
 
   std::shared_ptr<System> system_;
+  std::vector<std::string> frozenPrefixes_;  // freeze(): their batch norms stay in evaluation mode in training
   std::shared_ptr<dist::ProcessGroup> distributed_;  // data-parallel training (setDistributed); null in one process
   std::unique_ptr<torch::optim::Optimizer> optimizer_;
   std::string optimizerKind_;

@@ -47,12 +47,15 @@ describe('staged runs', () => {
     const fresh = weights(b, 'visual.');
     expect(fresh).not.toEqual(trained);
     const r = await radkit.train(b, ds, options(second, { init: `${first}:visual.`, freeze: ['visual.'] }));
-    // The frozen visual parameters hold exactly the first run's values after a training epoch
-    // (batch-norm running statistics are buffers: they still follow the data in training mode).
+    // The frozen visual parameters hold exactly the first run's values after a training epoch, and
+    // so do its batch norms' running statistics (they stay in evaluation mode under a freeze).
     expect(r.frozen.length).toBeGreaterThan(0);
     expect(r.frozen.every((n) => n.startsWith('visual.'))).toBe(true);
     const after = weights(b, 'visual.');
     for (const n of r.frozen) expect(after[n], n).toEqual(trained[n]);
+    const statistics = Object.keys(trained).filter((n) => /running_(mean|var)$|num_batches_tracked$/.test(n));
+    expect(statistics.length).toBeGreaterThan(0);
+    for (const n of statistics) expect(after[n], n).toEqual(trained[n]);
     expect(r.frozen.some((n) => JSON.stringify(fresh[n]) !== JSON.stringify(trained[n]))).toBe(true);
     const report = JSON.parse(fs.readFileSync(path.join(second, 'init.json'), 'utf8'));
     expect(report).toEqual(r.init);
