@@ -46,7 +46,7 @@ export async function explainImages(model: Model, preprocessing: Preprocessing, 
   const mean = preprocessing.mean ?? 0, std = preprocessing.std ?? 1;
   const raw = await Promise.all(
     files.map(async (f, i) => {
-      const px = (await readImage(f, { height: S, width: S })).data;
+      const px = (await readImage(f, { height: S, width: S, fit: preprocessing.fit, filter: preprocessing.filter })).data;
       data.set(mean === 0 && std === 1 ? px : px.map((x) => (x - mean) / std), i * S * S);
       return px;
     }),

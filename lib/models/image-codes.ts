@@ -13,6 +13,7 @@ import { ArgumentError, RadkitError } from '../errors.js';
 import type { Model } from './model.js';
 import { encodeImages } from './vqgan.js';
 import { DataLoader } from '../data/loader.js';
+import type { FitMode, ResizeFilter } from '../data/image.js';
 import type { R2GenDataset, SplitName } from '../data/r2gen.js';
 
 export interface ImageCodesFile {
@@ -69,6 +70,9 @@ export interface TokenizeImagesOptions {
   /** sha256 of the tokenizer's weights file (its identity in the codes file). */
   weightsSha256: string;
   imageSize: number;
+  /** How images become imageSize x imageSize (the tokenizer checkpoint's preprocessing; default 'stretch', 'lanczos3'). */
+  fit?: FitMode;
+  filter?: ResizeFilter;
   splits?: SplitName[];
   batchSize?: number;
   /** Save every this many batches (default 8). */
@@ -103,7 +107,7 @@ export async function tokenizeImages(model: Model, dataset: R2GenDataset, o: Tok
   fs.mkdirSync(path.dirname(path.resolve(o.file)), { recursive: true });
   if (todo.length) {
     const sub: R2GenDataset = { ...dataset, splits: { train: todo, val: [], test: [] } };
-    const loader = new DataLoader(sub, { split: 'train', batchSize: o.batchSize ?? 16, imageSize: o.imageSize, views: 1, shuffle: false, workers: o.workers });
+    const loader = new DataLoader(sub, { split: 'train', batchSize: o.batchSize ?? 16, imageSize: o.imageSize, fit: o.fit, filter: o.filter, views: 1, shuffle: false, workers: o.workers });
     let batches = 0;
     for await (const batch of loader) {
       if (o.signal?.aborted) break;

@@ -9,6 +9,7 @@ import { tokenizerFromJSON, type ReportTokenizerJSON } from '../text/report-toke
 import type { WordPieceTokenizer } from '../text/wordpiece.js';
 import { checkDevice } from '../runtime.js';
 import type { HFReportTokenizer } from '../text/hf-report-tokenizer.js';
+import { RESIZE_FILTERS, type FitMode, type ResizeFilter } from '../data/image.js';
 
 /** How images were prepared for the model (a checkpoint generates on new images with these). */
 export interface Preprocessing {
@@ -16,6 +17,10 @@ export interface Preprocessing {
   views: number;
   mean?: number;
   std?: number;
+  /** How an image becomes imageSize x imageSize (absent in older checkpoints: 'stretch'). */
+  fit?: FitMode;
+  /** The resize kernel (absent in older checkpoints: 'lanczos3'). */
+  filter?: ResizeFilter;
 }
 
 /** checkpoint.json: everything besides the LibTorch archives. */
@@ -168,6 +173,10 @@ export function readCheckpointMeta(dir: string): CheckpointMeta | null {
     [isObject(meta.tokenizer), '"tokenizer" must be an object'],
     [isObject(meta.preprocessing) && Number.isInteger(meta.preprocessing.imageSize) && meta.preprocessing.imageSize > 0 && Number.isInteger(meta.preprocessing.views) && meta.preprocessing.views > 0,
       '"preprocessing" must hold a positive integer imageSize and views'],
+    [!isObject(meta.preprocessing) || meta.preprocessing.fit === undefined || meta.preprocessing.fit === 'stretch' || meta.preprocessing.fit === 'center-crop',
+      '"preprocessing.fit" must be "stretch" or "center-crop"'],
+    [!isObject(meta.preprocessing) || meta.preprocessing.filter === undefined || RESIZE_FILTERS.includes(meta.preprocessing.filter),
+      `"preprocessing.filter" must be one of ${RESIZE_FILTERS.join(', ')}`],
     [Number.isInteger(meta.epoch) && meta.epoch >= 0, '"epoch" must be a non-negative integer'],
     [meta.best === null || meta.best === undefined || (isObject(meta.best) && typeof meta.best.metric === 'string'), '"best" must be null or { metric, score, epoch }'],
   ];

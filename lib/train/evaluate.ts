@@ -42,6 +42,8 @@ export function splitLoader(dataset: R2GenDataset, o: Pick<SplitOptions, 'split'
     split: o.split,
     batchSize: o.batchSize ?? defaultBatch,
     imageSize: o.preprocessing.imageSize,
+    fit: o.preprocessing.fit,
+    filter: o.preprocessing.filter,
     views: o.preprocessing.views,
     mean: o.preprocessing.mean,
     std: o.preprocessing.std,

@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DataLoader, type Batch } from '../data/loader.js';
+import { RESIZE_FILTERS, type FitMode, type ResizeFilter } from '../data/image.js';
 import { readUnpaired, type R2GenDataset, type R2GenEntry, type SplitName, type UnpairedDataset } from '../data/r2gen.js';
 import { UnpairedLoader, unpairedTensorBatch, type UnpairedBatch } from '../data/unpaired.js';
 import { ArgumentError, DataError, OutOfMemoryError, RadkitError } from '../errors.js';
@@ -28,6 +29,10 @@ export interface TrainOptions {
   epochs: number;
   batchSize?: number;
   imageSize?: number;
+  /** How each image becomes imageSize x imageSize: 'stretch' (default) or 'center-crop' (keeps the aspect ratio). Recorded in checkpoints; generation and evaluation use the same. */
+  fit?: FitMode;
+  /** Resize kernel (default 'lanczos3'), recorded like fit. */
+  filter?: ResizeFilter;
   views?: number;
   optimizer?: 'adam' | 'adamw' | 'lamb';
   /** Adam/AdamW/LAMB moments and epsilon (defaults 0.9, 0.999, 1e-8). */
@@ -155,6 +160,8 @@ function check(o: TrainOptions): void {
     const v = o[k];
     if (v !== undefined && !(typeof v === 'number' && v > 0 && Number.isFinite(v))) throw bad(`${k} must be a positive number`, v);
   }
+  if (o.fit !== undefined && o.fit !== 'stretch' && o.fit !== 'center-crop') throw bad(`fit must be 'stretch' or 'center-crop'`, o.fit);
+  if (o.filter !== undefined && !RESIZE_FILTERS.includes(o.filter)) throw bad(`filter must be one of ${RESIZE_FILTERS.join(', ')}`, o.filter);
   const ints: [keyof TrainOptions, number, number][] = [['batchSize', 1, 1 << 20], ['imageSize', 8, 8192], ['views', 1, 64], ['initBatches', 0, 1 << 20], ['maxStepsPerEpoch', 1, Number.MAX_SAFE_INTEGER], ['workers', 0, 256], ['seed', 0, Number.MAX_SAFE_INTEGER]];
   for (const [k, lo, hi] of ints) {
     const v = o[k];
@@ -291,7 +298,7 @@ export async function train(model: Model, dataset: R2GenDataset, options: TrainO
   // A kind that builds its own tokenizer may decode with a language model's (HFReportTokenizer).
   if (task === 'generation' && !(o.tokenizer instanceof Tokenizer) && !(o.tokenizer instanceof HFReportTokenizer && kind?.tokenizer))
     throw new ArgumentError(`${FN}: ${model.kind} generates reports and needs radkit's Tokenizer (BOS = EOS = PAD = 0), not ${o.tokenizer.constructor.name}`, 'ERR_INVALID_ARG', FN);
-  const pre: Preprocessing = { imageSize: o.imageSize!, views: o.views ?? kind?.views?.(dataset) ?? 1 };
+  const pre: Preprocessing = { imageSize: o.imageSize!, views: o.views ?? kind?.views?.(dataset) ?? 1, fit: o.fit ?? 'stretch', filter: o.filter ?? 'lanczos3' };
   const batchSize = o.batchSize!;
   const lr = o.lr!;
   const visualLr = o.visualLr ?? lr * o.visualLrFactor!;
@@ -363,8 +370,8 @@ async function trainLocked(model: Model, dataset: R2GenDataset, o: TrainOptions,
   };
   const loaderFor = (epoch: number): AsyncIterable<Batch | UnpairedBatch> & { length: number } =>
     r.unpaired
-      ? new UnpairedLoader(r.unpaired, { batchSize, imageSize: pre.imageSize, views: pre.views, tokenizer: o.tokenizer, seed, epoch, workers: o.workers })
-      : new DataLoader(dataset, { split: 'train', batchSize, imageSize: pre.imageSize, views: pre.views, tokenizer: o.tokenizer, seed, epoch, workers: o.workers });
+      ? new UnpairedLoader(r.unpaired, { batchSize, imageSize: pre.imageSize, fit: pre.fit, filter: pre.filter, views: pre.views, tokenizer: o.tokenizer, seed, epoch, workers: o.workers })
+      : new DataLoader(dataset, { split: 'train', batchSize, imageSize: pre.imageSize, fit: pre.fit, filter: pre.filter, views: pre.views, tokenizer: o.tokenizer, seed, epoch, workers: o.workers });
   const stepsPerEpoch = Math.min(loaderFor(0).length, o.maxStepsPerEpoch ?? Infinity);
   const totalSteps = stepsPerEpoch * o.epochs;
   let trainOptions: Record<string, unknown> = {

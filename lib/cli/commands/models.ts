@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { formatFlags, UsageError, type CliFlags, type Command, type CommandArgs } from '../command.js';
 import { readR2Gen } from '../../data/r2gen.js';
-import { readImage } from '../../data/image.js';
+import { readImage, RESIZE_FILTERS, type FitMode, type ResizeFilter } from '../../data/image.js';
 import { Tokenizer } from '../../text/tokenizer.js';
 import { HFReportTokenizer } from '../../text/hf-report-tokenizer.js';
 import '../../models/builtins.js';
@@ -99,6 +99,8 @@ const TRAIN_FLAGS: CliFlags = {
   epochs: { type: 'integer', min: 1, default: 10, help: 'epochs' },
   'batch-size': { type: 'integer', min: 1, help: 'batch size (default: the kind\'s recipe)' },
   'image-size': { type: 'integer', min: 8, max: 4096, help: 'input side in pixels (default 128)' },
+  fit: { type: 'string', choices: ['stretch', 'center-crop'], help: 'how images become square: stretch (default) or center-crop (keeps the aspect ratio); recorded for generate/evaluate' },
+  filter: { type: 'string', choices: [...RESIZE_FILTERS], help: 'resize kernel (default lanczos3); recorded like --fit' },
   lr: { type: 'number', min: 1e-12, help: 'learning rate (default: the kind\'s recipe)' },
   'visual-lr': { type: 'number', min: 1e-12, help: 'learning rate of the visual extractor' },
   preset: { type: 'string', arg: 'NAME', help: 'size preset (the kind\'s first by default)' },
@@ -177,6 +179,8 @@ ${kinds}`;
         epochs: values.epochs as number,
         batchSize: values['batch-size'] as number | undefined,
         imageSize: values['image-size'] as number | undefined,
+        fit: values.fit as FitMode | undefined,
+        filter: values.filter as ResizeFilter | undefined,
         lr: values.lr as number | undefined,
         visualLr: values['visual-lr'] as number | undefined,
         seed: values.seed as number,
@@ -239,7 +243,7 @@ ${formatFlags({ ...GENERATE_FLAGS, ...systemFlags() })}`;
       const data = new Float32Array(studies.length * pre.views * HW);
       for (const [s, files] of studies.entries())
         for (let v = 0; v < pre.views; v++) {
-          const img = await readImage(files[Math.min(v, files.length - 1)], { height: pre.imageSize, width: pre.imageSize, mean: pre.mean, std: pre.std });
+          const img = await readImage(files[Math.min(v, files.length - 1)], { height: pre.imageSize, width: pre.imageSize, fit: pre.fit, filter: pre.filter, mean: pre.mean, std: pre.std });
           data.set(img.data, (s * pre.views + v) * HW);
         }
       const opts = generateOptions(values, kind, ck.meta.kind);

@@ -63,6 +63,8 @@ ${formatFlags(TOKENIZE_FLAGS)}`;
         file,
         weightsSha256: fileSha256(weights),
         imageSize: ck.meta.preprocessing.imageSize,
+        fit: ck.meta.preprocessing.fit,
+        filter: ck.meta.preprocessing.filter,
         splits: splits as SplitName[],
         batchSize: flags['batch-size'] as number,
         signal: controller.signal,
