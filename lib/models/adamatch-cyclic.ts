@@ -19,11 +19,14 @@
  * generation build their table from the model's own configuration.
  */
 import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { readImage } from '../data/image.js';
 import type { Batch } from '../data/loader.js';
 import type { R2GenDataset, R2GenEntry, SplitName } from '../data/r2gen.js';
 import { ArgumentError, RadkitError } from '../errors.js';
 import { evaluate as scoreTexts } from '../metrics/index.js';
 import { headline } from '../train/evaluate.js';
+import { loadCheckpoint, type LoadedCheckpoint } from '../train/checkpoint.js';
 import { extractEntities } from '../text/entities.js';
 import type { ReportTokenizer } from '../text/report-tokenizer.js';
 import { Tokenizer } from '../text/tokenizer.js';
@@ -31,6 +34,7 @@ import type { NativeConfig } from '../../typings/model.js';
 import { CYCLIC_LM_SMALL } from './cyclic-lm.js';
 import { SpecialsVocabulary, specialsPrompt } from './cyclic-prompts.js';
 import { readImageCodes, type ImageCodesFile } from './image-codes.js';
+import { decodeCodes, encodeImages, greyPng } from './vqgan.js';
 import { Model, TensorBatch } from './model.js';
 import { createOptions, registerModelKind, type BuildContext, type Evaluation, type EvaluationOptions, type FlagValues } from './registry.js';
 
@@ -342,6 +346,58 @@ function createCyclic(c: BuildContext): Model {
   return adamatchCyclic({ dataset: c.dataset, tokenizer: c.tokenizer, codes: f.codes as string, vq: f.vq as string, hints: typeof f.hints === 'string' ? f.hints : 'none', seed: c.seed });
 }
 
+/**
+ * `radkit generate --checkpoint RUN` on an adamatch-cyclic run: `--image FILE` writes a report for
+ * the image (its VQ codes, read at the codes file's image size; `--keywords` as hints),
+ * `--report TEXT --out FILE.png` generates an image (exactly N image tokens, decoded by the run's
+ * VQ tokenizer). Prints JSON with `--json`.
+ */
+async function cyclicGenerate(ck: LoadedCheckpoint, values: FlagValues, positionals: string[]): Promise<number> {
+  const fn = 'radkit generate';
+  const bad = (msg: string) => new ArgumentError(`${fn}: ${msg}`, 'ERR_INVALID_ARG', fn);
+  if (positionals.length) throw bad(`an adamatch-cyclic checkpoint takes --image FILE or --report TEXT, not image arguments (${positionals[0]})`);
+  const image = values.image as string | undefined, report = values.report as string | undefined;
+  if ((image === undefined) === (report === undefined)) throw bad('give exactly one of --image FILE (image -> report) or --report TEXT (report -> image)');
+  if (report !== undefined && typeof values.out !== 'string') throw bad('--report needs --out FILE.png (where the generated image goes)');
+  if (image !== undefined && values.out !== undefined) throw bad('--out goes with --report; a report is printed');
+  if (values.keywords !== undefined && image === undefined) throw bad('--keywords are hints for --image');
+  const table = cyclicTable(ck.model, ck.tokenizer);
+  const vqDir = String(ck.model.config.vq);
+  if (!vqDir || !fs.existsSync(vqDir)) throw new RadkitError(`${fn}: the VQ tokenizer run this model was trained with (${vqDir || 'none recorded'}) is not there`, 'ERR_CHECKPOINT', fn);
+  const vq = await loadCheckpoint(vqDir);
+  try {
+    if (vq.meta.kind !== 'vqgan') throw new RadkitError(`${fn}: ${vqDir} holds ${vq.meta.kind}, not a vqgan run`, 'ERR_CHECKPOINT', fn);
+    const size = table.codesFile.imageSize;
+    if (image !== undefined) {
+      const img = await readImage(image, { height: size, width: size });
+      const enc = await encodeImages(vq.model, { data: img.data, shape: [1, 1, 1, size, size] });
+      if (enc.shape[2] !== table.grid[0] || enc.shape[3] !== table.grid[1]) throw new RadkitError(`${fn}: ${vqDir} gives a ${enc.shape[2]} x ${enc.shape[3]} code grid, the model reads ${table.grid.join(' x ')}`, 'ERR_CHECKPOINT', fn);
+      const codes = Array.from(enc.codes);
+      const keywords = typeof values.keywords === 'string' ? values.keywords.split(',').map((k) => k.trim()).filter(Boolean) : null;
+      const [text] = await generateCyclicReports(ck.model, table, [table.reportPrompt(codes, keywords)], { maxLength: values['max-length'] as number | undefined });
+      if (values.json) console.log(JSON.stringify({ image, report: text, keywords, codes }, null, 2));
+      else console.log(`${image}\n  ${text}\n`);
+      return 0;
+    }
+    const words = table.words(report!).slice(0, table.tokenizer.maxLength - 2);
+    const unk = table.tokenizer.tokenToId('<unk>');
+    if (!words.some((w) => w !== unk && /[a-z0-9]/i.test(table.tokenizer.vocab[w - 1] ?? ''))) throw bad(`--report: none of its words is in the model's vocabulary ('${report!.slice(0, 60)}')`);
+    const method = (values.method as string | undefined) ?? 'greedy';
+    if (method !== 'greedy' && method !== 'sample') throw bad(`--method ${method}: images are generated greedy or sampled`);
+    const [codes] = await generateCyclicImages(ck.model, table, [table.imagePrompt(words, null)], { method, seed: values.seed as number | undefined, temperature: values.temperature as number | undefined, topK: values['top-k'] as number | undefined });
+    const px = await decodeCodes(vq.model, codes, [1, table.grid[0], table.grid[1]]);
+    const [H, W] = px.shape.slice(-2);
+    const out = values.out as string;
+    fs.mkdirSync(path.dirname(path.resolve(out)), { recursive: true });
+    fs.writeFileSync(out, await greyPng(px.data, H, W));
+    if (values.json) console.log(JSON.stringify({ report, image: out, codes }, null, 2));
+    else console.log(`wrote ${out} (${codes.length} image tokens)`);
+    return 0;
+  } finally {
+    vq.model.dispose();
+  }
+}
+
 export const ADAMATCH_CYCLIC = registerModelKind({
   name: 'adamatch-cyclic',
   summary: 'AdaMatch-Cyclic: one causal LM (GPT-NeoX layout) over words and VQ image tokens, image <-> report with keyword/keypatch hints (seed 000; --codes FILE --vq RUN)',
@@ -355,6 +411,16 @@ export const ADAMATCH_CYCLIC = registerModelKind({
   prepareBatch: prepareCyclicBatch,
   generate: { method: 'greedy', maxLength: 60 },
   evaluate: cyclicEvaluation,
+  generateCommand: {
+    usage: 'radkit generate --checkpoint RUN (--image FILE [--keywords A,B] | --report TEXT --out FILE.png)',
+    flags: {
+      image: { type: 'string', arg: 'FILE', help: 'image -> report: the image (read at the codes file\'s size, encoded by the run\'s VQ tokenizer)' },
+      keywords: { type: 'string', arg: 'A,B', help: 'with --image: comma-separated keyword hints (default: no Keywords section)' },
+      report: { type: 'string', arg: 'TEXT', help: 'report -> image: the report (exactly N image tokens, decoded to a PNG)' },
+      out: { type: 'string', arg: 'FILE', help: 'with --report: the PNG to write' },
+    },
+    run: cyclicGenerate,
+  },
   trainFlags: {
     codes: { type: 'string', arg: 'FILE', help: 'image codes of every study (radkit tokenize-images --checkpoint VQ_RUN)' },
     vq: { type: 'string', arg: 'RUN', help: 'the vqgan run whose codes --codes holds (decodes generated images)' },

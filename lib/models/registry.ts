@@ -10,7 +10,7 @@ import type { R2GenDataset, SplitName } from '../data/r2gen.js';
 import { ArgumentError } from '../errors.js';
 import type { GenerateOptions } from '../generation.js';
 import type { ReportTokenizer } from '../text/report-tokenizer.js';
-import type { Preprocessing } from '../train/checkpoint.js';
+import type { LoadedCheckpoint, Preprocessing } from '../train/checkpoint.js';
 import type { TrainOptions } from '../train/trainer.js';
 import type { NativeConfig } from '../../typings/model.js';
 import { TensorBatch, type Model } from './model.js';
@@ -120,6 +120,12 @@ export interface ModelKind {
   trainFlags?: FlagSpecs;
   /** Explanation lines of one generated report from its `generate()` extras, for `radkit report` (e.g. the memory rows a study read). */
   explain?(extras: Record<string, { shape: number[]; data: number[] }>): string[];
+  /**
+   * The kind's own `radkit generate` for checkpoints of it (a kind whose generation is not "reports
+   * for images", e.g. both directions of AdaMatch-Cyclic): its flags (accepted by every generate
+   * command line; refused for other kinds) and what it does with the loaded checkpoint.
+   */
+  generateCommand?: { flags: FlagSpecs; usage: string; run(ck: LoadedCheckpoint, values: FlagValues, positionals: string[]): Promise<number> };
   /** CLI flags of `radkit generate|evaluate` that become generation systemOptions (flag -> option name). */
   generateFlags?: Record<string, FlagSpec & { option: string }>;
 }

@@ -9,6 +9,7 @@
  * 32-128) and 'paper' (taming's f16/1024 configuration at 256 px, three colour channels).
  */
 import { ArgumentError } from '../errors.js';
+import { loadSharp } from '../data/image.js';
 import { readSafetensors } from '../io/safetensors.js';
 import { psnr, ssim } from '../metrics/image.js';
 import { RadkitError } from '../errors.js';
@@ -132,6 +133,13 @@ export async function encodeImages(model: Model, images: { data: Float32Array; s
     tb.dispose();
     Object.values(enc).forEach((t) => t.dispose());
   }
+}
+
+/** Grey [0, 1] pixels (H x W) -> PNG bytes (sharp). */
+export async function greyPng(data: Float32Array, H: number, W: number): Promise<Buffer> {
+  const bytes = Buffer.alloc(H * W);
+  for (let i = 0; i < H * W; i++) bytes[i] = Math.max(0, Math.min(255, Math.round(data[i] * 255)));
+  return loadSharp()(bytes, { raw: { width: W, height: H, channels: 1 } }).toColourspace('b-w').png().toBuffer();
 }
 
 /** Images in [0, 1] ([B, 1, 1, H, W]) decoded from codes [B, h, w]. */

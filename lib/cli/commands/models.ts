@@ -87,6 +87,13 @@ function generateOptions(values: FlagValues, kind: ModelKind | undefined, kindNa
   return o;
 }
 
+/** The flags of kinds with their own `radkit generate` (defaults stripped: they belong to one kind). */
+function kindGenerateFlags(): CliFlags {
+  const out: CliFlags = {};
+  for (const k of modelKinds()) for (const [name, f] of Object.entries(k.generateCommand?.flags ?? {})) out[name] = { ...f, default: undefined, help: `${k.name}: ${f.help}` };
+  return out;
+}
+
 /** systemFlags() without their defaults: a flag's default applies only to its own kind (generateOptions). */
 function systemFlagsForParsing(): CliFlags {
   return Object.fromEntries(Object.entries(systemFlags()).map(([k, f]) => [k, { ...f, default: undefined }]));
@@ -217,13 +224,20 @@ export const generateCommand: Command = {
   get usage() {
     return `usage: radkit generate --checkpoint RUN|CHECKPOINT_DIR IMAGE [IMAGE ...] [options]
 Each study takes the checkpoint's number of views from consecutive images (one image is repeated).
-${formatFlags({ ...GENERATE_FLAGS, ...systemFlags() })}`;
+${formatFlags({ ...GENERATE_FLAGS, ...systemFlags() })}${modelKinds()
+      .filter((k) => k.generateCommand)
+      .map((k) => `\n${k.name} checkpoints: ${k.generateCommand!.usage}\n${formatFlags(k.generateCommand!.flags)}`)
+      .join('')}`;
   },
-  flags: () => ({ ...GENERATE_FLAGS, ...systemFlagsForParsing() }),
-  positionals: { min: 1, name: 'image file' },
+  flags: () => ({ ...GENERATE_FLAGS, ...systemFlagsForParsing(), ...kindGenerateFlags() }),
+  positionals: { min: 0, name: 'image file' },
   async run({ values, positionals }) {
+    const own = Object.keys(kindGenerateFlags()).filter((f) => values[f] !== undefined);
+    if (!positionals.length && !own.length) throw new UsageError('give at least 1 image file');
     const { ck, kind } = await checkpointWithKind(values.checkpoint as string, values.device as string | undefined);
     try {
+      if (kind?.generateCommand) return await kind.generateCommand.run(ck, values, positionals);
+      if (own.length) throw new UsageError(`--${own[0]} is a flag of another kind's generate; ${values.checkpoint} holds ${ck.meta.kind}`);
       if ((kind?.task ?? 'generation') !== 'generation') throw new UsageError(`${values.checkpoint} holds ${ck.meta.kind}, a ${kind?.task} model: it does not generate reports`);
       // A kind that builds its own tokenizer may decode with a language model's (as train() allows).
       const tokenizer = kind?.tokenizer && ck.tokenizer instanceof HFReportTokenizer ? ck.tokenizer : generationTokenizer(ck, 'radkit generate');

@@ -4,9 +4,8 @@ import * as path from 'node:path';
 import { formatFlags, UsageError, type CliFlags, type Command } from '../command.js';
 import { RadkitError } from '../../errors.js';
 import type { SplitName } from '../../data/r2gen.js';
-import { loadSharp } from '../../data/image.js';
 import { fileSha256, readImageCodes, tokenizeImages } from '../../models/image-codes.js';
-import { decodeCodes } from '../../models/vqgan.js';
+import { decodeCodes, greyPng } from '../../models/vqgan.js';
 import { defaultOutputDir, findCheckpointDir, loadCheckpoint, type LoadedCheckpoint } from '../../train/checkpoint.js';
 import { DATA_FLAGS, dataset } from './models.js';
 
@@ -20,12 +19,6 @@ async function vqCheckpoint(dir: string, fn: string): Promise<{ ck: LoadedCheckp
   return { ck, weights: path.join(found, 'weights.pt') };
 }
 
-/** Grey [0, 1] pixels (H x W) -> PNG bytes (sharp). */
-export async function greyPng(data: Float32Array, H: number, W: number): Promise<Buffer> {
-  const bytes = Buffer.alloc(H * W);
-  for (let i = 0; i < H * W; i++) bytes[i] = Math.max(0, Math.min(255, Math.round(data[i] * 255)));
-  return loadSharp()(bytes, { raw: { width: W, height: H, channels: 1 } }).toColourspace('b-w').png().toBuffer();
-}
 
 const TOKENIZE_FLAGS: CliFlags = {
   checkpoint: { type: 'string', required: true, arg: 'RUN', help: 'vqgan run or checkpoint folder' },

@@ -1,0 +1,90 @@
+// AdaMatch-Cyclic through the CLI, staged: radkit train --model vqgan, radkit tokenize-images, then
+// radkit train --model adamatch-cyclic on the cached codes (both directions, evaluated on val), and
+// radkit generate on that run: --image gives a report, --report an image PNG at the VQ's size;
+// clear errors for bad command lines.
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { main } from '../../lib/cli/main.js';
+import { loadSharp } from '../../lib/data/image.js';
+
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'radkit-cli-cyclic-'));
+const data = path.join(dir, 'synth');
+const vq = path.join(dir, 'vq');
+const codes = path.join(dir, 'codes.json');
+const run = path.join(dir, 'cyclic');
+let out: string[] = [];
+let err: string[] = [];
+function capture() {
+  out = [];
+  err = [];
+  vi.spyOn(console, 'log').mockImplementation((...a: unknown[]) => void out.push(a.join(' ')));
+  vi.spyOn(console, 'error').mockImplementation((...a: unknown[]) => void err.push(a.join(' ')));
+}
+afterEach(() => vi.restoreAllMocks());
+
+beforeAll(async () => {
+  capture();
+  expect(await main(['synth', '--out', data, '--train', '8', '--val', '2', '--test', '2', '--size', '48', '--views', '1'])).toBe(0);
+  expect(await main(['train', '--model', 'vqgan', '--data', data, '--out', vq, '--epochs', '1', '--image-size', '32', '--batch-size', '4', '--progress', 'none', '--no-eval'])).toBe(0);
+  expect(await main(['tokenize-images', '--checkpoint', vq, '--data', data, '--out', codes])).toBe(0);
+  vi.restoreAllMocks();
+}, 120_000);
+
+describe('radkit train / generate --model adamatch-cyclic', () => {
+  it('trains on the cached codes and evaluates both directions', async () => {
+    capture();
+    const code = await main(['train', '--model', 'adamatch-cyclic', '--data', data, '--out', run, '--codes', codes, '--vq', vq, '--hints', 'oracle', '--epochs', '1', '--image-size', '32', '--threshold', '1', '--progress', 'none']);
+    expect(code, err.join('\n')).toBe(0);
+    const meta = JSON.parse(fs.readFileSync(path.join(run, 'checkpoints', 'best', 'checkpoint.json'), 'utf8')) as { kind: string; config: Record<string, unknown> };
+    expect(meta.kind).toBe('adamatch-cyclic');
+    expect(meta.config.imageTokens).toBe(4); // 32 px, f16
+    expect(meta.config.hints).toBe('oracle');
+    const log = fs.readFileSync(path.join(run, 'train-log.jsonl'), 'utf8');
+    for (const k of ['bleu4', 'ceMicroF1', 'imageCodeAccuracy', 'randomImageCodeAccuracy']) expect(log).toContain(`"${k}"`);
+    expect(log).toMatch(/"text":/);
+    expect(log).toMatch(/"image":/);
+  }, 120_000);
+
+  it('generates a report for an image and an image for a report', async () => {
+    const image = path.join(data, 'images', fs.readdirSync(path.join(data, 'images'))[0], '0.png');
+    capture();
+    expect(await main(['generate', '--checkpoint', run, '--image', image, '--keywords', 'effusion', '--json'])).toBe(0);
+    const r = JSON.parse(out.join('\n')) as { report: string; codes: number[]; keywords: string[] };
+    expect(typeof r.report).toBe('string');
+    expect(r.codes).toHaveLength(4);
+    expect(r.keywords).toEqual(['effusion']);
+    const png = path.join(dir, 'gen', 'x.png');
+    capture();
+    expect(await main(['generate', '--checkpoint', run, '--report', 'no acute cardiopulmonary process', '--out', png, '--json'])).toBe(0);
+    const g = JSON.parse(out.join('\n')) as { codes: number[] };
+    expect(g.codes).toHaveLength(4);
+    const m = await loadSharp()(png).metadata();
+    expect([m.width, m.height, m.channels]).toEqual([32, 32, 1]);
+  }, 60_000);
+
+  it('refuses bad command lines, naming what is wrong', async () => {
+    const image = path.join(data, 'images', fs.readdirSync(path.join(data, 'images'))[0], '0.png');
+    const cases: [string[], RegExp][] = [
+      [['--image', image, '--report', 'x'], /exactly one of --image FILE .* or --report TEXT/],
+      [[], /give at least 1 image file/],
+      [['--report', 'no effusion'], /--report needs --out FILE.png/],
+      [['--image', image, '--out', 'x.png'], /--out goes with --report/],
+      [['--report', 'no effusion', '--out', path.join(dir, 'y.png'), '--keywords', 'a'], /--keywords are hints for --image/],
+      [[image], /takes --image FILE or --report TEXT, not image arguments/],
+      [['--report', 'zzzz qqqq', '--out', path.join(dir, 'z.png')], /none of its words is in the model's vocabulary/],
+      [['--report', 'no effusion', '--out', path.join(dir, 'z.png'), '--method', 'beam'], /greedy or sampled/],
+      [['--image', path.join(dir, 'missing.png')], /missing\.png/],
+    ];
+    for (const [args, re] of cases) {
+      capture();
+      expect(await main(['generate', '--checkpoint', run, ...args]), args.join(' ')).not.toBe(0);
+      expect(err.join('\n'), args.join(' ')).toMatch(re);
+    }
+    // A flag of this kind on another kind's checkpoint.
+    capture();
+    expect(await main(['generate', '--checkpoint', vq, '--image', image])).toBe(2);
+    expect(err.join('\n')).toMatch(/--image is a flag of another kind's generate; .* holds vqgan/);
+  }, 60_000);
+});
