@@ -40,3 +40,4 @@ export {
   type ReferenceMode,
 } from './evaluate.js';
 export { psnr, ssim, mse } from './image.js';
+export { frechetDistance, frechetDistanceOfGaussians, meanAndCovariance, symmetricEigen, labelAgreement } from './frechet.js';
