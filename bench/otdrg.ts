@@ -8,7 +8,7 @@
 // Run (from the repository root): node dist/bench/otdrg.js [--train 3000] [--val 100] [--test 300] [--size 128]
 //        [--seeds 3] [--ircp-epochs 1] [--dn-epochs 4] [--lm-steps 400] [--ot-steps 120] [--lm bench|small] [--threads 1]
 //        [--experiments table3,table4,scale] [--first-seed 0] [--variants full,DLE,...] [--tag NAME]
-//        (--variants keeps the variants whose name starts with one of the words; --tag writes otdrg-NAME.json)
+//        (--variants keeps the variants whose name starts with one of the given prefixes; --tag writes otdrg-NAME.json)
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -64,7 +64,7 @@ async function main() {
   const LM = lmPreset === 'small' ? {} : { lmHidden: 128, lmLayers: 2, lmHeads: 4, lmKvHeads: 4, lmIntermediate: 344 };
   const out = path.resolve('bench', 'out'); // run from the repository root
   fs.mkdirSync(out, { recursive: true });
-  const runs = path.join(os.tmpdir(), 'radkit-bench-otdrg-runs');
+  const runs = path.join(os.tmpdir(), `radkit-bench-otdrg-runs${tag ? `-${tag}` : ''}`);
   const pre = { imageSize: size, views: 1 };
   const batchSize = 16, stepsPerEpoch = Math.ceil(trainN / batchSize);
   const results: Record<string, unknown> = {
@@ -129,46 +129,6 @@ async function main() {
   log(`most common: BLEU-4 ${(results.mostCommon as Record<string, number>).bleu4.toFixed(3)} CE ${(results.mostCommon as Record<string, number>).ceMicroF1.toFixed(3)}; template (oracle): BLEU-4 ${(results.templateOracle as Record<string, number>).bleu4.toFixed(3)} CE ${(results.templateOracle as Record<string, number>).ceMicroF1.toFixed(3)}`);
   save();
 
-  // Stages 1 and 2 (diseasenet with and without IRCP), seed 0, shared by every otdrg seed.
-  const stages: Record<string, unknown> = {};
-  results.stages = stages;
-  const m1 = ircp({ preset: 'small', seed: 0 });
-  const r1 = await train(m1, 'ircp', { epochs: ircpEpochs }, { seed: 0 });
-  const e1 = await ircpEvaluation(m1, tokenizer, ds, { split: 'val', preprocessing: pre });
-  m1.dispose();
-  stages.ircp = { seconds: r1.seconds, ...e1.headline };
-  log(`ircp: ${r1.seconds.toFixed(0)} s, val loss ${e1.headline.valLoss.toFixed(3)}, spread ${e1.headline.featureSpread.toFixed(3)}`);
-  const dnRuns: Record<string, string> = {};
-  for (const withIrcp of [true, false]) {
-    const m2 = diseasenet({ preset: 'small', seed: 0 });
-    const r2 = await train(m2, `dn-${withIrcp ? 'ircp' : 'scratch'}`, { epochs: dnEpochs }, { seed: 0, ...(withIrcp ? { init: `${r1.runDir}:encoder.` } : {}) });
-    const e2 = await diseasenetEvaluation(m2, tokenizer, ds, { split: 'test', preprocessing: pre });
-    m2.dispose();
-    dnRuns[withIrcp ? 'ircp' : 'scratch'] = r2.runDir;
-    stages[`diseasenet-${withIrcp ? 'ircp' : 'scratch'}`] = { seconds: r2.seconds, ...e2.headline, perObservation: (e2.record as { perObservation: unknown }).perObservation };
-    log(`diseasenet ${withIrcp ? 'from ircp' : 'from scratch'}: ${r2.seconds.toFixed(0)} s, test accuracy ${e2.headline.accuracy.toFixed(3)} vs majority ${e2.headline.majorityAccuracy.toFixed(3)}, macro-F1 ${e2.headline.macroF1.toFixed(3)} vs ${e2.headline.majorityMacroF1.toFixed(3)}`);
-    const ck = await radkit.loadCheckpoint(r2.runDir);
-    const pred = await predictSplitStates(ck.model, tokenizer, ds, { split: 'test', preprocessing: pre });
-    ck.model.dispose();
-    const predStates = ds.splits.test.map((_, i) => pred.predicted.slice(i * 14, i * 14 + 14));
-    results[withIrcp ? 'templatePredicted' : 'templatePredictedNoIrcp'] = headline(scoreReports(refs.map((r, i) => ({ ...r, hypothesis: tokenizer.clean(templateReport(predStates[i])) }))));
-    save();
-  }
-
-  // The LM pre-training runs (base weights lm.* of each, without the adapters).
-  const lmBase: Record<string, Record<string, radkit.Tensor>> = {};
-  for (const input of ['labelled', 'reports']) {
-    if (!experiments.has('table3') && input === 'reports') continue;
-    const m = otdrg({ tokenizer, preset: 'small', seed: 0, ...LM, lmPretrainFraction: 0.99, lmPretrainInput: input });
-    const r = await train(m, `lm-${input}`, { steps: lmSteps }, { seed: 0 });
-    const log1 = stepLog(r.runDir).filter((e) => 'lm' in e.parts).map((e) => e.parts.lm);
-    lmBase[input] = Object.fromEntries(Object.entries(m.namedTensors()).filter(([n]) => n.startsWith('lm.') && !n.includes('lora_')));
-    m.dispose();
-    stages[`lm-${input}`] = { seconds: r.seconds, steps: log1.length, firstLoss: meanOf(log1.slice(0, 10)), lastLoss: meanOf(log1.slice(-10)) };
-    log(`LM pre-training (${input}): ${r.seconds.toFixed(0)} s, ${log1.length} steps, loss ${meanOf(log1.slice(0, 10)).toFixed(3)} -> ${meanOf(log1.slice(-10)).toFixed(3)}`);
-    save();
-  }
-
   const table: Record<string, unknown[]> = {};
   results.otdrg = table;
   // [name, config, diseasenet run, LM pre-training input, score oracle too]
@@ -190,8 +150,53 @@ async function main() {
   if (experiments.has('table4')) for (const v of table4) schedule.push([seedList[0], v]);
   if (experiments.has('scale')) for (const v of scale) schedule.push([seedList[0], v]);
   if (experiments.has('table3')) for (const seed of seedList.slice(1)) for (const v of table3) schedule.push([seed, v]);
-  for (const [seed, [name, over, encoder, input, withOracle]] of schedule) {
-    if (only && !only.split(',').includes(name.split(' ')[0])) continue;
+  // --variants keeps the variants whose name starts with one of the given prefixes; the stages and LM
+  // pre-training runs no kept variant reads are skipped.
+  const selected = schedule.filter(([, [name]]) => !only || only.split(',').some((w) => name.startsWith(w)));
+  const needDn = new Set(selected.map(([, v]) => v[2])), needLm = new Set(selected.map(([, v]) => v[3]));
+
+  // Stages 1 and 2 (diseasenet with and without IRCP), seed 0, shared by every otdrg seed.
+  const stages: Record<string, unknown> = {};
+  results.stages = stages;
+  const m1 = ircp({ preset: 'small', seed: 0 });
+  const r1 = await train(m1, 'ircp', { epochs: ircpEpochs }, { seed: 0 });
+  const e1 = await ircpEvaluation(m1, tokenizer, ds, { split: 'val', preprocessing: pre });
+  m1.dispose();
+  stages.ircp = { seconds: r1.seconds, ...e1.headline };
+  log(`ircp: ${r1.seconds.toFixed(0)} s, val loss ${e1.headline.valLoss.toFixed(3)}, spread ${e1.headline.featureSpread.toFixed(3)}`);
+  const dnRuns: Record<string, string> = {};
+  for (const withIrcp of [true, false]) {
+    if (!needDn.has(withIrcp ? 'ircp' : 'scratch')) continue;
+    const m2 = diseasenet({ preset: 'small', seed: 0 });
+    const r2 = await train(m2, `dn-${withIrcp ? 'ircp' : 'scratch'}`, { epochs: dnEpochs }, { seed: 0, ...(withIrcp ? { init: `${r1.runDir}:encoder.` } : {}) });
+    const e2 = await diseasenetEvaluation(m2, tokenizer, ds, { split: 'test', preprocessing: pre });
+    m2.dispose();
+    dnRuns[withIrcp ? 'ircp' : 'scratch'] = r2.runDir;
+    stages[`diseasenet-${withIrcp ? 'ircp' : 'scratch'}`] = { seconds: r2.seconds, ...e2.headline, perObservation: (e2.record as { perObservation: unknown }).perObservation };
+    log(`diseasenet ${withIrcp ? 'from ircp' : 'from scratch'}: ${r2.seconds.toFixed(0)} s, test accuracy ${e2.headline.accuracy.toFixed(3)} vs majority ${e2.headline.majorityAccuracy.toFixed(3)}, macro-F1 ${e2.headline.macroF1.toFixed(3)} vs ${e2.headline.majorityMacroF1.toFixed(3)}`);
+    const ck = await radkit.loadCheckpoint(r2.runDir);
+    const pred = await predictSplitStates(ck.model, tokenizer, ds, { split: 'test', preprocessing: pre });
+    ck.model.dispose();
+    const predStates = ds.splits.test.map((_, i) => pred.predicted.slice(i * 14, i * 14 + 14));
+    results[withIrcp ? 'templatePredicted' : 'templatePredictedNoIrcp'] = headline(scoreReports(refs.map((r, i) => ({ ...r, hypothesis: tokenizer.clean(templateReport(predStates[i])) }))));
+    save();
+  }
+
+  // The LM pre-training runs (base weights lm.* of each, without the adapters).
+  const lmBase: Record<string, Record<string, radkit.Tensor>> = {};
+  for (const input of ['labelled', 'reports']) {
+    if (!needLm.has(input)) continue;
+    const m = otdrg({ tokenizer, preset: 'small', seed: 0, ...LM, lmPretrainFraction: 0.99, lmPretrainInput: input });
+    const r = await train(m, `lm-${input}`, { steps: lmSteps }, { seed: 0 });
+    const log1 = stepLog(r.runDir).filter((e) => 'lm' in e.parts).map((e) => e.parts.lm);
+    lmBase[input] = Object.fromEntries(Object.entries(m.namedTensors()).filter(([n]) => n.startsWith('lm.') && !n.includes('lora_')));
+    m.dispose();
+    stages[`lm-${input}`] = { seconds: r.seconds, steps: log1.length, firstLoss: meanOf(log1.slice(0, 10)), lastLoss: meanOf(log1.slice(-10)) };
+    log(`LM pre-training (${input}): ${r.seconds.toFixed(0)} s, ${log1.length} steps, loss ${meanOf(log1.slice(0, 10)).toFixed(3)} -> ${meanOf(log1.slice(-10)).toFixed(3)}`);
+    save();
+  }
+
+  for (const [seed, [name, over, encoder, input, withOracle]] of selected) {
     const m = otdrg({ tokenizer, preset: 'small', seed, ...LM, lmPretrainFraction: 0, ...over });
     m.loadTensors('', lmBase[input]);
     const r = await train(m, `otdrg-${name.replace(/[^a-z0-9]+/gi, '-')}-s${seed}`, { steps: otSteps }, { seed, init: dnRuns[encoder] });
