@@ -26,6 +26,7 @@ import type { R2GenDataset, R2GenEntry, SplitName } from '../data/r2gen.js';
 import { ArgumentError, RadkitError } from '../errors.js';
 import { evaluate as scoreTexts } from '../metrics/index.js';
 import { headline } from '../train/evaluate.js';
+import { writeHtmlReport } from '../report/html.js';
 import { loadCheckpoint, type LoadedCheckpoint } from '../train/checkpoint.js';
 import { extractEntities } from '../text/entities.js';
 import type { ReportTokenizer } from '../text/report-tokenizer.js';
@@ -344,6 +345,39 @@ export function adamatchCyclic(o: AdaMatchCyclicOptions): Model {
 function createCyclic(c: BuildContext): Model {
   const f = c.flags;
   return adamatchCyclic({ dataset: c.dataset, tokenizer: c.tokenizer, codes: f.codes as string, vq: f.vq as string, hints: typeof f.hints === 'string' ? f.hints : 'none', seed: c.seed });
+}
+
+/**
+ * An HTML page of an adamatch-cyclic evaluation (`cyclicEvaluation`'s record): per study the real
+ * image, its VQ reconstruction (the image the true codes decode to) and the image generated from
+ * the report side by side, the reference and generated reports, and the hints each direction read.
+ */
+export async function writeCyclicReport(file: string, model: Model, tokenizer: ReportTokenizer, dataset: R2GenDataset, evaluation: Evaluation, vq: Model, o: { title?: string; scores?: Record<string, Record<string, number>>; maxItems?: number } = {}): Promise<void> {
+  const table = cyclicTable(model, tokenizer, dataset);
+  const reports = (evaluation.record?.reports ?? []) as { id: string; hypothesis: string; reference: string; extras: { keywords: string[] | null; imageCodes: number[] } }[];
+  const byId = new Map(Object.values(dataset.splits).flat().map((e) => [e.id, e]));
+  const uri = async (codes: number[]) => {
+    const px = await decodeCodes(vq, codes, [1, table.grid[0], table.grid[1]]);
+    const [H, W] = px.shape.slice(-2);
+    return `data:image/png;base64,${(await greyPng(px.data, H, W)).toString('base64')}`;
+  };
+  const items = [];
+  for (const r of reports.slice(0, o.maxItems ?? 50)) {
+    const e = byId.get(r.id);
+    const kp = table.hintsOf(r.id, e?.report).keypatchCodes;
+    items.push({
+      id: r.id,
+      images: [...(e?.imagePaths.slice(0, 1) ?? []), await uri(table.codesFile.codes[r.id]), await uri(r.extras.imageCodes)],
+      reference: r.reference,
+      generated: { 'generated report (image -> report)': r.hypothesis },
+      notes: [
+        'images: real | its VQ reconstruction | generated from the reference report',
+        `keywords read by image -> report: ${r.extras.keywords?.join(', ') || 'none'}`,
+        `keypatch tokens read by report -> image: ${kp?.join(', ') || 'none'}`,
+      ],
+    });
+  }
+  writeHtmlReport(file, { title: o.title ?? `adamatch-cyclic (hints: ${table.hints})`, scores: o.scores ?? { 'adamatch-cyclic': evaluation.headline }, settings: { hints: table.hints, imageTokens: table.imageTokens, codes: table.vocab.codes, codesFile: table.codesFile.tokenizer }, items });
 }
 
 /**

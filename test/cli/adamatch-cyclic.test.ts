@@ -8,6 +8,9 @@ import * as path from 'node:path';
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { main } from '../../lib/cli/main.js';
 import { loadSharp } from '../../lib/data/image.js';
+import { readR2Gen } from '../../lib/data/r2gen.js';
+import { cyclicEvaluation, writeCyclicReport } from '../../lib/models/adamatch-cyclic.js';
+import { loadCheckpoint } from '../../lib/train/checkpoint.js';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'radkit-cli-cyclic-'));
 const data = path.join(dir, 'synth');
@@ -62,6 +65,24 @@ describe('radkit train / generate --model adamatch-cyclic', () => {
     expect(g.codes).toHaveLength(4);
     const m = await loadSharp()(png).metadata();
     expect([m.width, m.height, m.channels]).toEqual([32, 32, 1]);
+  }, 60_000);
+
+  it('writes an HTML page with real, reconstructed and generated images and the hints used', async () => {
+    const ck = await loadCheckpoint(run);
+    const v = await loadCheckpoint(vq);
+    try {
+      const ds = readR2Gen(path.join(data, 'annotation.json'));
+      const ev = await cyclicEvaluation(ck.model, ck.tokenizer, ds, { split: 'val', preprocessing: ck.meta.preprocessing });
+      const page = path.join(dir, 'page.html');
+      await writeCyclicReport(page, ck.model, ck.tokenizer, ds, ev, v.model);
+      const html = fs.readFileSync(page, 'utf8');
+      expect(html.match(/<img src="data:image\/png;base64,[A-Za-z0-9+/=]{20,}"/g)).toHaveLength(3 * ds.splits.val.length);
+      expect(html).toContain('keywords read by image -&gt; report: ');
+      expect(html).toContain('imageCodeAccuracy');
+    } finally {
+      ck.model.dispose();
+      v.model.dispose();
+    }
   }, 60_000);
 
   it('refuses bad command lines, naming what is wrong', async () => {
