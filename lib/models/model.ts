@@ -35,7 +35,7 @@ export interface StepResult {
 
 /**
  * Training precision. 'float32': plain float32. 'bfloat16': the forward pass under autocast to
- * bfloat16 (LibTorch's autocast op lists; CUDA, and the CPU with LibTorch >= 2), float32 master weights
+ * bfloat16 (LibTorch's autocast op lists; CUDA and CPU), float32 master weights
  * and optimizer state.
  * 'float16': the same with float16 and a dynamic loss scale (CUDA only).
  */

@@ -75,7 +75,7 @@ export interface TrainOptions {
   device?: string;
   /**
    * 'float32' (default), 'bfloat16' (autocast forward, float32 master weights and optimizer state;
-   * CUDA, and the CPU with LibTorch >= 2) or 'float16' (the same with dynamic loss scaling; CUDA only). Recorded in the
+   * CUDA and CPU) or 'float16' (the same with dynamic loss scaling; CUDA only). Recorded in the
    * checkpoints' trainOptions; resuming with another precision is a settings difference.
    */
   precision?: Precision;

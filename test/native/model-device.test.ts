@@ -13,11 +13,7 @@ const reports = ['the heart is normal in size .', 'there is a small left pleural
 const tokenizer = radkit.text.Tokenizer.build(reports, { threshold: 1 });
 const TINY = { preset: 'small' as const, dModel: 32, heads: 2, dFF: 64, encoderLayers: 1, decoderLayers: 1, resnetWidths: [4, 4, 8, 8, 16], resnetBlocks: [1, 1, 1, 1], prototypesPerClass: 2, topK: 2, seed: 3, dropout: 0 };
 const cuda = radkit.info().cudaAvailable;
-// LibTorch 1.13's CPU autocast leaves ops that the systems use (mixed bfloat16/float32 inputs) to
-// kernels that refuse mixed dtypes: a bfloat16 step of XProNet or AdaMatch fails there with "expected
-// scalar type BFloat16 but found Float" (not yet traced to its op). LibTorch 2's CPU kernels take mixed
-// dtypes; CUDA autocast is checked by test/gpu/models.test.ts.
-const cpuBf16 = Number(radkit.info().torchVersion.split('.')[0]) >= 2;
+// bfloat16 steps run on the CPU (LibTorch 1.13 and 2); CUDA autocast is checked by test/gpu/models.test.ts.
 const testing = () => (loadNative() as unknown as { testing: { probeOutOfMemoryAbove(rows: number): void } }).testing;
 
 function labelStates(n: number): Int32Array {
@@ -150,7 +146,7 @@ describe('mixed precision', () => {
   // Tolerances: bfloat16 keeps 8 significant bits (relative rounding 2^-9 = 0.2%); a forward pass
   // through a few dozen rounded matrix products and convolutions lands within about 1% of the loss
   // in float32, and the gradient norm within a few percent. Stated bounds: loss 2%, gradient norm 10%.
-  it.skipIf(!cpuBf16)('a bfloat16 CPU step stays within 2% (loss) and 10% (gradient norm) of float32, and the master weights stay float32', async () => {
+  it('a bfloat16 CPU step stays within 2% (loss) and 10% (gradient norm) of float32, and the master weights stay float32', async () => {
     const a = xpronet();
     const c = xpronet();
     expect(snapshot(a)).toEqual(snapshot(c));
@@ -187,7 +183,7 @@ describe('mixed precision', () => {
     b.dispose();
   });
 
-  it.skipIf(!cpuBf16)('a model trains under bfloat16: the loss on a fixed batch falls', async () => {
+  it('a model trains under bfloat16: the loss on a fixed batch falls', async () => {
     const m = xpronet();
     const b = batch();
     const first = (await m.trainStep(b, { precision: 'bfloat16' })).loss;

@@ -59,14 +59,14 @@ describe('train() on a device', () => {
     m.dispose();
   });
 
-  it("a CPU run records precision and device, resumes only at its precision, and its checkpoint loads with { device: 'cpu' } and generates", async () => {
+  it("a bfloat16 CPU run records precision and device, resumes only at its precision, and its checkpoint loads with { device: 'cpu' } and generates", async () => {
     const out = path.join(tmp, 'bf16');
     const m = radkit.xpronet({ tokenizer, ...TINY, seed: 1 });
-    const r = await radkit.train(m, ds, options(out, { device: 'cpu', precision: 'float32' }));
+    const r = await radkit.train(m, ds, options(out, { device: 'cpu', precision: 'bfloat16' }));
     expect(r.history[0].trainLoss).toBeGreaterThan(0);
     const meta = JSON.parse(fs.readFileSync(path.join(out, 'checkpoints', 'last', 'checkpoint.json'), 'utf8'));
-    expect(meta.trainOptions).toMatchObject({ precision: 'float32', device: 'cpu' });
-    await expect(radkit.train(m, ds, options(out, { epochs: 2, precision: 'bfloat16' }))).rejects.toMatchObject({ code: 'ERR_CHECKPOINT', message: expect.stringMatching(/precision: "float32" -> "bfloat16"/) });
+    expect(meta.trainOptions).toMatchObject({ precision: 'bfloat16', device: 'cpu' });
+    await expect(radkit.train(m, ds, options(out, { epochs: 2, precision: 'float32' }))).rejects.toMatchObject({ code: 'ERR_CHECKPOINT', message: expect.stringMatching(/precision: "bfloat16" -> "float32"/) });
     const trained = modelWeights(m);
     m.dispose();
 
