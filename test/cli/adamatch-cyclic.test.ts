@@ -11,6 +11,10 @@ import { loadSharp } from '../../lib/data/image.js';
 import { readR2Gen } from '../../lib/data/r2gen.js';
 import { cyclicEvaluation, writeCyclicReport } from '../../lib/models/adamatch-cyclic.js';
 import { loadCheckpoint } from '../../lib/train/checkpoint.js';
+import * as radkit from '../../lib/index.js';
+import { buildCodebooks } from '../../lib/align/codebooks.js';
+import { cyclicHints, saveCyclicHints } from '../../lib/models/cyclic-hints.js';
+import { readCyclicHints } from '../../lib/models/adamatch-cyclic.js';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'radkit-cli-cyclic-'));
 const data = path.join(dir, 'synth');
@@ -84,6 +88,41 @@ describe('radkit train / generate --model adamatch-cyclic', () => {
       v.model.dispose();
     }
   }, 60_000);
+
+  it("AdaMatch's hints (keywords per image, keypatch tokens per report) feed a run with --hints FILE", async () => {
+    const ds = readR2Gen(path.join(data, 'annotation.json'), { labels: path.join(data, 'labels.json') });
+    const tokenizer = radkit.text.Tokenizer.build(ds.splits.train.map((e) => e.report), { threshold: 1 });
+    // An untrained tiny AdaMatch: the hints' mechanics, not their quality.
+    const am = radkit.adamatch({ tokenizer, imageSize: 32, dims: [8, 16, 16, 16], depths: [1, 1, 1, 1], heads: [1, 2, 2, 2], reductions: [2, 1, 1, 1], textHidden: 16, textLayers: 1, textHeads: 2, textIntermediate: 32, embedDim: 12, classWeight: 0, seed: 3 });
+    const v = await loadCheckpoint(vq);
+    const hintsFile = path.join(dir, 'hints.json');
+    try {
+      const pre = { imageSize: 32, views: 1 } as never;
+      const books = await buildCodebooks(am, tokenizer, ds, pre, { kappa0: 5, kappa2: 4, kappa3: 3 });
+      const h = await cyclicHints(am, tokenizer, pre, books, v.model, ds, { nw: 3, np: 2 });
+      saveCyclicHints(hintsFile, h);
+      const read = readCyclicHints(hintsFile, 256);
+      const all = Object.values(ds.splits).flat();
+      expect(Object.keys(read.keywords).sort()).toEqual(all.map((e) => e.id).sort());
+      for (const e of all) {
+        expect(read.keywords[e.id].length).toBeGreaterThan(0);
+        expect(read.keywords[e.id].length).toBeLessThanOrEqual(3);
+        for (const k of read.keywords[e.id]) expect(books.keywords.keywords).toContain(k);
+        expect(read.keypatchCodes[e.id]).toHaveLength(2);
+      }
+    } finally {
+      am.dispose();
+      v.model.dispose();
+    }
+    capture();
+    const run2 = path.join(dir, 'cyclic-hints');
+    expect(await main(['train', '--model', 'adamatch-cyclic', '--data', data, '--out', run2, '--codes', codes, '--vq', vq, '--hints', hintsFile, '--epochs', '1', '--image-size', '32', '--threshold', '1', '--progress', 'none', '--no-eval']), err.join('\n')).toBe(0);
+    // A hints file that is not one is refused before training.
+    fs.writeFileSync(path.join(dir, 'bad-hints.json'), '{"format":"other"}');
+    capture();
+    expect(await main(['train', '--model', 'adamatch-cyclic', '--data', data, '--out', path.join(dir, 'bad'), '--codes', codes, '--vq', vq, '--hints', path.join(dir, 'bad-hints.json'), '--epochs', '1', '--progress', 'none'])).toBe(1);
+    expect(err.join('\n')).toMatch(/not a radkit hints file/);
+  }, 120_000);
 
   it('refuses bad command lines, naming what is wrong', async () => {
     const image = path.join(data, 'images', fs.readdirSync(path.join(data, 'images'))[0], '0.png');
