@@ -41,7 +41,12 @@ const VARIANTS: Record<string, Partial<MedRATOptions>> = {
   noise: { localAugment: 'noise' },
   // Not a paper ablation: the classification weight XProNet needed on SynthCXR (lambdaClass 10).
   class10: { gammaClass: 10 },
+  // Not the paper: vector dropout 1 (the decoder auto-encodes from the report's global alone) and
+  // generation from the image's global alone (systemOptions.imageLocals 'none', GENERATE_OPTIONS).
+  globalOnly: { vectorDropout: 1 },
 };
+/** Generation switches of a variant (val selection and test alike); others use the paper's [z_global; Z_l]. */
+const GENERATE_OPTIONS: Record<string, Record<string, string>> = { globalOnly: { imageLocals: 'none' } };
 
 const positiveSet = (l: ReportLabels | undefined) => (l ? CHEXPERT_OBSERVATIONS.filter((o) => l[o] === 'positive').join('|') : '');
 
@@ -113,7 +118,7 @@ async function main() {
   const unpaired = radkit.data.readUnpaired(path.join(dataDir, 'unpaired'));
   // The tokenizer from the training reports the model may read: the unpaired report half.
   const tokenizer = radkit.text.Tokenizer.build(unpaired.reports.map((r) => r.report), { threshold: 3 });
-  const generate = { method: 'beam' as const, beams: 3, maxLength: 60, noRepeatNgram: 3 };
+  const searchOptions = { method: 'beam' as const, beams: 3, maxLength: 60, noRepeatNgram: 3 };
   const pre = { imageSize: size, views: 1 };
 
   const reportHalf: R2GenDataset = { ...ds, splits: { ...ds.splits, train: unpaired.reports.map((r) => ({ id: r.id, split: 'train' as const, report: r.report, imagePaths: [], imagePathsRaw: [], labels: r.labels })) } };
@@ -139,6 +144,7 @@ async function main() {
         'vector dropout p 0.9 masks whole locals out of the decoder attention (global kept, no rescaling); noise sigma 5 on every entry',
         'paired ceiling: the same model, decoder reads the image [z_global; Z_l] and predicts the paired report, same auxiliary losses (image and its report share an instance id)',
         'Adam lr 1e-3, visual 5e-4, step decay 0.8 per epoch, clip 1; beam 3, no-repeat trigram, max 60 tokens',
+        'model selection by validation CE micro-F1 of image -> report generation; a tie goes to the later epoch (the trainer rule)',
         'ResNet small widths 16-96, 1 block per stage, from scratch (no ImageNet weights here)',
       ],
     },
@@ -155,7 +161,9 @@ async function main() {
   for (const variant of variants) {
     for (let seed = seed0; seed < seed0 + seeds; seed++) {
       const t0 = performance.now();
+      if (!VARIANTS[variant]) throw new Error(`unknown variant '${variant}' (known: ${Object.keys(VARIANTS).join(', ')})`);
       const opts: MedRATOptions = { tokenizer, preset: 'small', seed, ...VARIANTS[variant] };
+      const generate = GENERATE_OPTIONS[variant] ? { ...searchOptions, systemOptions: GENERATE_OPTIONS[variant] } : searchOptions;
       const model = medrat(opts);
       const before = alignment(await globals(model, ds, tokenizer, size, 'test'));
       const dir = path.join(runRoot, `${variant}-s${seed}-e${epochs}-${size}`);

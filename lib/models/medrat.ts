@@ -13,6 +13,16 @@ import { createOptions, registerModelKind } from './registry.js';
 import { generationEvaluation } from '../train/evaluate.js';
 
 export type MedRATPairing = 'unpaired' | 'paired';
+
+/** MedRAT's generation switches (`generate({ systemOptions })`). */
+export interface MedRATSystemOptions {
+  /**
+   * 'all' (default, the paper): the decoder reads the image's [z_global; Z_l]; 'none': z_global alone,
+   * the patch locals masked out of its attention (a diagnostic; pairs with `vectorDropout: 1`).
+   */
+  imageLocals?: 'all' | 'none';
+  [key: string]: string | number | boolean | undefined;
+}
 export type MedRATLocalAugment = 'dropout' | 'noise' | 'none';
 
 /** MedRAT configuration. `preset: 'small'` trains on a CPU; `'paper'` is the paper-like size. */
@@ -161,6 +171,7 @@ export const MEDRAT = registerModelKind({
       seed: c.seed,
       pairing: f.unpaired === true ? 'unpaired' : 'paired',
       localAugment: f['local-augment'] as MedRATLocalAugment | undefined,
+      vectorDropout: f['vector-dropout'] as number | undefined,
       memory: f['no-memory'] === true ? false : undefined,
       memoryTemperature: f['memory-temperature'] as number | undefined,
       gammaContrast: f['gamma-contrast'] as number | undefined,
@@ -175,9 +186,13 @@ export const MEDRAT = registerModelKind({
   generate: { method: 'beam', beams: 3, maxLength: 60, noRepeatNgram: 3 },
   evaluate: generationEvaluation,
   explain: memoryRowsRead,
+  generateFlags: {
+    'image-locals': { type: 'string', choices: ['all', 'none'], default: 'all', option: 'imageLocals', help: "decoder reads the image's global and patch locals (all, the paper) or the global alone (none)" },
+  },
   trainFlags: {
     unpaired: { type: 'boolean', help: 'train from unpaired/images.json + unpaired/reports.json beside the annotation (default: paired, the ceiling)' },
     'local-augment': { type: 'string', choices: ['dropout', 'noise', 'none'], default: 'dropout', help: "decoder locals in training: vector dropout p 0.9, Gaussian noise sigma 5, or none" },
+    'vector-dropout': { type: 'number', min: 0, max: 1, default: 0.9, help: 'probability that vector dropout masks a report local out of the decoder (1: the decoder reads the global alone)' },
     'no-memory': { type: 'boolean', help: 'without the shared memory (ablation)' },
     'memory-temperature': { type: 'number', min: 1e-6, default: 1, help: 'temperature of the memory cosine softmax (1 = eq. 1 as printed)' },
     'gamma-contrast': { type: 'number', min: 0, default: 1, help: 'weight of the SupCon loss (eq. 6 gamma2)' },

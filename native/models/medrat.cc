@@ -290,12 +290,18 @@ class MedRAT : public System {
   }
 
   Generated generate(const GenerateRequest& r) override {
-    for (auto& [k, v] : r.systemOptions.numbers) argError("ERR_INVALID_ARG", "medrat has no generation option '", k, "'");
-    for (auto& [k, v] : r.systemOptions.strings) argError("ERR_INVALID_ARG", "medrat has no generation option '", k, "'");
+    for (auto& [k, v] : r.systemOptions.numbers) argError("ERR_INVALID_ARG", "medrat has no generation option '", k, "' (it has: imageLocals)");
+    for (auto& [k, v] : r.systemOptions.strings)
+      if (k != "imageLocals") argError("ERR_INVALID_ARG", "medrat has no generation option '", k, "' (it has: imageLocals)");
+    // imageLocals 'all' (default, the paper): the decoder reads [z_global; Z_l] of the image; 'none'
+    // (a diagnostic, not the paper): z_global alone, the patch locals masked out of its attention.
+    const std::string imageLocals = r.systemOptions.str("imageLocals", "all");
+    if (imageLocals != "all" && imageLocals != "none") argError("ERR_INVALID_ARG", "systemOptions.imageLocals must be 'all' or 'none', got '", imageLocals, "'");
     const Batch& b = r.batch;
     if (!b.images.defined()) argError("ERR_INVALID_ARG", "medrat generates from batch.images");
     Encoded e = encodeImages(b.images.select(1, 0).contiguous(), true);
     auto [source, sourceMask] = decoderMemory(e, false);
+    if (imageLocals == "none") sourceMask.slice(1, 1).fill_(false);
     nn::SearchOptions so = r.search;
     so.eosId = 0;
     so.padId = 0;

@@ -116,6 +116,11 @@ describe('medrat training', () => {
     const g = await m.generate(tb, { method: 'greedy', maxLength: 10 });
     expect(g.tokens.length).toBe(2);
     expect(g.extras!.memoryRows.shape).toEqual([2, 4, 4]);
+    // the decoder reading the image's global alone (imageLocals 'none'); a bad switch names itself
+    const gn = await m.generate(tb, { method: 'greedy', maxLength: 10, systemOptions: { imageLocals: 'none' } });
+    expect(gn.tokens.length).toBe(2);
+    await expect(m.generate(tb, { method: 'greedy', maxLength: 10, systemOptions: { imageLocals: 'some' } })).rejects.toThrow(/systemOptions.imageLocals must be 'all' or 'none', got 'some'/);
+    await expect(m.generate(tb, { method: 'greedy', maxLength: 10, systemOptions: { labelSource: 'oracle' } })).rejects.toThrow(/no generation option 'labelSource' \(it has: imageLocals\)/);
     tb.dispose();
     m.dispose();
   }, 120_000);
