@@ -25,6 +25,7 @@ const CASES: Record<string, { base: string[]; numberFlag: string; wellKnown: str
   prepare: { base: ['--data', 'D'], numberFlag: 'size', wellKnown: 'size' },
   'tokenize-images': { base: ['--checkpoint', 'C', '--data', 'D'], numberFlag: 'batch-size', wellKnown: 'splits' },
   decode: { base: ['--checkpoint', 'C', '--out', 'O'], numberFlag: '', wellKnown: 'tokens' },
+  'cyclic-hints': { base: ['--adamatch', 'A', '--vq', 'V', '--data', 'D', '--out', 'O'], numberFlag: 'max-items', wellKnown: 'codebooks' },
 };
 
 let errors: string[] = [];
