@@ -41,6 +41,7 @@ interface Args {
   presets: ('small' | 'paper')[];
   grid: 'quick' | 'full';
   baseline: boolean;
+  settings: Setting[];
   python?: string;
   child?: string[];
 }
@@ -53,6 +54,7 @@ usage: node dist/bench/vsPython.js [options]   (or: npm run bench -- --vs-python
   --presets LIST   XProNet presets among small,paper (default both)
   --grid G         maxSimilarity sizes: quick (Bi=Bt=32, D=256) or full (Bi,Bt in 8,32,112 x D in 64,256,768; default)
   --baseline       XProNet: also radkit's step before the fused clipping/optimizer (RADKIT_STEP_BASELINE=1)
+  --settings LIST  thread settings among pinned (1 pinned core), 2 (2 threads) for xpronet, generate, mq, sinkhorn (default both)
   --python PATH    the Python to use (default: RADKIT_PYTHON, /usr/bin/python3, python3: the first that imports torch)
 Writes bench/out/vsPython.json.`;
 
@@ -62,7 +64,7 @@ function usage(msg: string): never {
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { only: [...SECTIONS], reps: 3, presets: ['small', 'paper'], grid: 'full', baseline: false };
+  const a: Args = { only: [...SECTIONS], reps: 3, presets: ['small', 'paper'], grid: 'full', baseline: false, settings: SETTINGS };
   if (argv[0] === '--child') return { ...a, child: argv.slice(1) };
   const value = (i: number, name: string) => {
     if (i + 1 >= argv.length || argv[i + 1].startsWith('--')) usage(`${name} needs a value`);
@@ -97,6 +99,10 @@ function parseArgs(argv: string[]): Args {
     } else if (k === '--grid') {
       if (v !== 'quick' && v !== 'full') usage(`--grid must be quick or full, got '${v}'`);
       a.grid = v;
+    } else if (k === '--settings') {
+      const s = v.split(',');
+      for (const x of s) if (x !== 'pinned' && x !== '2') usage(`--settings: unknown setting '${x}' (pinned, 2)`);
+      a.settings = SETTINGS.filter((x) => s.includes(x.pinned ? 'pinned' : '2'));
     } else if (k === '--python') a.python = v;
     else usage(`unknown option '${k}'`);
   }
@@ -207,7 +213,7 @@ async function xpronetSection(a: Args, python: string) {
     console.log(`xpronet ${preset}: ${parameters} parameters; loss radkit ${mine.loss.toFixed(6)} python ${theirs.loss.toFixed(6)}; grad norm ${mine.gradNorm.toFixed(5)} / ${theirs.gradNorm.toFixed(5)} -> ${same ? 'same' : 'DIFFERENT'}`);
     if (!same) throw new Error(`xpronet ${preset}: radkit and the Python twin do not compute the same step: ${JSON.stringify(check)}`);
     const steps = String(a.steps ?? (preset === 'paper' ? 3 : 8));
-    for (const s of SETTINGS) {
+    for (const s of a.settings) {
       const load0 = loadavg();
       const sides = [
         () => radkitChild(['xpronet-time', dir, '--steps', steps], s),
@@ -244,7 +250,7 @@ async function generateSection(a: Args, python: string) {
   for (const { preset, dir, parameters } of await xpronetFiles(a.presets)) {
     for (const beams of [1, 3]) {
       const size = ['--beams', String(beams), '--length', String(GENERATE_LENGTH), '--reps', reps];
-      for (const s of SETTINGS) {
+      for (const s of a.settings) {
         const load0 = loadavg();
         const [r, p] = alternate(
           a.reps,
@@ -411,7 +417,7 @@ async function opSection(op: 'mq' | 'sinkhorn', a: Args, python: string) {
   console.log(`${op} check: ${op === 'mq' ? 'max |radkit - composite|' : 'max relative distance difference'} = ${diff.toExponential(2)}`);
   if (!(diff < 1e-3)) throw new Error(`${op}: radkit and the Python composite differ by ${diff}`);
   const rows: Record<string, unknown>[] = [];
-  for (const s of SETTINGS) {
+  for (const s of a.settings) {
     const load0 = loadavg();
     const [r, p] = alternate(
       a.reps,
