@@ -9,7 +9,11 @@
 // `choices`). Pre-training runs are cached under a folder named by their settings.
 // Run: node dist/bench/mpma.js [--train 300] [--size 64] [--pre-epochs 20] [--ft-epochs 20] [--seeds 2]
 //        [--variants full,noMim,noMlm,noGla,mimOnly,noMemory,gap,constantRamp,lambdaGl5]
-//        [--rg-variants full,mimOnly | none] [--probe-fraction 0.1] [--threads 1] [--name mpma]
+//        [--rg-variants scratch,full,mimOnly | none] [--lambda-class 0] [--probe-fraction 0.1] [--probe-pool mean|cls|concat|patches]
+//        [--probe-lr 2e-3] [--probe-epochs 30] [--threads 1] [--name mpma]
+// --variants none: no pre-training (only the scratch generator and the random-ViT probe).
+// Every generator is also scored for its use of the image: the teacher-forced test cross-entropy with
+// each study's own images against the one with the next study's images (equal: the image is ignored).
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -20,7 +24,8 @@ import { mpma } from '../lib/models/mpma.js';
 import { mpmaRg } from '../lib/models/mpma-rg.js';
 import { mpmaProbe } from '../lib/models/mpma-probe.js';
 import { pretrainingDiagnostics, writeMpmaPictures } from '../lib/models/mpma-eval.js';
-import { generateSplit, headline, scoreReports } from '../lib/train/evaluate.js';
+import { generateSplit, headline, scoreReports, splitLoader } from '../lib/train/evaluate.js';
+import { TensorBatch } from '../lib/models/model.js';
 import { evaluateRetrieval } from '../lib/align/evaluate.js';
 
 const arg = (name: string, dflt: number) => {
@@ -55,11 +60,16 @@ function meanSd(xs: number[]): { mean: number; sd: number | null; n: number; val
 async function main() {
   const trainN = arg('train', 300), size = arg('size', 64), preEpochs = arg('pre-epochs', 20), ftEpochs = arg('ft-epochs', 20), seeds = arg('seeds', 2);
   const preLr = arg('pre-lr', 1e-3), ftLr = arg('ft-lr', 1e-3), ftVisualLr = arg('ft-visual-lr', 5e-4), probeFraction = arg('probe-fraction', 0.1);
-  const variantNames = str('variants', Object.keys(VARIANTS).join(',')).split(',');
-  const rgVariants = str('rg-variants', 'full,mimOnly').split(',').filter((v) => v); // '' or 'none': no report generation
+  const probePool = str('probe-pool', 'mean'), probeLr = arg('probe-lr', 2e-3), probeEpochs = arg('probe-epochs', 30);
+  const noPretraining = str('variants', '') === 'none';
+  const variantNames = noPretraining ? [] : str('variants', Object.keys(VARIANTS).join(',')).split(',');
+  const rgVariants = str('rg-variants', 'scratch,full,mimOnly').split(',').filter((v) => v); // '' or 'none': no report generation
   if (rgVariants.length === 1 && rgVariants[0] === 'none') rgVariants.length = 0;
+  const rgScratch = rgVariants.includes('scratch');
+  if (rgScratch) rgVariants.splice(rgVariants.indexOf('scratch'), 1);
+  const lambdaClass = arg('lambda-class', 0); // not the paper's: mpma-rg's auxiliary label loss (0: off, the paper)
   for (const v of [...variantNames, ...rgVariants]) if (!(v in VARIANTS)) throw new Error(`unknown variant '${v}' (${Object.keys(VARIANTS).join(', ')})`);
-  if (!variantNames.includes('full')) variantNames.unshift('full');
+  if (!noPretraining && !variantNames.includes('full')) variantNames.unshift('full');
   radkit.setNumThreads(arg('threads', 1));
   const dir = path.join(os.tmpdir(), `radkit-bench-mpma-${trainN}-${size}`);
   if (!fs.existsSync(path.join(dir, 'annotation.json'))) await radkit.data.synthesize({ out: dir, train: trainN, val: 50, test: 100, size, seed: 31, views: 2 });
@@ -68,7 +78,7 @@ async function main() {
   // The bench size (the 'small' preset is 128 px, ViT 6 x 192; this budget does not fit it here).
   const VIT = { imageSize: size, patch: 8, vitDim: 96, vitLayers: 3, vitHeads: 3, vitIntermediate: 192 };
   const PRE = { ...VIT, maeDim: 64, maeLayers: 1, maeHeads: 4, memorySlots: 16, mlmLayers: 1, mlmHeads: 4, textHidden: 64, textLayers: 1, textHeads: 4, textIntermediate: 128 };
-  const RG = { ...VIT, dModel: 64, heads: 4, dFF: 128, encoderLayers: 1, decoderLayers: 1 };
+  const RG = { ...VIT, dModel: 64, heads: 4, dFF: 128, encoderLayers: 1, decoderLayers: 1, ...(lambdaClass ? { lambdaClass } : {}) };
   const FT = { lr: ftLr, visualLr: ftVisualLr, schedule: { kind: 'cosine' as const, warmupFraction: 0.05 } };
   const out = path.join(__dirname, '..', '..', 'bench', 'out');
   fs.mkdirSync(out, { recursive: true });
@@ -80,7 +90,7 @@ async function main() {
       threads: radkit.getNumThreads(),
       started: new Date().toISOString(),
       data: { generator: 'SynthCXR', train: trainN, val: 50, test: 100, size, synthSeed: 31, views: 2, tokenizerThreshold: 3 },
-      preEpochs, preLr, preBatch: 16, ftEpochs, ft: FT, ftBatch: 16, seeds, vit: VIT, pre: PRE, rg: RG, probe: { fraction: probeFraction, epochs: 30, batch: 32 },
+      preEpochs, preLr, preBatch: 16, ftEpochs, ft: FT, ftBatch: 16, seeds, vit: VIT, pre: PRE, rg: RG, probe: { fraction: probeFraction, epochs: probeEpochs, batch: 32, lr: probeLr, pool: probePool },
       variants: Object.fromEntries(variantNames.map((v) => [v, VARIANTS[v]])),
     },
     choices: {
@@ -96,7 +106,8 @@ async function main() {
       'fine-tuning rates': `AdamW ${ftLr} task layers / ${ftVisualLr} ViT, cosine, ${ftEpochs} epochs (paper: 2e-4 / 5e-6; a briefly pre-trained tiny ViT is far from converged)`,
       'pre-training rate': `AdamW ${preLr} for all (paper: 2e-4; 2e-4 learned nothing in the first session's 36 steps), weight decay 0.05, cosine`,
       decoding: 'beam 3, 60 tokens, no repeated trigram (R2Gen)',
-      probe: `frozen ViT, mean of patch tokens, batch norm without affine, linear; ${probeFraction * 100}% of the training studies' labels (the first ones), 30 epochs`,
+      probe: `frozen ViT, pooled tokens (${probePool}), batch norm without affine, linear; ${probeFraction * 100}% of the training studies' labels (the first ones), ${probeEpochs} epochs, AdamW ${probeLr}`,
+      'image use': 'teacher-forced test cross-entropy with the own images vs with the next study\'s images (batches of 16, rolled by one study)',
     },
   };
   const save = () => fs.writeFileSync(path.join(out, `${str('name', 'mpma')}.json`), JSON.stringify(results, null, 2));
@@ -125,6 +136,28 @@ async function main() {
     return { runDir, ...b };
   };
 
+  /** Teacher-forced test cross-entropy with each study's images and with the next study's (rolled by one in the batch). */
+  const imageSensitivity = async (m: radkit.Model) => {
+    let own = 0, rolled = 0, n = 0;
+    for await (const batch of splitLoader(ds, { split: 'test', preprocessing: { imageSize: size, views: 2 }, batchSize: 16, workers: 0 }, tokenizer, 16)) {
+      const B = batch.ids.length;
+      if (!batch.images || B < 2) continue;
+      const data = batch.images.data as Float32Array, per = data.length / B;
+      const shifted = new Float32Array(data.length);
+      for (let b = 0; b < B; b++) shifted.set(data.subarray(((b + 1) % B) * per, ((b + 1) % B + 1) * per), b * per);
+      for (const [images, add] of [[data, (x: number) => (own += x * B)], [shifted, (x: number) => (rolled += x * B)]] as const) {
+        const tb = new TensorBatch({ ...batch, images: { ...batch.images, data: images } });
+        try {
+          add((await m.evalLoss(tb)).loss);
+        } finally {
+          tb.dispose();
+        }
+      }
+      n += B;
+    }
+    return { own: own / n, rolled: rolled / n };
+  };
+
   const finetune = async (name: string, init: string | undefined, seed: number) => {
     const runDir = path.join(runs, `rg-${name}-s${seed}`);
     fs.rmSync(runDir, { recursive: true, force: true });
@@ -132,13 +165,15 @@ async function main() {
     const t0 = performance.now();
     await radkit.train(m, ds, { tokenizer, outDir: runDir, epochs: ftEpochs, batchSize: 16, imageSize: size, seed, progress: 'none', evaluate: false, workers: 0, ...FT, ...(init ? { init: `${init}:image.` } : {}) });
     const seconds = (performance.now() - t0) / 1000;
+    const imageUse = await imageSensitivity(m);
     const reports = await generateSplit(m, tokenizer, ds, { split: 'test', preprocessing: { imageSize: size, views: 2 }, generate: m.generateDefaults });
     m.dispose();
     const h = headline(scoreReports(reports));
     const distinct = new Set(reports.map((r) => r.hypothesis)).size;
     const words = reports.reduce((s, r) => s + r.hypothesis.split(' ').filter((w) => w).length, 0) / reports.length;
+    log(`rg ${name} s${seed}: test CE ${imageUse.own.toFixed(4)} own images, ${imageUse.rolled.toFixed(4)} next study's`);
     log(`rg ${name} s${seed}: ${seconds.toFixed(0)} s, BLEU-4 ${h.bleu4.toFixed(3)}, R-L ${h.rougeL.toFixed(3)}, CE micro-F1 ${h.ceMicroF1.toFixed(3)}, ${distinct} distinct reports, ${words.toFixed(1)} words`);
-    return { seconds, distinctReports: distinct, meanWords: words, example: reports[0]?.hypothesis, ...h };
+    return { seconds, distinctReports: distinct, meanWords: words, example: reports[0]?.hypothesis, testCeOwnImages: imageUse.own, testCeRolledImages: imageUse.rolled, ...h };
   };
 
   const probe = async (name: string, init: string | undefined, seed: number) => {
@@ -146,8 +181,8 @@ async function main() {
     fs.rmSync(runDir, { recursive: true, force: true });
     const n = Math.max(16, Math.round(probeFraction * ds.splits.train.length));
     const subset = { ...ds, splits: { ...ds.splits, train: ds.splits.train.slice(0, n) } };
-    const m = mpmaProbe({ ...VIT, seed });
-    await radkit.train(m, subset, { tokenizer, outDir: runDir, epochs: 30, batchSize: 32, imageSize: size, views: 1, seed, progress: 'none', evaluate: false, workers: 0, ...(init ? { init: `${init}:image.` } : {}) });
+    const m = mpmaProbe({ ...VIT, probePool, seed });
+    await radkit.train(m, subset, { tokenizer, outDir: runDir, epochs: probeEpochs, batchSize: 32, lr: probeLr, visualLr: probeLr, imageSize: size, views: 1, seed, progress: 'none', evaluate: false, workers: 0, ...(init ? { init: `${init}:image.` } : {}) });
     const ev = await radkit.models.modelKind('mpma-probe').evaluate!(m, tokenizer, ds, { split: 'test', preprocessing: pre1 });
     m.dispose();
     log(`probe ${name} s${seed} (${n} labelled studies): AUC ${ev.headline.auc.toFixed(3)}, AUC5 ${ev.headline.auc5.toFixed(3)}`);
@@ -196,7 +231,7 @@ async function main() {
   };
   // Per seed: the scratch references (report generator and probe on a random ViT), then every variant.
   for (const seed of seedList) {
-    if (rgVariants.length) (per.reportGeneration.scratch ??= {})[seed] = await finetune('scratch', undefined, seed);
+    if (rgScratch) (per.reportGeneration.scratch ??= {})[seed] = await finetune('scratch', undefined, seed);
     (per.probe.random ??= {})[seed] = await probe('random', undefined, seed);
     summarise();
     for (const name of variantNames) await variant(name, seed);

@@ -22,7 +22,7 @@ import { createOptions, registerModelKind, type Evaluation, type EvaluationOptio
 export const COMPETITION_OBSERVATIONS = ['Atelectasis', 'Cardiomegaly', 'Consolidation', 'Edema', 'Pleural Effusion'] as const;
 
 function configDefaults(preset: string): NativeConfig {
-  return { ...mpmaVitDefaults(preset, 'mpma-probe'), seed: 0 };
+  return { ...mpmaVitDefaults(preset, 'mpma-probe'), probePool: 'mean', seed: 0 };
 }
 
 export interface MpmaProbeOptions {

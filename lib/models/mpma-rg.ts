@@ -23,7 +23,8 @@ const HEADS = {
 } as const;
 
 function configDefaults(preset: string): NativeConfig {
-  return { ...mpmaVitDefaults(preset, 'mpma-rg'), ...HEADS[preset as MpmaPreset], dropout: 0.1, seed: 0 };
+  // lambdaClass: not the paper's; > 0 adds an auxiliary label loss on the ViT's pooled patch tokens.
+  return { ...mpmaVitDefaults(preset, 'mpma-rg'), ...HEADS[preset as MpmaPreset], dropout: 0.1, lambdaClass: 0, seed: 0 };
 }
 
 export interface MpmaRgOptions {

@@ -3,7 +3,12 @@
 // encoder-decoder transformer (the paper leaves the generation head unstated). Every view is encoded
 // on its own; the decoder's source is the concatenation of the views' tokens (class + patches),
 // projected from the ViT width to dModel. Loss: token cross-entropy (words + one EOS).
+// Not the paper's (off by default): lambdaClass > 0 adds lambdaClass x a multi-label binary
+// cross-entropy of the 14 CheXpert observations (positive vs the rest) from one linear layer over the
+// mean of every view's patch tokens, so the ViT tokens the decoder reads must carry the findings (the
+// auxiliary label signal XProNet's classification loss gives its generator).
 #include <ATen/ATen.h>
+#include <torch/nn/modules/linear.h>
 
 #include "../core/errors.h"
 #include "../nn/decoding.h"
@@ -38,6 +43,9 @@ class MpmaRg : public System {
     t.seed = seed;
     if (t.dModel % t.numHeads != 0) argError("ERR_INVALID_ARG", "config.dModel (", t.dModel, ") must be divisible by config.heads (", t.numHeads, ")");
     transformer = register_module("transformer", nn::EncoderDecoder(t));
+    lambdaClass = c.num("lambdaClass", 0.0);
+    if (!(lambdaClass >= 0)) argError("ERR_INVALID_ARG", "config.lambdaClass must be >= 0, got ", lambdaClass);
+    if (lambdaClass > 0) classifier = register_module("classifier", torch::nn::Linear(vc.dim, kObservations));
   }
 
   std::string kind() const override { return "mpma-rg"; }
@@ -53,6 +61,8 @@ class MpmaRg : public System {
 
   at::Tensor loss(const Batch& b, LossParts& parts) override {
     if (!b.tokens.defined()) argError("ERR_INVALID_ARG", "mpma-rg training needs batch.tokens");
+    if (lambdaClass > 0 && !b.labels.defined())
+      argError("ERR_INVALID_ARG", "mpma-rg with config.lambdaClass > 0 needs batch.labels (CheXpert label states)");
     at::Tensor src = source(b.images);
     at::Tensor mask = at::ones({src.size(0), src.size(1)}, src.options().dtype(at::kBool));
     at::Tensor input = b.tokens.slice(1, 0, b.tokens.size(1) - 1);
@@ -64,7 +74,14 @@ class MpmaRg : public System {
     at::Tensor nll = -at::log_softmax(logits, -1).gather(2, target.unsqueeze(-1)).squeeze(-1);
     at::Tensor ce = (nll * valid).sum() / valid.sum().clamp_min(1);
     parts["ce"] = ce.item<double>();
-    return ce;
+    if (lambdaClass == 0) return ce;
+    // The mean of the patch tokens (class tokens excluded) of every view.
+    const int64_t perView = image->config.patches() + 1;
+    at::Tensor patches = src.view({src.size(0), -1, perView, src.size(2)}).slice(2, 1).mean({1, 2});
+    at::Tensor z = classifier->forward(patches);
+    at::Tensor bce = at::binary_cross_entropy_with_logits(z, b.labels.eq(kPositive).to(z.scalar_type()));
+    parts["class"] = bce.item<double>();
+    return ce + lambdaClass * bce;
   }
 
   Generated generate(const GenerateRequest& r) override {
@@ -83,8 +100,10 @@ class MpmaRg : public System {
     return generatedUntilEos(result, so.eosId);
   }
 
+  double lambdaClass = 0;
   nn::Vit image{nullptr};
   nn::EncoderDecoder transformer{nullptr};
+  torch::nn::Linear classifier{nullptr};
 };
 
 SystemRegistrar reg("mpma-rg", [](const Config& c) { return std::make_shared<MpmaRg>(c); });
