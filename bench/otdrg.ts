@@ -8,6 +8,7 @@
 // Run (from the repository root): node dist/bench/otdrg.js [--train 3000] [--val 100] [--test 300] [--size 128]
 //        [--seeds 3] [--ircp-epochs 1] [--dn-epochs 4] [--lm-steps 400] [--ot-steps 120] [--lm bench|small] [--threads 1]
 //        [--experiments table3,table4,scale] [--first-seed 0] [--variants full,DLE,...] [--tag NAME]
+//        [--reuse-stages] [--runs-tag NAME]
 //        (--variants keeps the variants whose name starts with one of the given prefixes; --tag writes otdrg-NAME.json)
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -64,7 +65,8 @@ async function main() {
   const LM = lmPreset === 'small' ? {} : { lmHidden: 128, lmLayers: 2, lmHeads: 4, lmKvHeads: 4, lmIntermediate: 344 };
   const out = path.resolve('bench', 'out'); // run from the repository root
   fs.mkdirSync(out, { recursive: true });
-  const runs = path.join(os.tmpdir(), `radkit-bench-otdrg-runs${tag ? `-${tag}` : ''}`);
+  const runsTag = str('runs-tag', tag); // --runs-tag NAME: the run folders of another tag (with --reuse-stages)
+  const runs = path.join(os.tmpdir(), `radkit-bench-otdrg-runs${runsTag ? `-${runsTag}` : ''}`);
   const pre = { imageSize: size, views: 1 };
   const batchSize = 16, stepsPerEpoch = Math.ceil(trainN / batchSize);
   const results: Record<string, unknown> = {
@@ -107,8 +109,18 @@ async function main() {
   const log = (s: string) => console.log(`[${new Date().toISOString().slice(11, 19)}] ${s} (load ${os.loadavg()[0].toFixed(1)})`);
   const loads: number[] = [];
   /** Trains for `budget.epochs` whole epochs, or for about `budget.steps` steps of batch 16. */
-  const train = async (m: Model, name: string, budget: { epochs: number } | { steps: number }, extra: Record<string, unknown> = {}) => {
+  // --reuse-stages: a stage or LM pre-training run whose folder holds a last checkpoint is loaded, not
+  // trained again (same --tag and budget flags assumed; the otdrg runs are always trained).
+  const reuse = process.argv.includes('--reuse-stages');
+  const train = async (m: Model, name: string, budget: { epochs: number } | { steps: number }, extra: Record<string, unknown> = {}, stage = false) => {
     const runDir = path.join(runs, name);
+    const last = path.join(runDir, 'checkpoints', 'last');
+    if (reuse && stage && fs.existsSync(path.join(last, 'checkpoint.json'))) {
+      const ck = await radkit.loadCheckpoint(last);
+      m.loadTensors('', ck.model.namedTensors());
+      ck.model.dispose();
+      return { runDir, seconds: 0, reused: true };
+    }
     fs.rmSync(runDir, { recursive: true, force: true });
     const epochs = 'epochs' in budget ? budget.epochs : Math.max(1, Math.ceil(budget.steps / stepsPerEpoch));
     const limit = 'steps' in budget ? { maxStepsPerEpoch: Math.ceil(budget.steps / epochs), batchSize } : {};
@@ -159,7 +171,7 @@ async function main() {
   const stages: Record<string, unknown> = {};
   results.stages = stages;
   const m1 = ircp({ preset: 'small', seed: 0 });
-  const r1 = await train(m1, 'ircp', { epochs: ircpEpochs }, { seed: 0 });
+  const r1 = await train(m1, 'ircp', { epochs: ircpEpochs }, { seed: 0 }, true);
   const e1 = await ircpEvaluation(m1, tokenizer, ds, { split: 'val', preprocessing: pre });
   m1.dispose();
   stages.ircp = { seconds: r1.seconds, ...e1.headline };
@@ -168,7 +180,7 @@ async function main() {
   for (const withIrcp of [true, false]) {
     if (!needDn.has(withIrcp ? 'ircp' : 'scratch')) continue;
     const m2 = diseasenet({ preset: 'small', seed: 0 });
-    const r2 = await train(m2, `dn-${withIrcp ? 'ircp' : 'scratch'}`, { epochs: dnEpochs }, { seed: 0, ...(withIrcp ? { init: `${r1.runDir}:encoder.` } : {}) });
+    const r2 = await train(m2, `dn-${withIrcp ? 'ircp' : 'scratch'}`, { epochs: dnEpochs }, { seed: 0, ...(withIrcp ? { init: `${r1.runDir}:encoder.` } : {}) }, true);
     const e2 = await diseasenetEvaluation(m2, tokenizer, ds, { split: 'test', preprocessing: pre });
     m2.dispose();
     dnRuns[withIrcp ? 'ircp' : 'scratch'] = r2.runDir;
@@ -187,7 +199,7 @@ async function main() {
   for (const input of ['labelled', 'reports']) {
     if (!needLm.has(input)) continue;
     const m = otdrg({ tokenizer, preset: 'small', seed: 0, ...LM, lmPretrainFraction: 0.99, lmPretrainInput: input });
-    const r = await train(m, `lm-${input}`, { steps: lmSteps }, { seed: 0 });
+    const r = await train(m, `lm-${input}`, { steps: lmSteps }, { seed: 0 }, true);
     const log1 = stepLog(r.runDir).filter((e) => 'lm' in e.parts).map((e) => e.parts.lm);
     lmBase[input] = Object.fromEntries(Object.entries(m.namedTensors()).filter(([n]) => n.startsWith('lm.') && !n.includes('lora_')));
     m.dispose();
