@@ -148,7 +148,8 @@ async function main() {
       for (const [images, add] of [[data, (x: number) => (own += x * B)], [shifted, (x: number) => (rolled += x * B)]] as const) {
         const tb = new TensorBatch({ ...batch, images: { ...batch.images, data: images } });
         try {
-          add((await m.evalLoss(tb)).loss);
+          const r = await m.evalLoss(tb);
+          add(r.parts.ce ?? r.loss); // the report cross-entropy alone (lambdaClass adds a label term to the loss)
         } finally {
           tb.dispose();
         }
