@@ -33,7 +33,7 @@ import type { ReportTokenizer } from '../text/report-tokenizer.js';
 import { Tokenizer } from '../text/tokenizer.js';
 import type { NativeConfig } from '../../typings/model.js';
 import { CYCLIC_LM_SMALL } from './cyclic-lm.js';
-import { SpecialsVocabulary, specialsPrompt } from './cyclic-prompts.js';
+import { SpecialsVocabulary, leftPadPrompts, specialsPrompt } from './cyclic-prompts.js';
 import { readImageCodes, type ImageCodesFile } from './image-codes.js';
 import { decodeCodes, encodeImages, greyPng } from './vqgan.js';
 import { Model, TensorBatch } from './model.js';
@@ -156,17 +156,8 @@ function sequenceTensors(seqs: { ids: number[]; start: number }[]): Record<strin
 /** Left-padded prompts [B, P] and their mask (the last position of every row valid). */
 export function promptTensors(prompts: readonly number[][]): Record<string, { data: BigInt64Array; shape: number[]; dtype: 'int64' }> {
   if (!prompts.length) throw new ArgumentError('adamatch-cyclic: no prompts', 'ERR_INVALID_ARG', 'adamatch-cyclic');
-  const T = Math.max(...prompts.map((p) => p.length));
-  const B = prompts.length;
-  const ids = new BigInt64Array(B * T), valid = new BigInt64Array(B * T);
-  prompts.forEach((p, b) => {
-    const off = T - p.length;
-    p.forEach((id, t) => {
-      ids[b * T + off + t] = BigInt(id);
-      valid[b * T + off + t] = 1n;
-    });
-  });
-  return { prompt: { data: ids, shape: [B, T], dtype: 'int64' }, promptMask: { data: valid, shape: [B, T], dtype: 'int64' } };
+  const { ids, valid, shape } = leftPadPrompts(prompts);
+  return { prompt: { data: ids, shape, dtype: 'int64' }, promptMask: { data: valid, shape, dtype: 'int64' } };
 }
 
 /** Report word ids of a loader token row (BOS, words, EOS, PAD). */

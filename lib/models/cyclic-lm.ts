@@ -14,7 +14,7 @@
 import { ArgumentError } from '../errors.js';
 import { createCausalLM, type CausalLM } from '../nn/causal-lm.js';
 import { Tensor } from '../tensor.js';
-import { specialsPrompt, type SpecialsVocabulary } from './cyclic-prompts.js';
+import { leftPadPrompts, specialsPrompt, type SpecialsVocabulary } from './cyclic-prompts.js';
 
 export type CyclicDirection = 'report' | 'image';
 
@@ -60,17 +60,8 @@ export function sequenceBatch(seqs: readonly CyclicSequence[]): { ids: Tensor; a
 
 /** Left-padded prompts [B, T] and their mask (generation wants the last position of every row valid). */
 function promptBatch(prompts: readonly number[][]): { ids: Tensor; attentionMask: Tensor } {
-  const T = Math.max(...prompts.map((p) => p.length));
-  const B = prompts.length;
-  const ids = new BigInt64Array(B * T), valid = new BigInt64Array(B * T);
-  prompts.forEach((p, b) => {
-    const off = T - p.length;
-    p.forEach((id, t) => {
-      ids[b * T + off + t] = BigInt(id);
-      valid[b * T + off + t] = 1n;
-    });
-  });
-  return { ids: Tensor.from(ids, [B, T]), attentionMask: Tensor.from(valid, [B, T]) };
+  const { ids, valid, shape } = leftPadPrompts(prompts);
+  return { ids: Tensor.from(ids, shape), attentionMask: Tensor.from(valid, shape) };
 }
 
 /** The model sizes of the `small` preset (GPT-NeoX layout, about 5M parameters at a 2k-word + 256-code vocabulary). */

@@ -143,3 +143,18 @@ export function specialsPrompt(direction: 'report' | 'image', v: SpecialsVocabul
   ids.push(v.task('<resp>'), v.task('<img>'));
   return ids;
 }
+
+/** Prompts left-padded to one length [B, T] (int64 ids and 0/1 validity), so the last position of every row is a real token, as generation wants. */
+export function leftPadPrompts(prompts: readonly number[][]): { ids: BigInt64Array; valid: BigInt64Array; shape: [number, number] } {
+  const T = Math.max(...prompts.map((p) => p.length));
+  const B = prompts.length;
+  const ids = new BigInt64Array(B * T), valid = new BigInt64Array(B * T);
+  prompts.forEach((p, b) => {
+    const off = T - p.length;
+    p.forEach((id, t) => {
+      ids[b * T + off + t] = BigInt(id);
+      valid[b * T + off + t] = 1n;
+    });
+  });
+  return { ids, valid, shape: [B, T] };
+}
