@@ -43,7 +43,7 @@ describe('AdaMatch training', () => {
     expect(r.best!.score).toBeGreaterThan(1.5 * (100 * (16 / 3)) / 32);
     const meta = JSON.parse(fs.readFileSync(path.join(out, 'checkpoints/best/checkpoint.json'), 'utf8'));
     expect(meta.kind).toBe('adamatch');
-    expect(meta.preprocessing).toEqual({ imageSize: 64, views: 1 });
+    expect(meta.preprocessing).toEqual({ imageSize: 64, views: 1, fit: 'stretch', filter: 'lanczos3' });
     expect(meta.trainOptions.optimizer).toBe('lamb');
     // the best checkpoint reproduces its validation score on its own
     const ck = await radkit.loadCheckpoint(out);

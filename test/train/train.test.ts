@@ -30,7 +30,7 @@ describe('training orchestration (tiny XProNet on SynthCXR)', () => {
     expect(meta.epoch).toBe(3);
     expect(meta.kind).toBe('xpronet');
     expect(meta.tokenizer.format).toBe('radkit-tokenizer');
-    expect(meta.preprocessing).toEqual({ imageSize: 64, views: 2 });
+    expect(meta.preprocessing).toEqual({ imageSize: 64, views: 2, fit: 'stretch', filter: 'lanczos3' });
     for (const f of ['weights.pt', 'optimizer.pt']) expect(fs.existsSync(path.join(out, 'checkpoints/last', f))).toBe(true);
     expect(fs.existsSync(path.join(out, 'checkpoints/best/weights.pt'))).toBe(true);
     const log = logOf(out);
