@@ -13,10 +13,8 @@
  *           for every image (textual codebook, top kappa1 per patch, N_w) and keypatches for every
  *           report (visual codebook, top kappa4 per word, N_p), each keypatch as one image token.
  * Every study of a training batch gives two sequences (one per direction). The codes and hints are
- * looked up by study id in the table of the model being trained: `create` builds it, and since the
- * registry's `prepareBatch(batch)` sees only the loader batch, the table of the most recent
- * `create` serves training batches (one adamatch-cyclic training per process). Evaluation and
- * generation build their table from the model's own configuration.
+ * looked up by study id in the model's table (`cyclicTable`: `create` builds it with the dataset
+ * and caches it; evaluation and generation find it, or build it from the model's configuration).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -186,26 +184,27 @@ export function cyclicSequences(table: CyclicTable, ids: readonly string[], repo
   });
 }
 
-// The table of the model most recently created for training (see the module comment).
-let trainingTable: CyclicTable | undefined;
-
-function prepareCyclicBatch(batch: Batch): TensorBatch {
-  if (!trainingTable) throw new RadkitError('adamatch-cyclic: no model of this kind was created for training in this process (its codes table is built by create)', 'ERR_INVALID_ARG', 'adamatch-cyclic');
+function prepareCyclicBatch(batch: Batch, model: Model, tokenizer: ReportTokenizer): TensorBatch {
   if (!batch.tokens) throw new RadkitError('adamatch-cyclic: the batch has no report tokens (the loader needs the tokenizer)', 'ERR_INVALID_ARG', 'adamatch-cyclic');
   const words = batch.ids.map((_, r) => rowWords(batch.tokens!, r));
-  return new TensorBatch({}, { extras: sequenceTensors(cyclicSequences(trainingTable, batch.ids, words, batch.reports)) });
+  return new TensorBatch({}, { extras: sequenceTensors(cyclicSequences(cyclicTable(model, tokenizer), batch.ids, words, batch.reports)) });
 }
 
 /** Tables of loaded models, by configuration (codes file, hints) and tokenizer. */
 const tables = new WeakMap<ReportTokenizer, Map<string, CyclicTable>>();
+const tableKey = (config: NativeConfig) => `${config.codesFile}\n${config.hints}`;
+function tablesOf(tokenizer: ReportTokenizer): Map<string, CyclicTable> {
+  let byKey = tables.get(tokenizer);
+  if (!byKey) tables.set(tokenizer, (byKey = new Map()));
+  return byKey;
+}
 
 /** The table of a model of this kind (cached per tokenizer and configuration). */
 export function cyclicTable(model: Model, tokenizer: ReportTokenizer, dataset?: R2GenDataset): CyclicTable {
   if (model.kind !== 'adamatch-cyclic') throw new ArgumentError(`cyclicTable: needs an adamatch-cyclic model, got ${model.kind}`, 'ERR_INVALID_ARG', 'cyclicTable');
   if (!(tokenizer instanceof Tokenizer)) throw new ArgumentError(`adamatch-cyclic needs radkit's Tokenizer, not ${tokenizer.constructor.name}`, 'ERR_INVALID_ARG', 'cyclicTable');
-  const key = `${model.config.codesFile}\n${model.config.hints}`;
-  let byKey = tables.get(tokenizer);
-  if (!byKey) tables.set(tokenizer, (byKey = new Map()));
+  const key = tableKey(model.config);
+  const byKey = tablesOf(tokenizer);
   let t = byKey.get(key);
   if (!t || (dataset && t.hints === 'oracle')) byKey.set(key, (t = new CyclicTable(model.config, tokenizer, dataset)));
   const expected = t.vocab.textIds;
@@ -329,7 +328,7 @@ export function adamatchCyclic(o: AdaMatchCyclicOptions): Model {
   if (table.hints !== 'none' && table.hints !== 'oracle') for (const e of o.dataset.splits.train) table.hintsOf(e.id);
   Object.assign(config, { textIds: table.vocab.textIds, codes: table.vocab.codes, imageTokens: table.imageTokens });
   const model = Model.create('adamatch-cyclic', config, createOptions(ADAMATCH_CYCLIC));
-  trainingTable = table;
+  tablesOf(o.tokenizer).set(tableKey(config), table);  // the dataset's table (oracle hints need it) serves training
   return model;
 }
 

@@ -110,8 +110,8 @@ export interface ModelKind {
    * validation and test stay paired.
    */
   pairing?(config: NativeConfig): 'paired' | 'unpaired';
-  /** Turns a loader batch into the system's tensors (default: images, tokens and label states). */
-  prepareBatch?(batch: Batch): TensorBatch;
+  /** Turns a loader batch into the system's tensors for `model`, whose reports `tokenizer` encodes (default: images, tokens and label states). */
+  prepareBatch?(batch: Batch, model: Model, tokenizer: ReportTokenizer): TensorBatch;
   /** Generation defaults under every generate() call of this kind (report generators). */
   generate?: GenerateOptions;
   /** Scores a model on a split (the trainer's per-epoch evaluation and `radkit evaluate`). */
@@ -179,9 +179,9 @@ export function modelTask(kind: string): ModelTask {
 }
 
 /** The tensors of a loader batch as the model's kind wants them. */
-export function prepareBatch(kind: string, batch: Batch): TensorBatch {
-  const k = kinds.get(kind);
-  return k?.prepareBatch ? k.prepareBatch(batch) : new TensorBatch(batch);
+export function prepareBatch(model: Model, tokenizer: ReportTokenizer, batch: Batch): TensorBatch {
+  const k = kinds.get(model.kind);
+  return k?.prepareBatch ? k.prepareBatch(batch, model, tokenizer) : new TensorBatch(batch);
 }
 
 /** The options of Model.create for a kind (its native system and generation defaults). */

@@ -59,7 +59,7 @@ export async function generateSplit(model: Model, tokenizer: Tokenizer, dataset:
   const out: GeneratedReport[] = [];
   for await (const batch of loader) {
     if (o.signal?.aborted) throw new RadkitError('generateSplit: aborted', 'ERR_ABORTED', 'generateSplit', { cause: o.signal.reason });
-    const tb = prepareBatch(model.kind, batch);
+    const tb = prepareBatch(model, tokenizer, batch);
     try {
       const g = await model.generate(tb, o.generate);
       batch.ids.forEach((id, i) => {

@@ -437,7 +437,7 @@ async function trainLocked(model: Model, dataset: R2GenDataset, o: TrainOptions,
       const batches: TensorBatch[] = [];
       try {
         for await (const b of loaderFor(0)) {
-          batches.push(tensorsOf(model.kind, b));
+          batches.push(tensorsOf(model, o.tokenizer, b));
           if (batches.length >= initBatches) break;
         }
         await model.initializeFromData(batches);
@@ -477,7 +477,7 @@ async function trainLocked(model: Model, dataset: R2GenDataset, o: TrainOptions,
       const step = epoch * stepsPerEpoch + stepInEpoch;
       const f = lrFactor(schedule, epoch, step, totalSteps);
       model.setLearningRates(lr * f, visualLr * f);
-      const tb = tensorsOf(model.kind, batch);
+      const tb = tensorsOf(model, o.tokenizer, batch);
       let res;
       try {
         res = await model.trainStep(tb, { clipNorm, step, totalSteps, precision: o.precision });
@@ -533,8 +533,8 @@ async function trainLocked(model: Model, dataset: R2GenDataset, o: TrainOptions,
 }
 
 /** The tensors of a paired loader batch (as the kind wants them) or of an unpaired one. */
-function tensorsOf(kind: string, b: Batch | UnpairedBatch): TensorBatch {
-  return 'imageIds' in b ? unpairedTensorBatch(b) : prepareBatch(kind, b);
+function tensorsOf(model: Model, tokenizer: ReportTokenizer, b: Batch | UnpairedBatch): TensorBatch {
+  return 'imageIds' in b ? unpairedTensorBatch(b) : prepareBatch(model, tokenizer, b);
 }
 
 /**
