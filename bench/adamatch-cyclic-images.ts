@@ -6,7 +6,10 @@
 //     original image (ceilings; also the VQ item "classifier F1 on reconstructions vs originals");
 //   FD-radkit: the Frechet distance between the classifier's 56 state probabilities on the test
 //     studies' own reconstructions and on the generated images (and on random training
-//     reconstructions). Probabilities, not a hidden layer: diseasenet's encode gives no features.
+//     reconstructions). Probabilities, not a hidden layer: diseasenet's encode gives no features;
+//   the cycle image -> report -> image (when the bench file has cycleImageCodes): label recovery =
+//     the classifier's positives on the cycle's image against the original report's labels, and
+//     its FD-radkit.
 // Run: node dist/bench/adamatch-cyclic-images.js --bench FILE.json (of bench/adamatch-cyclic.ts)
 //        --classifier DISEASENET_RUN --data DIR [--out FILE.json]
 import * as fs from 'node:fs';
@@ -70,21 +73,24 @@ async function main() {
     let s = 777;
     const next = () => ((s = (s * 1103515245 + 12345) % 2 ** 31), s / 2 ** 31);
     const dec = async (c: number[]) => (await decodeCodes(vq.model, c, grid)).data;
-    const gen: Float32Array[] = [], recon: Float32Array[] = [], rand: Float32Array[] = [], orig: Float32Array[] = [];
+    const cycleCodes = bench.cycleImageCodes as Record<string, number[]> | undefined;
+    const gen: Float32Array[] = [], recon: Float32Array[] = [], rand: Float32Array[] = [], orig: Float32Array[] = [], cyc: Float32Array[] = [];
     for (const id of ids) {
       gen.push(await dec(bench.generatedImageCodes[id]));
       recon.push(await dec(codesFile.codes[id]));
       rand.push(await dec(codesFile.codes[train[Math.floor(next() * train.length)].id]));
       orig.push((await readImage(byId.get(id)!.imagePaths[0], { height: size, width: size })).data);
+      if (cycleCodes) cyc.push(await dec(cycleCodes[id]));
     }
     const reportLabels = ids.map((id) => byId.get(id)!.labels!);
-    const sets = { generated: await classify(clf.model, gen, size), randomTrainReconstruction: await classify(clf.model, rand, size), ownReconstruction: await classify(clf.model, recon, size), original: await classify(clf.model, orig, size) };
+    const sets = { generated: await classify(clf.model, gen, size), randomTrainReconstruction: await classify(clf.model, rand, size), ownReconstruction: await classify(clf.model, recon, size), original: await classify(clf.model, orig, size), ...(cycleCodes ? { cycle: await classify(clf.model, cyc, size) } : {}) };
     const agreement = Object.fromEntries(Object.entries(sets).map(([k, v]) => [k, labelAgreement(v.labels, reportLabels)]));
     const n = ids.length, d = 56;
     const fd = {
       generatedVsOwnReconstructions: frechetDistance(sets.generated.probs, n, sets.ownReconstruction.probs, n, d),
       randomTrainVsOwnReconstructions: frechetDistance(sets.randomTrainReconstruction.probs, n, sets.ownReconstruction.probs, n, d),
       originalsVsOwnReconstructions: frechetDistance(sets.original.probs, n, sets.ownReconstruction.probs, n, d),
+      ...(sets.cycle ? { cycleVsOwnReconstructions: frechetDistance(sets.cycle.probs, n, sets.ownReconstruction.probs, n, d) } : {}),
     };
     const out = { settings: { bench: str('bench'), classifier: str('classifier'), studies: n, features: 'diseasenet 14 x 4 state probabilities (56-d)', labelAgreement: 'clinical-efficacy F1 of classifier positives vs report positives' }, labelAgreement: agreement, fdRadkit: fd, seconds: (performance.now() - t0) / 1000 };
     const file = str('out', str('bench').replace(/\.json$/, '-images.json'));

@@ -242,6 +242,28 @@ export async function generateCyclicImages(model: Model, table: CyclicTable, pro
   }
 }
 
+/**
+ * The cycle image -> report -> image of each study: its image codes (with its keyword hints) give a
+ * report (greedy, text ids only), and that generated report gives an image (exactly N image tokens,
+ * greedy). Keypatch hints of the second leg: 'none' (no Keypatches section; what a run without
+ * keypatches was trained on) or 'study' (the keypatches the table holds for the study, which come
+ * from its reference report: not a closed cycle, a hint the generated report did not give).
+ */
+export async function cyclicRoundTrip(model: Model, table: CyclicTable, studies: readonly { id: string; report?: string }[], o: { keypatches?: 'none' | 'study'; batchSize?: number; maxLength?: number } = {}): Promise<{ reports: string[]; codes: number[][] }> {
+  const keypatches = o.keypatches ?? 'none';
+  if (keypatches !== 'none' && keypatches !== 'study') throw new ArgumentError(`cyclicRoundTrip: keypatches must be 'none' or 'study', got '${String(keypatches)}'`, 'ERR_INVALID_ARG', 'cyclicRoundTrip');
+  const bs = o.batchSize ?? 32;
+  const reports: string[] = [], codes: number[][] = [];
+  for (let s = 0; s < studies.length; s += bs) {
+    const chunk = studies.slice(s, s + bs).map((x) => table.study(x.id, x.report));
+    const texts = await generateCyclicReports(model, table, chunk.map((st) => table.reportPrompt(st.codes, st.keywords)), { maxLength: o.maxLength });
+    const prompts = texts.map((t, i) => table.imagePrompt(table.words(t).slice(0, table.tokenizer.maxLength - 2), keypatches === 'study' ? chunk[i].keypatchCodes : null));
+    reports.push(...texts);
+    codes.push(...(await generateCyclicImages(model, table, prompts)));
+  }
+  return { reports, codes };
+}
+
 /** A seeded generator in [0, 1) (the random-image baseline). */
 function lcg(seed: number): () => number {
   let s = (seed * 2654435761 + 1) % 2 ** 31;

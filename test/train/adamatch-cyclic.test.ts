@@ -2,7 +2,8 @@
 // directions of each study with only the responses scored; the loss falls; on the studies it
 // learned, image -> report beats writing the most common report (CE micro-F1) and report -> image
 // recovers more of the codes than a random training image; constrained generation gives text ids
-// for reports and exactly N image tokens for images. The image codes here are written by the test
+// for reports and exactly N image tokens for images; the cycle image -> report -> image recovers
+// the codes better than another study's codes. The image codes here are written by the test
 // (4 tokens per image, each a function of one finding's label), so no VQ run is needed.
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -10,7 +11,7 @@ import * as path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as radkit from '../../lib/index.js';
 import { mostCommonReport } from '../../lib/demo.js';
-import { adamatchCyclic, cyclicEvaluation, cyclicTable, cyclicSequences, generateCyclicImages, generateCyclicReports, oracleKeywords } from '../../lib/models/adamatch-cyclic.js';
+import { adamatchCyclic, cyclicEvaluation, cyclicRoundTrip, cyclicTable, cyclicSequences, generateCyclicImages, generateCyclicReports, oracleKeywords } from '../../lib/models/adamatch-cyclic.js';
 import type { ImageCodesFile } from '../../lib/models/image-codes.js';
 import { TASK_TOKENS } from '../../lib/models/cyclic-prompts.js';
 
@@ -74,8 +75,20 @@ describe('adamatch-cyclic', () => {
       expect(ev.headline.ceMicroF1).toBeGreaterThan(base.clinical!.micro.f1 + 0.1);
       expect(ev.headline.imageCodeAccuracy).toBeGreaterThan(ev.headline.randomImageCodeAccuracy + 0.1);
 
-      // Constrained generation: text ids only for reports; exactly N image tokens (also sampled).
+      // The cycle image -> report -> image recovers the study's own codes (one per finding) better
+      // than the next study's codes do, and its reports are those of the image -> report direction.
       const t = cyclicTable(m, tokenizer, ds);
+      const train = ds.splits.train;
+      const cyc = await cyclicRoundTrip(m, t, train.map((e) => ({ id: e.id, report: e.report })));
+      expect(cyc.codes).toHaveLength(train.length);
+      expect(cyc.reports).toEqual((ev.record!.reports as { hypothesis: string }[]).map((r) => r.hypothesis));
+      const agree = (a: number[], b: number[]) => a.filter((c, k) => c === b[k]).length / b.length;
+      const own = mean(train.map((e, i) => agree(cyc.codes[i], t.study(e.id).codes)));
+      const other = mean(train.map((e, i) => agree(t.study(train[(i + 1) % train.length].id).codes, t.study(e.id).codes)));
+      expect(own).toBeGreaterThan(other + 0.05);
+      await expect(cyclicRoundTrip(m, t, [{ id: train[0].id }], { keypatches: 'reference' as never })).rejects.toThrow(/keypatches must be 'none' or 'study'/);
+
+      // Constrained generation: text ids only for reports; exactly N image tokens (also sampled).
       const studies = ds.splits.test.map((e) => t.study(e.id));
       const reports = await generateCyclicReports(m, t, studies.map((s) => t.reportPrompt(s.codes, null)));
       expect(reports.every((r) => r.length > 0 && !TASK_TOKENS.some((x) => r.includes(x)))).toBe(true);
