@@ -6,9 +6,9 @@
 // check (Fig. 5).
 // Every score is written to bench/out/otdrg.json as it finishes, with every open choice.
 // Run (from the repository root): node dist/bench/otdrg.js [--train 3000] [--val 100] [--test 300] [--size 128]
-//        [--seeds 3] [--ircp-epochs 1] [--dn-epochs 4] [--lm-steps 400] [--ot-steps 120] [--lm bench|small] [--threads 1]
-//        [--experiments table3,table4,scale] [--first-seed 0] [--variants full,DLE,...] [--tag NAME]
-//        [--reuse-stages] [--runs-tag NAME]
+//        [--seeds 3] [--ircp-epochs 1] [--dn-epochs 4] [--lm-steps 400] [--ot-steps 120] [--ot-lr 0 (recipe)] [--lm bench|small] [--threads 1]
+//        [--experiments table3,table4,scale,costscale] [--first-seed 0] [--variants full,DLE,...] [--tag NAME]
+//        [--reuse-stages] [--reuse-runs] [--runs-tag NAME]
 //        (--variants keeps the variants whose name starts with one of the given prefixes; --tag writes otdrg-NAME.json)
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -53,6 +53,7 @@ async function main() {
   const trainN = arg('train', 3000), valN = arg('val', 100), testN = arg('test', 300), size = arg('size', 128), seeds = arg('seeds', 3);
   const ircpEpochs = arg('ircp-epochs', 1), dnEpochs = arg('dn-epochs', 4), lmSteps = arg('lm-steps', 400), otSteps = arg('ot-steps', 120);
   const experiments = new Set(str('experiments', 'table3,table4,scale').split(','));
+  const otLr = arg('ot-lr', 0); // 0: the otdrg kind's recipe (AdamW 1e-3)
   const firstSeed = arg('first-seed', 0), only = str('variants', ''), tag = str('tag', ''), lmPreset = str('lm', 'bench');
   radkit.setNumThreads(arg('threads', 1));
   const dir = path.join(os.tmpdir(), `radkit-bench-otdrg-${trainN}-${valN}-${testN}-${size}`);
@@ -74,7 +75,7 @@ async function main() {
       machine: `${os.cpus().length} CPUs (${os.cpus()[0]?.model}), shared with other engineers' jobs (load average at start ${os.loadavg()[0].toFixed(1)})`,
       threads: radkit.getNumThreads(),
       data: { generator: 'SynthCXR', train: trainN, val: valN, test: testN, size, views: 1, synthSeed: 41 },
-      budget: { ircpEpochs, diseasenetEpochs: dnEpochs, lmPretrainSteps: lmSteps, otdrgSteps: otSteps, batchSize },
+      budget: { ircpEpochs, diseasenetEpochs: dnEpochs, lmPretrainSteps: lmSteps, otdrgSteps: otSteps, batchSize, otdrgLr: otLr || 'recipe (1e-3)' },
       seeds: { otdrg: Array.from({ length: seeds }, (_, i) => firstSeed + i), stages: 'ircp, diseasenet and the LM pre-training run once (seed 0) and are shared by every otdrg seed: spreads cover the otdrg stage only' },
     },
     choices: {
@@ -83,7 +84,7 @@ async function main() {
       ircp: 'eq. 2 on the mean-pooled patch feature, cosine, sigma 0.1, tau 0.5, keys a_j + noise_j of the batch as negatives; AdamW 1e-3, cosine schedule',
       diseasenet: 'mean patch feature -> Linear -> 14 x 4 logits; focal loss per 4-way group, gamma 2, mean over the B x 14 groups',
       labelFeatures: 'Y = mean of the LM input embeddings of the tokens of "observation: state" (14 per study), divided by the RMS of the 56-row table (labelFeatureScale rms; raw as an ablation); W_l: D -> D',
-      cost: 'Euclidean (eq. 6), divided by its detached per-study mean (costScale mean)',
+      cost: 'Euclidean (eq. 6), divided by its per-study mean: detached (costScale mean, the full rows) or with the gradient through it (costScale ratio, the costscale experiment)',
       sinkhorn: 'log-domain ops.sinkhorn, uniform marginals, epsilon 0.1, t 50, no tolerance stop; L_OT = <T*, C> (no -h(T*) term)',
       lmInput: '[f_p(X) (16 patches); f_p(Y) (14); label text (mentioned observations only, "observation: state" words); prompt; BOS; report; EOS]',
       prompt: OTDRG_PROMPT,
@@ -112,6 +113,9 @@ async function main() {
   // --reuse-stages: a stage or LM pre-training run whose folder holds a last checkpoint is loaded, not
   // trained again (same --tag and budget flags assumed; the otdrg runs are always trained).
   const reuse = process.argv.includes('--reuse-stages');
+  // --reuse-runs (with --reuse-stages): the otdrg runs too are loaded when their folder holds a last
+  // checkpoint, so that a finished run is scored again (new plan statistics) without training it.
+  const reuseRuns = reuse && process.argv.includes('--reuse-runs');
   const train = async (m: Model, name: string, budget: { epochs: number } | { steps: number }, extra: Record<string, unknown> = {}, stage = false) => {
     const runDir = path.join(runs, name);
     const last = path.join(runDir, 'checkpoints', 'last');
@@ -156,12 +160,15 @@ async function main() {
     ['t 5', { iterations: 5 }, 'ircp', 'labelled', false],
   ];
   const scale: Variant[] = [['raw label features (old scale)', { labelFeatureScale: 'raw' }, 'ircp', 'labelled', false]];
+  // The cost's normaliser with the gradient through it (costScale 'ratio'), against the full row's detached mean.
+  const costscale: Variant[] = [['full, cost ratio (normaliser not detached)', { costScale: 'ratio' }, 'ircp', 'labelled', true]];
   const schedule: [number, Variant][] = [];
   const seedList = Array.from({ length: seeds }, (_, i) => firstSeed + i);
   if (experiments.has('table3')) for (const v of table3) schedule.push([seedList[0], v]);
   if (experiments.has('table4')) for (const v of table4) schedule.push([seedList[0], v]);
   if (experiments.has('scale')) for (const v of scale) schedule.push([seedList[0], v]);
   if (experiments.has('table3')) for (const seed of seedList.slice(1)) for (const v of table3) schedule.push([seed, v]);
+  if (experiments.has('costscale')) for (const seed of seedList) for (const v of costscale) schedule.push([seed, v]);
   // --variants keeps the variants whose name starts with one of the given prefixes; the stages and LM
   // pre-training runs no kept variant reads are skipped.
   const selected = schedule.filter(([, [name]]) => !only || only.split(',').some((w) => name.startsWith(w)));
@@ -211,9 +218,9 @@ async function main() {
   for (const [seed, [name, over, encoder, input, withOracle]] of selected) {
     const m = otdrg({ tokenizer, preset: 'small', seed, ...LM, lmPretrainFraction: 0, ...over });
     m.loadTensors('', lmBase[input]);
-    const r = await train(m, `otdrg-${name.replace(/[^a-z0-9]+/gi, '-')}-s${seed}`, { steps: otSteps }, { seed, init: dnRuns[encoder] });
+    const r = await train(m, `otdrg-${name.replace(/[^a-z0-9]+/gi, '-')}-s${seed}`, { steps: otSteps }, { seed, init: dnRuns[encoder], ...(otLr > 0 ? { lr: otLr } : {}) }, reuseRuns);
     const parts = stepLog(r.runDir).map((e) => e.parts);
-    const scores: Record<string, unknown> = { seconds: r.seconds, trainLoss: { rgFirst: meanOf(parts.slice(0, 10).map((p) => p.rg)), rgLast: meanOf(parts.slice(-10).map((p) => p.rg)), otFirst: meanOf(parts.slice(0, 10).map((p) => p.ot)), otLast: meanOf(parts.slice(-10).map((p) => p.ot)) } };
+    const scores: Record<string, unknown> = { seconds: r.seconds, ...('reused' in r ? { reused: true } : {}), trainLoss: { rgFirst: meanOf(parts.slice(0, 10).map((p) => p.rg)), rgLast: meanOf(parts.slice(-10).map((p) => p.rg)), otFirst: meanOf(parts.slice(0, 10).map((p) => p.ot)), otLast: meanOf(parts.slice(-10).map((p) => p.ot)) } };
     for (const source of withOracle ? ['predicted', 'oracle'] : ['predicted']) {
       const reports = await generateSplit(m, tokenizer, ds, { split: 'test', preprocessing: pre, generate: { ...m.generateDefaults, systemOptions: { labelSource: source } } });
       scores[source] = headline(scoreReports(reports));
@@ -255,11 +262,11 @@ async function main() {
    */
   async function planStats(m: Model) {
     const loader = new radkit.data.DataLoader(ds, { split: 'test', batchSize: 16, imageSize: size, views: 1, tokenizer, shuffle: false, workers: 0 });
-    let hits = 0, chance = 0, n = 0, tv = 0, costSpread = 0, studies = 0;
+    let hits = 0, chance = 0, n = 0, tv = 0, costSpread = 0, studies = 0, camHits = 0, reachable = 0, overlapHits = 0, overlapChance = 0, camOverlapHits = 0;
     for await (const b of loader) {
       const tb = new TensorBatch(b);
       const enc = await m.encode(tb);
-      const plan = enc.plan.toArray() as Float32Array, cost = enc.cost.toArray() as Float32Array;
+      const plan = enc.plan.toArray() as Float32Array, cost = enc.cost.toArray() as Float32Array, cam = enc.patchStateLogits.toArray() as Float32Array;
       const [B, Np] = enc.plan.shape;
       Object.values(enc).forEach((t) => t.dispose());
       tb.dispose();
@@ -285,6 +292,11 @@ async function main() {
         const cx = ((p % g) + 0.5) * cell, cy = (Math.floor(p / g) + 0.5) * cell;
         return cx >= box[0] && cx < box[2] && cy >= box[1] && cy < box[3];
       };
+      // the looser check: the patch's cell overlaps the box (most boxes are smaller than a cell)
+      const overlaps = (p: number, box: number[]) => {
+        const x0 = (p % g) * cell, y0 = Math.floor(p / g) * cell;
+        return x0 < box[2] && x0 + cell > box[0] && y0 < box[3] && y0 + cell > box[1];
+      };
       for (let i = 0; i < B; i++) {
         const labels = b.labels![i];
         for (const f of boxes[b.ids[i]] ?? []) {
@@ -293,14 +305,31 @@ async function main() {
           let best = 0;
           for (let p = 1; p < Np; p++) if (plan[(i * Np + p) * 14 + k] > plan[(i * Np + best) * 14 + k]) best = p;
           hits += inside(best, f.box) ? 1 : 0;
-          let c = 0;
+          // the predictor's own map: the patch whose features alone give the finding's observation
+          // the highest 'positive' logit (relative to the observation's other states)
+          const camScore = (p: number) => {
+            const o = ((i * Np + p) * 14 + k) * 4;
+            return cam[o + 1] - Math.log(Math.exp(cam[o]) + Math.exp(cam[o + 1]) + Math.exp(cam[o + 2]) + Math.exp(cam[o + 3]));
+          };
+          let bestCam = 0;
+          for (let p = 1; p < Np; p++) if (camScore(p) > camScore(bestCam)) bestCam = p;
+          camHits += inside(bestCam, f.box) ? 1 : 0;
+          overlapHits += overlaps(best, f.box) ? 1 : 0;
+          camOverlapHits += overlaps(bestCam, f.box) ? 1 : 0;
+          let c = 0, o = 0;
           for (let p = 0; p < Np; p++) c += inside(p, f.box) ? 1 : 0;
+          for (let p = 0; p < Np; p++) o += overlaps(p, f.box) ? 1 : 0;
+          overlapChance += o / Np;
           chance += c / Np;
+          reachable += c > 0 ? 1 : 0;
           n++;
         }
       }
     }
-    return { planTvFromUniform: tv / studies, costSpreadAlongLabels: costSpread / studies, findings: n, topPatchInside: n ? hits / n : NaN, randomPatchInside: n ? chance / n : NaN };
+    // boxWithPatchCentre: share of the findings whose box holds at least one patch centre (the most
+    // any patch choice can score); camTopPatchInside: the same check for the predictor's own per-patch map;
+    // *Overlaps: the same three with 'the patch's cell overlaps the box'.
+    return { planTvFromUniform: tv / studies, costSpreadAlongLabels: costSpread / studies, findings: n, topPatchInside: n ? hits / n : NaN, randomPatchInside: n ? chance / n : NaN, boxWithPatchCentre: n ? reachable / n : NaN, camTopPatchInside: n ? camHits / n : NaN, topPatchOverlaps: n ? overlapHits / n : NaN, randomPatchOverlaps: n ? overlapChance / n : NaN, camTopPatchOverlaps: n ? camOverlapHits / n : NaN };
   }
 
   save();

@@ -5,8 +5,9 @@
 //                        tokens of "observation: state" (14 per study), divided by the RMS of the
 //                        56-row table (labelFeatureScale 'rms'; 'raw' keeps the embeddings' scale)
 //   f_p(X) = W_i X + b_i, f_p(Y) = W_l Y + b_l  (eqs. 4-5: imageProjection, labelProjection)
-//   C_ij = ||f_p(X)_i - f_p(Y)_j||  (eq. 6, ops::euclideanCost), divided by its detached mean
-//                        (costScale 'mean', default) or raw ('raw')
+//   C_ij = ||f_p(X)_i - f_p(Y)_j||  (eq. 6, ops::euclideanCost), divided by its mean per study,
+//                        detached (costScale 'mean') or with the gradient through it ('ratio'),
+//                        or raw ('raw'); see otdrg::CostScale
 //   T* = Sinkhorn(C, uniform, uniform, epsilon, t iterations)  (eqs. 7-8, Algorithm 1, ops::sinkhorn)
 //   L_OT = <T*, C>;  L = L_RG + lambda L_OT  (eq. 12)
 //
@@ -53,7 +54,7 @@ class Otdrg : public System {
       : lambda_(c.num("lambda", 1.0)),
         epsilon_(c.num("epsilon", 0.1)),
         iterations_(c.integerIn("iterations", 50, 1, 100000)),
-        costScale_(c.str("costScale", "mean")),
+        costScale_(otdrg::parseCostScale(c.str("costScale", "mean"), "otdrg")),
         imagePrefix_(c.flag("imagePrefix", true)),
         labelPrefix_(c.flag("labelPrefix", true)),
         labelText_(c.flag("labelText", true)),
@@ -70,7 +71,6 @@ class Otdrg : public System {
       argError("ERR_INVALID_ARG", "otdrg: config.labelFeatureScale must be 'rms' or 'raw', got '", labelFeatureScale_, "'");
     if (!(lambda_ >= 0)) argError("ERR_INVALID_ARG", "otdrg: config.lambda must be >= 0, got ", lambda_);
     if (!(epsilon_ > 0)) argError("ERR_INVALID_ARG", "otdrg: config.epsilon must be > 0, got ", epsilon_);
-    if (costScale_ != "mean" && costScale_ != "raw") argError("ERR_INVALID_ARG", "otdrg: config.costScale must be 'mean' or 'raw', got '", costScale_, "'");
     if (!(pretrainFraction_ >= 0 && pretrainFraction_ < 1)) argError("ERR_INVALID_ARG", "otdrg: config.lmPretrainFraction must lie in [0, 1), got ", pretrainFraction_);
     checkLabelSource(labelSource_);
     const uint64_t seed = static_cast<uint64_t>(c.integer("seed", 0));
@@ -289,7 +289,7 @@ class Otdrg : public System {
     Prefix p;
     at::Tensor fx = imageProjection->forward(x);                 // [B, Np, D]
     at::Tensor fy = labelProjection->forward(labelFeatures(states));  // [B, 14, D]
-    otdrg::Transport t = otdrg::transport(fx, fy, epsilon_, iterations_, costScale_ == "mean");
+    otdrg::Transport t = otdrg::transport(fx, fy, epsilon_, iterations_, costScale_);
     p.plan = t.plan;
     p.distance = t.distance.mean();
     {
@@ -379,20 +379,24 @@ class Otdrg : public System {
   }
 
   // The plan and the (scaled) cost [B, Np, 14] for the batch's labels (oracle when the batch has
-  // them, else predicted), the predicted states and the OT distance per study.
+  // them, else predicted), the predicted states, the OT distance per study, and the predictor's
+  // logits of every patch alone [B, Np, 14, 4] (its head is linear on the mean patch feature, so
+  // these average to its logits: a class activation map, for checking where the features hold a
+  // finding).
   std::map<std::string, at::Tensor> encode(const Batch& b) override {
     at::Tensor x = patches(b);
     at::Tensor predicted = predictStates(x);
     at::Tensor states = b.labels.defined() ? b.labels : predicted;
     at::NoGradGuard ng;
     at::Tensor fx = imageProjection->forward(x), fy = labelProjection->forward(labelFeatures(states));
-    otdrg::Transport t = otdrg::transport(fx, fy, epsilon_, iterations_, costScale_ == "mean");
-    return {{"plan", t.plan}, {"cost", t.cost}, {"predictedStates", predicted}, {"distance", t.distance}};
+    otdrg::Transport t = otdrg::transport(fx, fy, epsilon_, iterations_, costScale_);
+    at::Tensor perPatch = classifier->forward(x).view({x.size(0), x.size(1), kObservations, 4});
+    return {{"plan", t.plan}, {"cost", t.cost}, {"predictedStates", predicted}, {"distance", t.distance}, {"patchStateLogits", perPatch}};
   }
 
   double lambda_, epsilon_;
   int64_t iterations_;
-  std::string costScale_;
+  otdrg::CostScale costScale_;
   bool imagePrefix_, labelPrefix_, labelText_, trainEncoder_;
   double pretrainFraction_;
   std::string labelSource_, labelFeatureScale_, pretrainInput_;

@@ -29,14 +29,24 @@ at::Tensor stateLogits(torch::nn::Linear& classifier, const at::Tensor& patches)
 // Batch label states [B, 14] in 0..3, checked (ERR_INVALID_ARG naming the system).
 void checkStates(const at::Tensor& labels, int64_t rows, const std::string& system);
 
-// The OT term (eqs. 6-8, Algorithm 1): C = ||x_i - y_j|| (ops::euclideanCost), optionally divided
-// by its detached per-study mean (`normalize`: epsilon is relative to the cost scale), then
-// entropic OT with uniform marginals by ops::sinkhorn (epsilon, t iterations).
+// How the cost is scaled before Sinkhorn (epsilon is relative to the cost scale):
+//  - DetachedMean ('mean'): C / mean(C) per study, the mean a constant for the gradient. Shrinking
+//    every distance lowers <T*, C> / m, so the projections can lower L_OT by moving the patches and
+//    labels towards one point, which flattens the cost along the labels (measured in bench/RESULTS.md).
+//  - Ratio ('ratio'): C / mean(C) with the gradient through the mean: L_OT = <T*, C> / mean(C) does
+//    not change when both projections are scaled, so only contrast (the plan's pairs nearer than the
+//    average pair) lowers it. The forward values (cost, plan, distance) equal DetachedMean's.
+//  - Raw ('raw'): C as it is.
+enum class CostScale { DetachedMean, Ratio, Raw };
+CostScale parseCostScale(const std::string& s, const std::string& system);
+
+// The OT term (eqs. 6-8, Algorithm 1): C = ||x_i - y_j|| (ops::euclideanCost), scaled as `scale`
+// says, then entropic OT with uniform marginals by ops::sinkhorn (epsilon, t iterations).
 //   x [B, M, D], y [B, N, D]; distance [B] = <T*, C> (differentiable), plan [B, M, N].
 struct Transport {
   at::Tensor distance, plan, cost;
 };
-Transport transport(const at::Tensor& x, const at::Tensor& y, double epsilon, int64_t iterations, bool normalize);
+Transport transport(const at::Tensor& x, const at::Tensor& y, double epsilon, int64_t iterations, CostScale scale);
 
 }  // namespace otdrg
 }  // namespace radkit

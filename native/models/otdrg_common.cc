@@ -34,10 +34,18 @@ void checkStates(const at::Tensor& labels, int64_t rows, const std::string& syst
     argError("ERR_SHAPE", system, ": batch.labels must be [", rows, ", 14], got ", labels.sizes());
 }
 
-Transport transport(const at::Tensor& x, const at::Tensor& y, double epsilon, int64_t iterations, bool normalize) {
+CostScale parseCostScale(const std::string& s, const std::string& system) {
+  if (s == "mean") return CostScale::DetachedMean;
+  if (s == "ratio") return CostScale::Ratio;
+  if (s == "raw") return CostScale::Raw;
+  argError("ERR_INVALID_ARG", system, ": config.costScale must be 'mean', 'ratio' or 'raw', got '", s, "'");
+}
+
+Transport transport(const at::Tensor& x, const at::Tensor& y, double epsilon, int64_t iterations, CostScale scale) {
   Transport t;
   at::Tensor c = ops::euclideanCost(x.to(at::kFloat), y.to(at::kFloat));  // [B, M, N]
-  if (normalize) c = c / c.mean({1, 2}, true).detach().clamp_min(1e-12);
+  if (scale == CostScale::DetachedMean) c = c / c.mean({1, 2}, true).detach().clamp_min(1e-12);
+  if (scale == CostScale::Ratio) c = c / c.mean({1, 2}, true).clamp_min(1e-12);
   ops::SinkhornOptions so;
   so.epsilon = epsilon;
   so.maxIterations = iterations;

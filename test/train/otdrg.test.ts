@@ -100,7 +100,7 @@ describe('otdrg', () => {
     // no word of the prompt or the labels is unknown to the tokenizer
     for (const id of [...(cfg.promptIds as number[]), ...ids.filter((x) => x >= 0)]) expect(tokenizer.decode([id])).not.toBe('<unk>');
     expect(() => otdrg({ tokenizer, preset: 'tiny', bogus: 1 })).toThrow(/unknown option 'bogus'/);
-    expect(() => otdrg({ tokenizer, preset: 'tiny', costScale: 'log' })).toThrow(/costScale must be 'mean' or 'raw'/);
+    expect(() => otdrg({ tokenizer, preset: 'tiny', costScale: 'log' })).toThrow(/costScale must be 'mean', 'ratio' or 'raw'/);
     expect(() => otdrg({ tokenizer, preset: 'tiny', lmPretrainInput: 'prompt' })).toThrow(/lmPretrainInput must be 'reports' or 'labelled'/);
     expect(() => otdrg({ tokenizer, preset: 'tiny', loraTargets: 'q_proj,query' })).toThrow(/no module named 'query'.*q_proj/);
   });
@@ -186,6 +186,55 @@ describe('otdrg', () => {
     } finally {
       m.dispose();
       probe.dispose();
+      batch.dispose();
+    }
+  }, 60_000);
+
+  it("costScale 'ratio' puts the normaliser in the gradient: scaling both projections together leaves L_OT unchanged ('mean': it lowers L_OT at rate L_OT)", async () => {
+    // Prefixes off: the projections reach the loss through L_OT only. Scaling every weight and bias
+    // of both projections by s scales every distance by s, so d/ds L_OT(s theta) at s = 1 is
+    // sum(g * theta) over their parameters: <T*, C> / m with the mean m detached, 0 with the ratio.
+    const loader = new radkit.data.DataLoader(ds, { split: 'train', batchSize: 6, imageSize: SIZE, views: 1, tokenizer, shuffle: false, workers: 0 });
+    let first: Awaited<ReturnType<typeof loader.next>> | undefined;
+    for await (const b of loader) {
+      first = b;
+      break;
+    }
+    const batch = new TensorBatch(first!);
+    const names = ['imageProjection.weight', 'imageProjection.bias', 'labelProjection.weight', 'labelProjection.bias'];
+    const scaleDerivative = async (costScale: string) => {
+      // epsilon 0.01: a plan far from uniform (at the uniform plan the ratio is 1 whatever theta)
+      const m = otdrg({ tokenizer, preset: 'tiny', seed: 6, lmPretrainFraction: 0, imagePrefix: 0, labelPrefix: 0, costScale, lambda: 1, epsilon: 0.01 });
+      try {
+        const theta0 = names.map((n) => Float64Array.from(m.namedTensors()[n].toArray() as Float32Array));
+        const ot = (await m.evalLoss(batch)).parts.ot;
+        // One Adam step with eps >> |g| and lr = eps moves theta by -g (1 - |g|/eps).
+        m.setupOptimizer({ kind: 'adam', lr: 1e8, eps: 1e8, weightDecay: 0 });
+        await m.trainStep(batch, { clipNorm: 0 });
+        const theta1 = names.map((n) => m.namedTensors()[n].toArray() as Float32Array);
+        let d = 0, g2 = 0, t2 = 0;
+        theta0.forEach((t, j) => t.forEach((v, i) => {
+          d += (v - theta1[j][i]) * v;
+          g2 += (v - theta1[j][i]) ** 2;
+          t2 += v * v;
+        }));
+        return { d, ot, g: Math.sqrt(g2), cosine: d / Math.sqrt(g2 * t2) };
+      } finally {
+        m.dispose();
+      }
+    };
+    try {
+      const detached = await scaleDerivative('mean'), ratio = await scaleDerivative('ratio');
+      expect(detached.ot).toBeGreaterThan(0.5); // the scaled cost's <T*, C> is about 1
+      expect(ratio.ot).toBeCloseTo(detached.ot, 5); // the same forward value
+      expect(Math.abs(detached.d - detached.ot)).toBeLessThan(0.01 * detached.ot);
+      // the ratio still has a gradient (contrast; small near the uniform plan: here 0.6% of the
+      // detached mean's) ...
+      expect(ratio.g).toBeGreaterThan(1e-3 * detached.g);
+      expect(Math.abs(ratio.cosine)).toBeLessThan(1e-3); // ... orthogonal to the common scale
+      expect(detached.cosine).toBeGreaterThan(0.1);
+      expect(otdrgConfig({ tokenizer, preset: 'tiny' }).costScale).toBe('mean');
+    } finally {
       batch.dispose();
     }
   }, 60_000);
