@@ -146,6 +146,7 @@ async function main() {
         'Adam lr 1e-3, visual 5e-4, step decay 0.8 per epoch, clip 1; beam 3, no-repeat trigram, max 60 tokens',
         'model selection by validation CE micro-F1 of image -> report generation; a tie goes to the later epoch (the trainer rule)',
         'ResNet small widths 16-96, 1 block per stage, from scratch (no ImageNet weights here)',
+        'word embeddings (report encoder and decoder) initialised N(0, 1/d), i.e. unit scale after the sqrt(d) factor (Vaswani et al.; runs before this fix used LibTorch N(0, 1), 11x larger at d 128, and their decoders did not read their source)',
       ],
     },
     baselines: { mostCommon, mostCommonReport: common },

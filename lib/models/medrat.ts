@@ -21,6 +21,12 @@ export interface MedRATSystemOptions {
    * the patch locals masked out of its attention (a diagnostic; pairs with `vectorDropout: 1`).
    */
   imageLocals?: 'all' | 'none';
+  /**
+   * 'image' (default, the paper's inference): the decoder reads the image's encoding; 'report' (a
+   * diagnostic of the auto-encoding path): it reconstructs `batch.tokens` from that report's own
+   * [z_global; Z_l] (`imageLocals: 'none'` then masks the word locals); no memoryRows then.
+   */
+  source?: 'image' | 'report';
   [key: string]: string | number | boolean | undefined;
 }
 export type MedRATLocalAugment = 'dropout' | 'noise' | 'none';

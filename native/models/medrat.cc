@@ -207,6 +207,17 @@ class MedRAT : public System {
     t.encoderLayers = 0;
     t.decoderLayers = decoderLayers;
     decoder = register_module("decoder", nn::EncoderDecoder(t));
+    // Word embeddings N(0, 1/d): nn::Embeddings multiplies them by sqrt(d), so they enter both the
+    // report encoder and the decoder at unit scale (Vaswani et al. 2017). LibTorch's default N(0, 1)
+    // makes every entry ~sqrt(d) (11 at d 128): the pre-norm residual streams are then the embeddings
+    // alone and every sublayer's update, the decoder's cross-attention to [z_global; Z_l] included,
+    // is an order of magnitude too small to matter until its weights grow that much.
+    {
+      at::NoGradGuard noGrad;
+      const double sd = 1.0 / std::sqrt(static_cast<double>(dModel_));
+      wordEmbed->tokens->weight.normal_(0.0, sd);
+      decoder->decoder->embed->tokens->weight.normal_(0.0, sd);
+    }
   }
 
   std::string kind() const override { return "medrat"; }
@@ -290,16 +301,22 @@ class MedRAT : public System {
   }
 
   Generated generate(const GenerateRequest& r) override {
-    for (auto& [k, v] : r.systemOptions.numbers) argError("ERR_INVALID_ARG", "medrat has no generation option '", k, "' (it has: imageLocals)");
+    for (auto& [k, v] : r.systemOptions.numbers) argError("ERR_INVALID_ARG", "medrat has no generation option '", k, "' (it has: imageLocals, source)");
     for (auto& [k, v] : r.systemOptions.strings)
-      if (k != "imageLocals") argError("ERR_INVALID_ARG", "medrat has no generation option '", k, "' (it has: imageLocals)");
-    // imageLocals 'all' (default, the paper): the decoder reads [z_global; Z_l] of the image; 'none'
-    // (a diagnostic, not the paper): z_global alone, the patch locals masked out of its attention.
+      if (k != "imageLocals" && k != "source") argError("ERR_INVALID_ARG", "medrat has no generation option '", k, "' (it has: imageLocals, source)");
+    // imageLocals 'all' (default, the paper): the decoder reads [z_global; Z_l]; 'none' (a diagnostic,
+    // not the paper): z_global alone, the locals masked out of its attention.
     const std::string imageLocals = r.systemOptions.str("imageLocals", "all");
     if (imageLocals != "all" && imageLocals != "none") argError("ERR_INVALID_ARG", "systemOptions.imageLocals must be 'all' or 'none', got '", imageLocals, "'");
+    // source 'image' (default, the paper's inference) or 'report' (a diagnostic: the decoder
+    // reconstructs batch.tokens from that report's own [z_global; Z_l], the auto-encoding path).
+    const std::string sourceKind = r.systemOptions.str("source", "image");
+    if (sourceKind != "image" && sourceKind != "report") argError("ERR_INVALID_ARG", "systemOptions.source must be 'image' or 'report', got '", sourceKind, "'");
     const Batch& b = r.batch;
-    if (!b.images.defined()) argError("ERR_INVALID_ARG", "medrat generates from batch.images");
-    Encoded e = encodeImages(b.images.select(1, 0).contiguous(), true);
+    const bool fromReport = sourceKind == "report";
+    if (fromReport && !b.tokens.defined()) argError("ERR_INVALID_ARG", "medrat generation with systemOptions.source 'report' reads batch.tokens");
+    if (!fromReport && !b.images.defined()) argError("ERR_INVALID_ARG", "medrat generates from batch.images");
+    Encoded e = fromReport ? encodeReports(b.tokens) : encodeImages(b.images.select(1, 0).contiguous(), true);
     auto [source, sourceMask] = decoderMemory(e, false);
     if (imageLocals == "none") sourceMask.slice(1, 1).fill_(false);
     nn::SearchOptions so = r.search;
@@ -311,7 +328,7 @@ class MedRAT : public System {
       result = nn::search(stepper, so);
     }
     Generated g = generatedUntilEos(result, so.eosId);
-    g.extras["memoryRows"] = e.memoryRows.to(at::kCPU);  // [B, patches, K]: the shared-memory rows each patch read
+    if (!fromReport) g.extras["memoryRows"] = e.memoryRows.to(at::kCPU);  // [B, patches, K]: the shared-memory rows each patch read
     g.extras["predictedLabels"] = at::sigmoid(classify(e.global)).gt(0.5).to(at::kCPU, at::kLong);
     return g;
   }
