@@ -84,7 +84,7 @@ async function main() {
       ircp: 'eq. 2 on the mean-pooled patch feature, cosine, sigma 0.1, tau 0.5, keys a_j + noise_j of the batch as negatives; AdamW 1e-3, cosine schedule',
       diseasenet: 'mean patch feature -> Linear -> 14 x 4 logits; focal loss per 4-way group, gamma 2, mean over the B x 14 groups',
       labelFeatures: 'Y = mean of the LM input embeddings of the tokens of "observation: state" (14 per study), divided by the RMS of the 56-row table (labelFeatureScale rms; raw as an ablation); W_l: D -> D',
-      cost: 'Euclidean (eq. 6), divided by its per-study mean: detached (costScale mean, the full rows) or with the gradient through it (costScale ratio, the costscale experiment)',
+      cost: "Euclidean (eq. 6), divided by its per-study mean with the gradient through it (costScale 'ratio', the kind's default; L_OT = <T*, C> / mean C); the costscale experiment divides by the detached mean (costScale 'mean')",
       sinkhorn: 'log-domain ops.sinkhorn, uniform marginals, epsilon 0.1, t 50, no tolerance stop; L_OT = <T*, C> (no -h(T*) term)',
       lmInput: '[f_p(X) (16 patches); f_p(Y) (14); label text (mentioned observations only, "observation: state" words); prompt; BOS; report; EOS]',
       prompt: OTDRG_PROMPT,
@@ -160,8 +160,9 @@ async function main() {
     ['t 5', { iterations: 5 }, 'ircp', 'labelled', false],
   ];
   const scale: Variant[] = [['raw label features (old scale)', { labelFeatureScale: 'raw' }, 'ircp', 'labelled', false]];
-  // The cost's normaliser with the gradient through it (costScale 'ratio'), against the full row's detached mean.
-  const costscale: Variant[] = [['full, cost ratio (normaliser not detached)', { costScale: 'ratio' }, 'ircp', 'labelled', true]];
+  // The cost's normaliser: the full row uses the kind's default (costScale 'ratio', the mean in the
+  // gradient); this row divides by the detached mean (the default before 2026-12-06 23:00).
+  const costscale: Variant[] = [['full, detached cost mean', { costScale: 'mean' }, 'ircp', 'labelled', true]];
   const schedule: [number, Variant][] = [];
   const seedList = Array.from({ length: seeds }, (_, i) => firstSeed + i);
   if (experiments.has('table3')) for (const v of table3) schedule.push([seedList[0], v]);
@@ -263,6 +264,8 @@ async function main() {
   async function planStats(m: Model) {
     const loader = new radkit.data.DataLoader(ds, { split: 'test', batchSize: 16, imageSize: size, views: 1, tokenizer, shuffle: false, workers: 0 });
     let hits = 0, chance = 0, n = 0, tv = 0, costSpread = 0, studies = 0, camHits = 0, reachable = 0, overlapHits = 0, overlapChance = 0, camOverlapHits = 0;
+    // topPatchCounts[k][p]: in how many studies patch p carries the most plan mass of observation k
+    let topPatchCounts: number[][] = [];
     for await (const b of loader) {
       const tb = new TensorBatch(b);
       const enc = await m.encode(tb);
@@ -285,6 +288,12 @@ async function main() {
         tv += d / 2;
         costSpread += spread;
         studies++;
+        if (!topPatchCounts.length) topPatchCounts = Array.from({ length: 14 }, () => new Array(Np).fill(0));
+        for (let k = 0; k < 14; k++) {
+          let best = 0;
+          for (let p = 1; p < Np; p++) if (plan[(i * Np + p) * 14 + k] > plan[(i * Np + best) * 14 + k]) best = p;
+          topPatchCounts[k][best]++;
+        }
       }
       const g = Math.round(Math.sqrt(Np)), cell = size / g;
   /** For each positive finding with a box: is the patch with most plan mass for its observation inside the box (patch centre), vs a random patch. */
@@ -329,7 +338,10 @@ async function main() {
     // boxWithPatchCentre: share of the findings whose box holds at least one patch centre (the most
     // any patch choice can score); camTopPatchInside: the same check for the predictor's own per-patch map;
     // *Overlaps: the same three with 'the patch's cell overlaps the box'.
-    return { planTvFromUniform: tv / studies, costSpreadAlongLabels: costSpread / studies, findings: n, topPatchInside: n ? hits / n : NaN, randomPatchInside: n ? chance / n : NaN, boxWithPatchCentre: n ? reachable / n : NaN, camTopPatchInside: n ? camHits / n : NaN, topPatchOverlaps: n ? overlapHits / n : NaN, randomPatchOverlaps: n ? overlapChance / n : NaN, camTopPatchOverlaps: n ? camOverlapHits / n : NaN };
+    // topPatchSameEverywhere: per observation, the share of studies whose top patch is that
+    // observation's most frequent one (mean over the 14): 1 = a fixed place whatever the image
+    const topPatchSameEverywhere = meanOf(topPatchCounts.map((c) => Math.max(...c) / studies));
+    return { topPatchSameEverywhere, planTvFromUniform: tv / studies, costSpreadAlongLabels: costSpread / studies, findings: n, topPatchInside: n ? hits / n : NaN, randomPatchInside: n ? chance / n : NaN, boxWithPatchCentre: n ? reachable / n : NaN, camTopPatchInside: n ? camHits / n : NaN, topPatchOverlaps: n ? overlapHits / n : NaN, randomPatchOverlaps: n ? overlapChance / n : NaN, camTopPatchOverlaps: n ? camOverlapHits / n : NaN };
   }
 
   save();

@@ -54,6 +54,7 @@ class Otdrg : public System {
       : lambda_(c.num("lambda", 1.0)),
         epsilon_(c.num("epsilon", 0.1)),
         iterations_(c.integerIn("iterations", 50, 1, 100000)),
+        // 'mean' when the key is missing (hand-written configurations); otdrgConfig writes 'ratio'.
         costScale_(otdrg::parseCostScale(c.str("costScale", "mean"), "otdrg")),
         imagePrefix_(c.flag("imagePrefix", true)),
         labelPrefix_(c.flag("labelPrefix", true)),

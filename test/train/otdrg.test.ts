@@ -233,7 +233,7 @@ describe('otdrg', () => {
       expect(ratio.g).toBeGreaterThan(1e-3 * detached.g);
       expect(Math.abs(ratio.cosine)).toBeLessThan(1e-3); // ... orthogonal to the common scale
       expect(detached.cosine).toBeGreaterThan(0.1);
-      expect(otdrgConfig({ tokenizer, preset: 'tiny' }).costScale).toBe('mean');
+      expect(otdrgConfig({ tokenizer, preset: 'tiny' }).costScale).toBe('ratio');
     } finally {
       batch.dispose();
     }
@@ -365,7 +365,7 @@ describe('CLI: the staged chain and --lm DIR', () => {
       const otWeights = await weightsOf(r3);
       for (const n of Object.keys(dnWeights).filter((k) => k.startsWith('classifier.') || k.startsWith('encoder.'))) expect(otWeights[n]).toEqual(dnWeights[n]);
       const meta = JSON.parse(fs.readFileSync(path.join(r3, 'checkpoints', 'best', 'checkpoint.json'), 'utf8'));
-      expect(meta.config).toMatchObject({ lambda: 0.5, iterations: 20, epsilon: 0.1, costScale: 'mean', loraRank: 8 });
+      expect(meta.config).toMatchObject({ lambda: 0.5, iterations: 20, epsilon: 0.1, costScale: 'ratio', loraRank: 8 });
       expect(await main(['evaluate', '--checkpoint', r3, '--data', dataDir, '--split', 'test', '--states', 'oracle', '--max-length', '8'])).toBe(0);
       const ev = JSON.parse(fs.readFileSync(path.join(r3, 'eval-test', 'metrics.json'), 'utf8'));
       expect(ev.labelSource).toBe('oracle');
