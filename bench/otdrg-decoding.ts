@@ -4,19 +4,21 @@
 // states; beside them two references that need no model: the most common training report, and the
 // SynthCXR generator itself writing a second report for each test study's own findings (same
 // findings, fresh wording: what a model that knew the findings exactly and wrote like the generator
-// would score).
+// would score). --image-use: the report cross-entropy with each study's own image vs the next
+// study's, the states being the report's own.
 // Writes bench/out/otdrg-decoding[-TAG].json as each score finishes.
 // Run (from the repository root, after bench/otdrg.js wrote the runs):
 //   node dist/bench/otdrg-decoding.js [--train 3000] [--val 100] [--test 300] [--size 128]
 //        [--runs /tmp/radkit-bench-otdrg-runs-long] [--variants full-DLE-IRCP-OT-] [--seeds 0,1,2]
-//        [--searches greedy,beam3] [--states predicted,oracle] [--threads 1] [--tag NAME]
+//        [--searches greedy,beam3|none] [--states predicted,oracle] [--image-use] [--threads 1] [--tag NAME]
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as radkit from '../lib/index.js';
 import { mostCommonReport } from '../lib/demo.js';
 import { otdrgTokenizer } from '../lib/models/otdrg.js';
-import { generateSplit, scoreReports, type GeneratedReport } from '../lib/train/evaluate.js';
+import { generateSplit, scoreReports, splitLoader, type GeneratedReport } from '../lib/train/evaluate.js';
+import { TensorBatch, type Model } from '../lib/models/model.js';
 import { sampleFindings, writeReport } from '../lib/data/synth/plan.js';
 import { Rng, hashSeed } from '../lib/data/synth/rng.js';
 import type { GenerateOptions } from '../lib/generation.js';
@@ -68,7 +70,7 @@ async function main() {
   const runs = str('runs', path.join(os.tmpdir(), 'radkit-bench-otdrg-runs-long'));
   const variants = str('variants', 'full-DLE-IRCP-OT-').split(',').filter(Boolean);
   const seeds = str('seeds', '0,1,2').split(',').map(Number);
-  const searches = str('searches', 'greedy,beam3').split(',').filter(Boolean);
+  const searches = str('searches', 'greedy,beam3').split(',').filter((x) => x && x !== 'none');
   const states = str('states', 'predicted,oracle').split(',').filter(Boolean);
   const tag = str('tag', '');
   radkit.setNumThreads(arg('threads', 1));
@@ -109,13 +111,47 @@ async function main() {
   log(`most common BLEU-4 ${(results.mostCommon as { bleu4: number }).bleu4.toFixed(3)}; generator rewrite ${resampled.map((s) => s.bleu4.toFixed(3)).join(' ')}`);
   save();
 
+  /**
+   * --image-use: teacher-forced test report cross-entropy (parts.rg) with the reports' own states,
+   * with each study's image and with the next study's (rolled by one in the batch of 16): how much
+   * the image tells the LM beyond the 14 states.
+   */
+  const imageUse = async (m: Model) => {
+    let own = 0, rolled = 0, n = 0;
+    for await (const batch of splitLoader(ds, { split: 'test', preprocessing: pre, batchSize: 16, workers: 0 }, tokenizer, 16)) {
+      const B = batch.ids.length;
+      if (!batch.images || B < 2) continue;
+      const data = batch.images.data as Float32Array, per = data.length / B;
+      const shifted = new Float32Array(data.length);
+      for (let b = 0; b < B; b++) shifted.set(data.subarray(((b + 1) % B) * per, ((b + 1) % B + 1) * per), b * per);
+      for (const [images, add] of [[data, (x: number) => (own += x * B)], [shifted, (x: number) => (rolled += x * B)]] as const) {
+        const tb = new TensorBatch({ ...batch, images: { ...batch.images, data: images } });
+        try {
+          add((await m.evalLoss(tb)).parts.rg);
+        } finally {
+          tb.dispose();
+        }
+      }
+      n += B;
+    }
+    return { own: own / n, rolled: rolled / n };
+  };
+
   const table: Record<string, unknown[]> = {};
   results.runs = table;
+  const imageUseRows: unknown[] = [];
+  if (process.argv.includes('--image-use')) results.imageUse = imageUseRows;
   for (const variant of variants)
     for (const seed of seeds) {
       const runDir = path.join(runs, `otdrg-${variant}-s${seed}`);
       const ck = await radkit.loadCheckpoint(path.join(runDir, 'checkpoints', 'last'));
       try {
+        if (process.argv.includes('--image-use')) {
+          const u = await imageUse(ck.model);
+          imageUseRows.push({ variant, seed, ...u });
+          log(`${variant} s${seed} image use: report cross-entropy ${u.own.toFixed(4)} own image, ${u.rolled.toFixed(4)} next study's`);
+          save();
+        }
         for (const source of states)
           for (const s of searches) {
             const t0 = performance.now();
