@@ -93,7 +93,15 @@ EmbeddingsImpl::EmbeddingsImpl(int64_t vocab, int64_t dModel, const std::string&
                                bool withPositions)
     : dModel(dModel), maxPositions(maxPositions), dropout(dropout), withPositions(withPositions), learned(positions == "learned") {
   TORCH_CHECK(positions == "learned" || positions == "sinusoidal", "positions must be 'sinusoidal' or 'learned', got '", positions, "'");
-  if (vocab > 0) tokens = register_module("tokens", torch::nn::Embedding(vocab, dModel));
+  if (vocab > 0) {
+    tokens = register_module("tokens", torch::nn::Embedding(vocab, dModel));
+    // N(0, 1/d): forward multiplies by sqrt(d), so token vectors enter at unit scale, the scale of the
+    // position codes and of every sublayer's update (Vaswani et al. 2017; R2Gen/XProNet reach the same
+    // scale through xavier on every matrix). LibTorch's N(0, 1) gave entries of sqrt(d) (11 at d 128):
+    // positions and cross-attention updates were then an order of magnitude too small to matter.
+    at::NoGradGuard noGrad;
+    tokens->weight.normal_(0.0, 1.0 / std::sqrt(static_cast<double>(dModel)));
+  }
   if (withPositions && learned) learnedPositions = register_module("positions", torch::nn::Embedding(maxPositions, dModel));
   if (withPositions && !learned) table = register_buffer("positionTable", sinusoidalTable(maxPositions, dModel));
 }
