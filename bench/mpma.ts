@@ -10,7 +10,8 @@
 // Run: node dist/bench/mpma.js [--train 300] [--size 64] [--pre-epochs 20] [--ft-epochs 20] [--seeds 2]
 //        [--variants full,noMim,noMlm,noGla,mimOnly,noMemory,gap,constantRamp,lambdaGl5]
 //        [--rg-variants scratch,full,mimOnly | none] [--lambda-class 0] [--probe-fraction 0.1] [--probe-pool mean|cls|concat|patches]
-//        [--probe-lr 2e-3] [--probe-epochs 30] [--threads 1] [--name mpma]
+//        [--probe-lr 2e-3] [--probe-epochs 30] [--threads 1] [--name mpma] [--val 50] [--test 100] [--patch 8]
+//        [--rg-config '{"sourcePositions":1}'] [--probes 0] [--pixel-mean 0.449 --pixel-std 0.269] [--first-seed 0]
 // --variants none: no pre-training (only the scratch generator and the random-ViT probe).
 // Every generator is also scored for its use of the image: the teacher-forced test cross-entropy with
 // each study's own images against the one with the next study's images (equal: the image is ignored).
@@ -58,7 +59,7 @@ function meanSd(xs: number[]): { mean: number; sd: number | null; n: number; val
 }
 
 async function main() {
-  const trainN = arg('train', 300), size = arg('size', 64), preEpochs = arg('pre-epochs', 20), ftEpochs = arg('ft-epochs', 20), seeds = arg('seeds', 2);
+  const trainN = arg('train', 300), valN = arg('val', 50), testN = arg('test', 100), patch = arg('patch', 8), size = arg('size', 64), preEpochs = arg('pre-epochs', 20), ftEpochs = arg('ft-epochs', 20), seeds = arg('seeds', 2);
   const preLr = arg('pre-lr', 1e-3), ftLr = arg('ft-lr', 1e-3), ftVisualLr = arg('ft-visual-lr', 5e-4), probeFraction = arg('probe-fraction', 0.1);
   const probePool = str('probe-pool', 'mean'), probeLr = arg('probe-lr', 2e-3), probeEpochs = arg('probe-epochs', 30);
   const noPretraining = str('variants', '') === 'none';
@@ -67,29 +68,34 @@ async function main() {
   if (rgVariants.length === 1 && rgVariants[0] === 'none') rgVariants.length = 0;
   const rgScratch = rgVariants.includes('scratch');
   if (rgScratch) rgVariants.splice(rgVariants.indexOf('scratch'), 1);
+  const probes = arg('probes', 1) !== 0; // --probes 0: no linear probes (report generation only)
   const lambdaClass = arg('lambda-class', 0); // not the paper's: mpma-rg's auxiliary label loss (0: off, the paper)
   for (const v of [...variantNames, ...rgVariants]) if (!(v in VARIANTS)) throw new Error(`unknown variant '${v}' (${Object.keys(VARIANTS).join(', ')})`);
   if (!noPretraining && !variantNames.includes('full')) variantNames.unshift('full');
   radkit.setNumThreads(arg('threads', 1));
-  const dir = path.join(os.tmpdir(), `radkit-bench-mpma-${trainN}-${size}`);
-  if (!fs.existsSync(path.join(dir, 'annotation.json'))) await radkit.data.synthesize({ out: dir, train: trainN, val: 50, test: 100, size, seed: 31, views: 2 });
+  const dir = path.join(os.tmpdir(), `radkit-bench-mpma-${trainN}-${size}${valN !== 50 || testN !== 100 ? `-${valN}-${testN}` : ''}`);
+  if (!fs.existsSync(path.join(dir, 'annotation.json'))) await radkit.data.synthesize({ out: dir, train: trainN, val: valN, test: testN, size, seed: 31, views: 2 });
   const ds = radkit.data.readR2Gen(path.join(dir, 'annotation.json'), { labels: path.join(dir, 'labels.json') });
   const tokenizer = radkit.text.Tokenizer.build(ds.splits.train.map((e) => e.report), { threshold: 3 });
   // The bench size (the 'small' preset is 128 px, ViT 6 x 192; this budget does not fit it here).
-  const VIT = { imageSize: size, patch: 8, vitDim: 96, vitLayers: 3, vitHeads: 3, vitIntermediate: 192 };
+  // Pixels centred as the presets do (CLIP's grey mean and std); --pixel-mean 0 --pixel-std 1 is the
+  // uncentred input of the earlier runs, under which the ViT's tokens could not see brightness.
+  const pixels = { vitPixelMean: arg('pixel-mean', 0.449), vitPixelStd: arg('pixel-std', 0.269) };
+  const VIT = { imageSize: size, patch, vitDim: 96, vitLayers: 3, vitHeads: 3, vitIntermediate: 192, ...pixels };
+  const rgExtra = JSON.parse(str('rg-config', '{}')) as Record<string, unknown>; // more mpma-rg configuration keys
   const PRE = { ...VIT, maeDim: 64, maeLayers: 1, maeHeads: 4, memorySlots: 16, mlmLayers: 1, mlmHeads: 4, textHidden: 64, textLayers: 1, textHeads: 4, textIntermediate: 128 };
-  const RG = { ...VIT, dModel: 64, heads: 4, dFF: 128, encoderLayers: 1, decoderLayers: 1, ...(lambdaClass ? { lambdaClass } : {}) };
+  const RG = { ...VIT, dModel: 64, heads: 4, dFF: 128, encoderLayers: 1, decoderLayers: 1, ...(lambdaClass ? { lambdaClass } : {}), ...rgExtra };
   const FT = { lr: ftLr, visualLr: ftVisualLr, schedule: { kind: 'cosine' as const, warmupFraction: 0.05 } };
   const out = path.join(__dirname, '..', '..', 'bench', 'out');
   fs.mkdirSync(out, { recursive: true });
-  const settingsKey = crypto.createHash('sha1').update(JSON.stringify({ trainN, size, preEpochs, preLr, PRE })).digest('hex').slice(0, 8);
+  const settingsKey = crypto.createHash('sha1').update(JSON.stringify({ trainN, size, preEpochs, preLr, PRE, ...(valN !== 50 || testN !== 100 ? { valN, testN } : {}) })).digest('hex').slice(0, 8);
   const runs = path.join(os.tmpdir(), 'radkit-bench-mpma-runs', settingsKey);
   const results: Record<string, unknown> = {
     conditions: {
       machine: `${os.cpus().length} CPUs (${os.cpus()[0]?.model}), shared and loaded by other jobs`,
       threads: radkit.getNumThreads(),
       started: new Date().toISOString(),
-      data: { generator: 'SynthCXR', train: trainN, val: 50, test: 100, size, synthSeed: 31, views: 2, tokenizerThreshold: 3 },
+      data: { generator: 'SynthCXR', train: trainN, val: valN, test: testN, size, synthSeed: 31, views: 2, tokenizerThreshold: 3 },
       preEpochs, preLr, preBatch: 16, ftEpochs, ft: FT, ftBatch: 16, seeds, vit: VIT, pre: PRE, rg: RG, probe: { fraction: probeFraction, epochs: probeEpochs, batch: 32, lr: probeLr, pool: probePool },
       variants: Object.fromEntries(variantNames.map((v) => [v, VARIANTS[v]])),
     },
@@ -107,6 +113,7 @@ async function main() {
       'pre-training rate': `AdamW ${preLr} for all (paper: 2e-4; 2e-4 learned nothing in the first session's 36 steps), weight decay 0.05, cosine`,
       decoding: 'beam 3, 60 tokens, no repeated trigram (R2Gen)',
       probe: `frozen ViT, pooled tokens (${probePool}), batch norm without affine, linear; ${probeFraction * 100}% of the training studies' labels (the first ones), ${probeEpochs} epochs, AdamW ${probeLr}`,
+      pixels: `the ViT reads (x - ${pixels.vitPixelMean}) / ${pixels.vitPixelStd} (CLIP's grey statistics; the paper's CLIP preprocessing centres its input), x grey in [0, 1]`,
       'image use': 'teacher-forced test cross-entropy with the own images vs with the next study\'s images (batches of 16, rolled by one study)',
     },
   };
@@ -190,7 +197,7 @@ async function main() {
     return { labelled: n, ...ev.headline };
   };
 
-  const seedList = Array.from({ length: seeds }, (_, i) => i);
+  const seedList = Array.from({ length: seeds }, (_, i) => i + arg('first-seed', 0));
   const baselineText = mostCommonReport(ds, tokenizer);
   const testRefs = ds.splits.test.map((e) => ({ id: e.id, hypothesis: baselineText, reference: tokenizer.clean(e.report), labels: e.labels, extras: {} }));
   results.mostCommon = headline(scoreReports(testRefs));
@@ -226,14 +233,14 @@ async function main() {
   const variant = async (name: string, seed: number) => {
     const p = await pretrain(name, seed);
     (per.pretraining[name] ??= {})[seed] = { seconds: p.seconds, diag: p.diag, retrieval: p.retrieval };
-    (per.probe[name] ??= {})[seed] = await probe(name, p.runDir, seed);
+    if (probes) (per.probe[name] ??= {})[seed] = await probe(name, p.runDir, seed);
     if (rgVariants.includes(name)) (per.reportGeneration[name] ??= {})[seed] = await finetune(name, p.runDir, seed);
     summarise();
   };
   // Per seed: the scratch references (report generator and probe on a random ViT), then every variant.
   for (const seed of seedList) {
     if (rgScratch) (per.reportGeneration.scratch ??= {})[seed] = await finetune('scratch', undefined, seed);
-    (per.probe.random ??= {})[seed] = await probe('random', undefined, seed);
+    if (probes) (per.probe.random ??= {})[seed] = await probe('random', undefined, seed);
     summarise();
     for (const name of variantNames) await variant(name, seed);
   }

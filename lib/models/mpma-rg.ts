@@ -24,7 +24,7 @@ const HEADS = {
 
 function configDefaults(preset: string): NativeConfig {
   // lambdaClass: not the paper's; > 0 adds an auxiliary label loss on the ViT's pooled patch tokens.
-  return { ...mpmaVitDefaults(preset, 'mpma-rg'), ...HEADS[preset as MpmaPreset], dropout: 0.1, lambdaClass: 0, seed: 0 };
+  return { ...mpmaVitDefaults(preset, 'mpma-rg'), ...HEADS[preset as MpmaPreset], dropout: 0.1, sourcePositions: 0, lambdaClass: 0, seed: 0 };
 }
 
 export interface MpmaRgOptions {

@@ -22,8 +22,8 @@ export type MpmaPreset = 'small' | 'paper';
 
 /** The ViT shared by the three MPMA kinds (same keys, so `image.*` moves between runs). */
 export const MPMA_VIT_PRESETS = {
-  small: { imageSize: 128, patch: 16, vitDim: 192, vitLayers: 6, vitHeads: 3, vitIntermediate: 768, vitActivation: 'gelu', vitPreLayerNorm: 1 },
-  paper: { imageSize: 224, patch: 16, vitDim: 768, vitLayers: 12, vitHeads: 12, vitIntermediate: 3072, vitActivation: 'quick_gelu', vitPreLayerNorm: 1 },
+  small: { imageSize: 128, patch: 16, vitDim: 192, vitLayers: 6, vitHeads: 3, vitIntermediate: 768, vitActivation: 'gelu', vitPreLayerNorm: 1, vitPixelMean: 0.449, vitPixelStd: 0.269, vitPatchBias: 0, vitPositionInit: 'sincos' },
+  paper: { imageSize: 224, patch: 16, vitDim: 768, vitLayers: 12, vitHeads: 12, vitIntermediate: 3072, vitActivation: 'quick_gelu', vitPreLayerNorm: 1, vitPixelMean: 0.449, vitPixelStd: 0.269, vitPatchBias: 0, vitPositionInit: 'sincos' },
 } as const;
 
 const PRESETS = {

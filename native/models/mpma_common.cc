@@ -27,6 +27,11 @@ nn::VitConfig vitConfig(const Config& c) {
   v.activation = c.str("vitActivation", "gelu");
   v.preLayerNorm = c.flag("vitPreLayerNorm", true);
   v.dropout = c.num("vitDropout", 0.0);
+  v.pixelMean = c.num("vitPixelMean", 0.0);
+  v.pixelStd = c.num("vitPixelStd", 1.0);
+  v.patchBias = c.flag("vitPatchBias", false);
+  v.positionInit = c.str("vitPositionInit", "normal");
+  if (!(v.pixelStd > 0) || !std::isfinite(v.pixelMean)) argError("ERR_INVALID_ARG", "config.vitPixelStd must be > 0 and config.vitPixelMean finite, got ", v.pixelStd, " and ", v.pixelMean);
   if (v.patch < 1 || v.imageSize % v.patch != 0)
     argError("ERR_INVALID_ARG", "config.imageSize (", v.imageSize, ") must be a multiple of config.patch (", v.patch, ")");
   if (v.dim % v.heads != 0) argError("ERR_INVALID_ARG", "config.vitDim (", v.dim, ") must be divisible by config.vitHeads (", v.heads, ")");

@@ -39,6 +39,9 @@ class MpmaRg : public System {
     t.dropout = c.num("dropout", 0.1);
     t.maxPositions = c.integer("maxPositions", 512);
     t.sourceDim = vc.dim;
+    // Positions of the source tokens (sinusoidal over the views' concatenated tokens, added after the
+    // projection to dModel): the ViT's learned positions start at 0.02 beside unit-scale patch tokens.
+    t.sourcePositions = c.flag("sourcePositions", false);
     t.padId = t.bosId = t.eosId = 0;  // radkit's Tokenizer: 0 is BOS, EOS and PAD
     t.seed = seed;
     if (t.dModel % t.numHeads != 0) argError("ERR_INVALID_ARG", "config.dModel (", t.dModel, ") must be divisible by config.heads (", t.numHeads, ")");

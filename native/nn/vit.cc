@@ -80,17 +80,33 @@ at::Tensor VitEncoderImpl::forward(const at::Tensor& x) {
   return h;
 }
 
+at::Tensor sincos2dPositions(int64_t side, int64_t dim) {
+  if (dim % 4 != 0) argError("ERR_INVALID_ARG", "ViT: sin-cos positions need a width divisible by 4, got ", dim);
+  const int64_t q = dim / 4;
+  at::Tensor omega = at::pow(10000.0, -at::arange(q, at::kDouble) / static_cast<double>(q));  // [q]
+  at::Tensor idx = at::arange(side * side, at::kDouble);
+  at::Tensor col = at::remainder(idx, side).unsqueeze(1) * omega.unsqueeze(0), row = at::floor(idx / side).unsqueeze(1) * omega.unsqueeze(0);
+  at::Tensor table = at::cat({at::sin(col), at::cos(col), at::sin(row), at::cos(row)}, 1);  // [side^2, dim]
+  return at::cat({at::zeros({1, dim}, at::kDouble), table}, 0);
+}
+
 VitEmbeddingsImpl::VitEmbeddingsImpl(const VitConfig& c) {
   class_embedding = register_parameter("class_embedding", at::zeros({c.dim}));
-  patch_embedding = register_module("patch_embedding", torch::nn::Conv2d(torch::nn::Conv2dOptions(c.inChannels, c.dim, c.patch).stride(c.patch).bias(false)));
+  patch_embedding = register_module("patch_embedding", torch::nn::Conv2d(torch::nn::Conv2dOptions(c.inChannels, c.dim, c.patch).stride(c.patch).bias(c.patchBias)));
   position_embedding = register_module("position_embedding", torch::nn::Embedding(c.patches() + 1, c.dim));
   at::NoGradGuard ng;
   class_embedding.normal_(0, 0.02);
   position_embedding->weight.normal_(0, 0.02);
+  if (c.positionInit == "sincos") {
+    position_embedding->weight.copy_(sincos2dPositions(c.patchesPerSide(), c.dim).to(position_embedding->weight.dtype()));
+  } else if (c.positionInit != "normal") {
+    argError("ERR_INVALID_ARG", "ViT: positionInit must be 'normal' or 'sincos', got '", c.positionInit, "'");
+  }
   // MAE: the patch projection is initialised like a linear layer over the flattened patch.
   const double fanIn = static_cast<double>(c.inChannels * c.patch * c.patch), fanOut = static_cast<double>(c.dim);
   const double a = std::sqrt(6.0 / (fanIn + fanOut));
   patch_embedding->weight.uniform_(-a, a);
+  if (c.patchBias) patch_embedding->bias.zero_();
 }
 
 at::Tensor patchify(const at::Tensor& images, int64_t p) {
@@ -120,7 +136,9 @@ VitImpl::VitImpl(const VitConfig& c) : config(c) {
 at::Tensor VitImpl::embedPatches(const at::Tensor& images) {
   if (images.dim() != 4 || images.size(1) != config.inChannels || images.size(2) != config.imageSize || images.size(3) != config.imageSize)
     argError("ERR_SHAPE", "ViT: images must be [B, ", config.inChannels, ", ", config.imageSize, ", ", config.imageSize, "], got ", images.sizes());
-  at::Tensor x = embeddings->patch_embedding->forward(images).flatten(2).transpose(1, 2);  // [B, Np, D]
+  const bool centre = config.pixelMean != 0.0 || config.pixelStd != 1.0;
+  at::Tensor pixels = centre ? (images - config.pixelMean) / config.pixelStd : images;
+  at::Tensor x = embeddings->patch_embedding->forward(pixels).flatten(2).transpose(1, 2);  // [B, Np, D]
   return x + embeddings->position_embedding->weight.slice(0, 1).unsqueeze(0);
 }
 

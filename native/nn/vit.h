@@ -35,6 +35,17 @@ struct VitConfig {
   std::string activation = "gelu";  // or "quick_gelu" (CLIP: x * sigmoid(1.702 x))
   bool preLayerNorm = true;         // CLIP's pre_layrnorm after the embeddings (the module exists either way)
   double layerNormEps = 1e-5;
+  // Pixels enter the patch projection as (x - pixelMean) / pixelStd (CLIP and MAE feed zero-centred
+  // pixels; radkit's loader gives grey in [0, 1]). With a projection without bias followed by a
+  // LayerNorm, a flat patch of brightness c becomes c W 1 and then LN(W 1) for every c > 0: on
+  // uncentred pixels the tokens cannot see brightness.
+  double pixelMean = 0.0, pixelStd = 1.0;
+  bool patchBias = false;  // a bias in the patch projection (MAE / timm; CLIP has none)
+  // Initial position embeddings: "normal" (N(0, 0.02), CLIP / timm) or "sincos" (MAE's fixed 2D
+  // sin-cos table: a quarter of the width each for sin/cos of the patch's column and row, the class
+  // token's row zero; here only the starting value, trained like the rest). At 0.02 beside unit-scale
+  // patch tokens a from-scratch ViT knows little of where a patch lies.
+  std::string positionInit = "normal";
   int64_t patchesPerSide() const { return imageSize / patch; }
   int64_t patches() const { return patchesPerSide() * patchesPerSide(); }
 };
@@ -85,6 +96,11 @@ TORCH_MODULE(VitEmbeddings);
 at::Tensor patchify(const at::Tensor& images, int64_t patch);
 // The inverse: patches [B, Np, P*P*C] -> images [B, C, H, W] (square grid).
 at::Tensor unpatchify(const at::Tensor& patches, int64_t patch, int64_t channels);
+
+// MAE's 2D sin-cos position table for a side x side grid, [1 + side^2, dim] float64: row 0 (the class
+// token) zero; patch row-major index k at column k % side, row k / side gets
+// [sin(col w), cos(col w), sin(row w), cos(row w)] with w_i = 10000^(-i / (dim / 4)).
+at::Tensor sincos2dPositions(int64_t side, int64_t dim);
 
 class VitImpl : public torch::nn::Module {
  public:
