@@ -167,7 +167,8 @@ async function main() {
   };
 
   const finetune = async (name: string, init: string | undefined, seed: number) => {
-    const runDir = path.join(runs, `rg-${name}-s${seed}`);
+    const rates = ftLr !== 1e-3 || ftVisualLr !== 5e-4 ? `-lr${ftLr}-${ftVisualLr}` : ''; // several recipes may fine-tune one pre-training at once
+    const runDir = path.join(runs, `rg-${name}-s${seed}${rates}${lambdaClass ? `-class${lambdaClass}` : ''}`);
     fs.rmSync(runDir, { recursive: true, force: true });
     const m = mpmaRg({ tokenizer, ...RG, seed });
     const t0 = performance.now();
