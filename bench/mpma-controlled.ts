@@ -15,8 +15,8 @@ import * as path from 'node:path';
 import * as radkit from '../lib/index.js';
 import { mpma } from '../lib/models/mpma.js';
 import { mpmaRg } from '../lib/models/mpma-rg.js';
-import { generateSplit, splitLoader } from '../lib/train/evaluate.js';
-import { TensorBatch } from '../lib/models/model.js';
+import { generateSplit } from '../lib/train/evaluate.js';
+import { imageUse } from './image-use.js';
 
 const arg = (name: string, dflt: number) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -59,27 +59,7 @@ async function main() {
   };
   const save = () => fs.writeFileSync(path.join(out, `${str('name', 'mpma-controlled')}.json`), JSON.stringify(results, null, 2));
 
-  const imageSensitivity = async (m: radkit.Model) => {
-    let own = 0, rolled = 0, n = 0;
-    for await (const batch of splitLoader(ds, { split: 'test', preprocessing: pre, batchSize: 16, workers: 0 }, tokenizer, 16)) {
-      const B = batch.ids.length;
-      if (!batch.images || B < 2) continue;
-      const data = batch.images.data as Float32Array, per = data.length / B;
-      const shifted = new Float32Array(data.length);
-      for (let b = 0; b < B; b++) shifted.set(data.subarray(((b + 1) % B) * per, ((b + 1) % B + 1) * per), b * per);
-      for (const [images, add] of [[data, (x: number) => (own += x * B)], [shifted, (x: number) => (rolled += x * B)]] as const) {
-        const tb = new TensorBatch({ ...batch, images: { ...batch.images, data: images } });
-        try {
-          const r = await m.evalLoss(tb);
-          add(r.parts.ce ?? r.loss);
-        } finally {
-          tb.dispose();
-        }
-      }
-      n += B;
-    }
-    return { own: own / n, rolled: rolled / n };
-  };
+  const imageSensitivity = (m: radkit.Model) => imageUse(m, ds, tokenizer, pre, 'ce');
 
   let preDir: string | undefined;
   if (preEpochs > 0) {

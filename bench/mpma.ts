@@ -25,8 +25,8 @@ import { mpma } from '../lib/models/mpma.js';
 import { mpmaRg } from '../lib/models/mpma-rg.js';
 import { mpmaProbe } from '../lib/models/mpma-probe.js';
 import { pretrainingDiagnostics, writeMpmaPictures } from '../lib/models/mpma-eval.js';
-import { generateSplit, headline, scoreReports, splitLoader } from '../lib/train/evaluate.js';
-import { TensorBatch } from '../lib/models/model.js';
+import { generateSplit, headline, scoreReports } from '../lib/train/evaluate.js';
+import { imageUse } from './image-use.js';
 import { evaluateRetrieval } from '../lib/align/evaluate.js';
 
 const arg = (name: string, dflt: number) => {
@@ -143,28 +143,8 @@ async function main() {
     return { runDir, ...b };
   };
 
-  /** Teacher-forced test cross-entropy with each study's images and with the next study's (rolled by one in the batch). */
-  const imageSensitivity = async (m: radkit.Model) => {
-    let own = 0, rolled = 0, n = 0;
-    for await (const batch of splitLoader(ds, { split: 'test', preprocessing: { imageSize: size, views: 2 }, batchSize: 16, workers: 0 }, tokenizer, 16)) {
-      const B = batch.ids.length;
-      if (!batch.images || B < 2) continue;
-      const data = batch.images.data as Float32Array, per = data.length / B;
-      const shifted = new Float32Array(data.length);
-      for (let b = 0; b < B; b++) shifted.set(data.subarray(((b + 1) % B) * per, ((b + 1) % B + 1) * per), b * per);
-      for (const [images, add] of [[data, (x: number) => (own += x * B)], [shifted, (x: number) => (rolled += x * B)]] as const) {
-        const tb = new TensorBatch({ ...batch, images: { ...batch.images, data: images } });
-        try {
-          const r = await m.evalLoss(tb);
-          add(r.parts.ce ?? r.loss); // the report cross-entropy alone (lambdaClass adds a label term to the loss)
-        } finally {
-          tb.dispose();
-        }
-      }
-      n += B;
-    }
-    return { own: own / n, rolled: rolled / n };
-  };
+  // the report cross-entropy alone (lambdaClass adds a label term to the loss)
+  const imageSensitivity = (m: radkit.Model) => imageUse(m, ds, tokenizer, { imageSize: size, views: 2 }, 'ce');
 
   const finetune = async (name: string, init: string | undefined, seed: number) => {
     const rates = ftLr !== 1e-3 || ftVisualLr !== 5e-4 ? `-lr${ftLr}-${ftVisualLr}` : ''; // several recipes may fine-tune one pre-training at once
@@ -174,15 +154,15 @@ async function main() {
     const t0 = performance.now();
     await radkit.train(m, ds, { tokenizer, outDir: runDir, epochs: ftEpochs, batchSize: 16, imageSize: size, seed, progress: 'none', evaluate: false, workers: 0, ...FT, ...(init ? { init: `${init}:image.` } : {}) });
     const seconds = (performance.now() - t0) / 1000;
-    const imageUse = await imageSensitivity(m);
+    const use = await imageSensitivity(m);
     const reports = await generateSplit(m, tokenizer, ds, { split: 'test', preprocessing: { imageSize: size, views: 2 }, generate: m.generateDefaults });
     m.dispose();
     const h = headline(scoreReports(reports));
     const distinct = new Set(reports.map((r) => r.hypothesis)).size;
     const words = reports.reduce((s, r) => s + r.hypothesis.split(' ').filter((w) => w).length, 0) / reports.length;
-    log(`rg ${name} s${seed}: test CE ${imageUse.own.toFixed(4)} own images, ${imageUse.rolled.toFixed(4)} next study's`);
+    log(`rg ${name} s${seed}: test CE ${use.own.toFixed(4)} own images, ${use.rolled.toFixed(4)} next study's`);
     log(`rg ${name} s${seed}: ${seconds.toFixed(0)} s, BLEU-4 ${h.bleu4.toFixed(3)}, R-L ${h.rougeL.toFixed(3)}, CE micro-F1 ${h.ceMicroF1.toFixed(3)}, ${distinct} distinct reports, ${words.toFixed(1)} words`);
-    return { seconds, distinctReports: distinct, meanWords: words, example: reports[0]?.hypothesis, testCeOwnImages: imageUse.own, testCeRolledImages: imageUse.rolled, ...h };
+    return { seconds, distinctReports: distinct, meanWords: words, example: reports[0]?.hypothesis, testCeOwnImages: use.own, testCeRolledImages: use.rolled, ...h };
   };
 
   const probe = async (name: string, init: string | undefined, seed: number) => {

@@ -17,8 +17,9 @@ import * as path from 'node:path';
 import * as radkit from '../lib/index.js';
 import { mostCommonReport } from '../lib/demo.js';
 import { otdrgTokenizer } from '../lib/models/otdrg.js';
-import { generateSplit, scoreReports, splitLoader, type GeneratedReport } from '../lib/train/evaluate.js';
-import { TensorBatch, type Model } from '../lib/models/model.js';
+import { generateSplit, scoreReports, type GeneratedReport } from '../lib/train/evaluate.js';
+import type { Model } from '../lib/models/model.js';
+import { imageUse } from './image-use.js';
 import { sampleFindings, writeReport } from '../lib/data/synth/plan.js';
 import { Rng, hashSeed } from '../lib/data/synth/rng.js';
 import type { GenerateOptions } from '../lib/generation.js';
@@ -116,26 +117,7 @@ async function main() {
    * with each study's image and with the next study's (rolled by one in the batch of 16): how much
    * the image tells the LM beyond the 14 states.
    */
-  const imageUse = async (m: Model) => {
-    let own = 0, rolled = 0, n = 0;
-    for await (const batch of splitLoader(ds, { split: 'test', preprocessing: pre, batchSize: 16, workers: 0 }, tokenizer, 16)) {
-      const B = batch.ids.length;
-      if (!batch.images || B < 2) continue;
-      const data = batch.images.data as Float32Array, per = data.length / B;
-      const shifted = new Float32Array(data.length);
-      for (let b = 0; b < B; b++) shifted.set(data.subarray(((b + 1) % B) * per, ((b + 1) % B + 1) * per), b * per);
-      for (const [images, add] of [[data, (x: number) => (own += x * B)], [shifted, (x: number) => (rolled += x * B)]] as const) {
-        const tb = new TensorBatch({ ...batch, images: { ...batch.images, data: images } });
-        try {
-          add((await m.evalLoss(tb)).parts.rg);
-        } finally {
-          tb.dispose();
-        }
-      }
-      n += B;
-    }
-    return { own: own / n, rolled: rolled / n };
-  };
+  const imageUseOf = (m: Model) => imageUse(m, ds, tokenizer, pre, 'rg');
 
   const table: Record<string, unknown[]> = {};
   results.runs = table;
@@ -147,7 +129,7 @@ async function main() {
       const ck = await radkit.loadCheckpoint(path.join(runDir, 'checkpoints', 'last'));
       try {
         if (process.argv.includes('--image-use')) {
-          const u = await imageUse(ck.model);
+          const u = await imageUseOf(ck.model);
           imageUseRows.push({ variant, seed, ...u });
           log(`${variant} s${seed} image use: report cross-entropy ${u.own.toFixed(4)} own image, ${u.rolled.toFixed(4)} next study's`);
           save();
