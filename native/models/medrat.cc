@@ -207,17 +207,8 @@ class MedRAT : public System {
     t.encoderLayers = 0;
     t.decoderLayers = decoderLayers;
     decoder = register_module("decoder", nn::EncoderDecoder(t));
-    // Word embeddings N(0, 1/d): nn::Embeddings multiplies them by sqrt(d), so they enter both the
-    // report encoder and the decoder at unit scale (Vaswani et al. 2017). LibTorch's default N(0, 1)
-    // makes every entry ~sqrt(d) (11 at d 128): the pre-norm residual streams are then the embeddings
-    // alone and every sublayer's update, the decoder's cross-attention to [z_global; Z_l] included,
-    // is an order of magnitude too small to matter until its weights grow that much.
-    {
-      at::NoGradGuard noGrad;
-      const double sd = 1.0 / std::sqrt(static_cast<double>(dModel_));
-      wordEmbed->tokens->weight.normal_(0.0, sd);
-      decoder->decoder->embed->tokens->weight.normal_(0.0, sd);
-    }
+    // Word embeddings (wordEmbed, the decoder's) start N(0, 1/d) in nn::Embeddings: unit scale after its
+    // sqrt(d) factor. With LibTorch's N(0, 1) this decoder never read [z_global; Z_l] (bench/RESULTS.md).
   }
 
   std::string kind() const override { return "medrat"; }
