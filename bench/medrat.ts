@@ -21,15 +21,7 @@ import { generateSplit, headline, scoreReports, splitLoader, type GeneratedRepor
 import { restoreInto } from '../lib/train/checkpoint.js';
 import { CHEXPERT_OBSERVATIONS, type ReportLabels } from '../lib/text/chexpert.js';
 import type { R2GenDataset } from '../lib/data/r2gen.js';
-
-const arg = (name: string, dflt: number) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? Number(process.argv[i + 1]) : dflt;
-};
-const str = (name: string, dflt: string) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? process.argv[i + 1] : dflt;
-};
+import { arg, str } from './flags.js';
 
 const VARIANTS: Record<string, Partial<MedRATOptions>> = {
   full: {},

@@ -17,15 +17,7 @@ import { mpma } from '../lib/models/mpma.js';
 import { mpmaRg } from '../lib/models/mpma-rg.js';
 import { generateSplit } from '../lib/train/evaluate.js';
 import { imageUse } from './image-use.js';
-
-const arg = (name: string, dflt: number) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? Number(process.argv[i + 1]) : dflt;
-};
-const str = (name: string, dflt: string) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? process.argv[i + 1] : dflt;
-};
+import { arg, str } from './flags.js';
 
 async function main() {
   const trainN = arg('train', 384), epochs = arg('epochs', 20), size = arg('size', 64), seed = arg('seed', 0), preEpochs = arg('pre-epochs', 0);

@@ -28,15 +28,7 @@ import { pretrainingDiagnostics, writeMpmaPictures } from '../lib/models/mpma-ev
 import { generateSplit, headline, scoreReports } from '../lib/train/evaluate.js';
 import { imageUse } from './image-use.js';
 import { evaluateRetrieval } from '../lib/align/evaluate.js';
-
-const arg = (name: string, dflt: number) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? Number(process.argv[i + 1]) : dflt;
-};
-const str = (name: string, dflt: string) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? process.argv[i + 1] : dflt;
-};
+import { arg, str } from './flags.js';
 
 /** The pre-training variants: configuration keys over the bench's MPMA. */
 const VARIANTS: Record<string, Record<string, unknown>> = {

@@ -23,15 +23,7 @@ import { TensorBatch, type Model } from '../lib/models/model.js';
 import { generateSplit, headline, scoreReports } from '../lib/train/evaluate.js';
 import { CHEXPERT_OBSERVATIONS, LABEL_STATES } from '../lib/text/chexpert.js';
 import type { Tokenizer } from '../lib/text/tokenizer.js';
-
-const arg = (name: string, dflt: number) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? Number(process.argv[i + 1]) : dflt;
-};
-const str = (name: string, dflt: string) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? process.argv[i + 1] : dflt;
-};
+import { arg, str } from './flags.js';
 
 /** The label-template baseline: one sentence per mentioned observation, from the states alone. */
 function templateReport(states: number[]): string {

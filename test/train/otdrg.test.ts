@@ -33,6 +33,12 @@ const options = (outDir: string, extra: Partial<TrainOptions> = {}): TrainOption
 const steps = (dir: string) =>
   fs.readFileSync(path.join(dir, 'train-log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((e) => e.type === 'step');
 const mean = (xs: number[]) => xs.reduce((s, x) => s + x, 0) / xs.length;
+/** The first `batchSize` training studies, in order, as one frontal-view batch. */
+const firstTrainBatch = async (batchSize: number) => {
+  const loader = new radkit.data.DataLoader(ds, { split: 'train', batchSize, imageSize: SIZE, views: 1, tokenizer, shuffle: false, workers: 0 });
+  for await (const b of loader) return b;
+  throw new Error('the test set has no training batch');
+};
 
 beforeAll(async () => {
   await radkit.data.synthesize({ out: dataDir, train: 48, val: 8, test: 8, size: SIZE, seed: 7, views: 1 });
@@ -151,13 +157,8 @@ describe('otdrg', () => {
     // Prefixes off: the projections reach the loss through L_OT only. Raw cost (the mean scale is
     // detached by design), many iterations (the envelope gradient holds at convergence).
     const cfg = { tokenizer, preset: 'tiny' as const, seed: 5, lmPretrainFraction: 0, imagePrefix: 0, labelPrefix: 0, costScale: 'raw', iterations: 2000, epsilon: 0.5, lambda: 1 };
-    const loader = new radkit.data.DataLoader(ds, { split: 'train', batchSize: 6, imageSize: SIZE, views: 1, tokenizer, shuffle: false, workers: 0 });
-    let first: Awaited<ReturnType<typeof loader.next>> | undefined;
-    for await (const b of loader) {
-      first = b;
-      break;
-    }
-    const batch = new TensorBatch(first!);
+    const first = await firstTrainBatch(6);
+    const batch = new TensorBatch(first);
     const name = 'labelProjection.bias';
     const probe = otdrg(cfg);
     const theta0 = Array.from(probe.namedTensors()[name].toArray() as Float32Array);
@@ -194,13 +195,8 @@ describe('otdrg', () => {
     // Prefixes off: the projections reach the loss through L_OT only. Scaling every weight and bias
     // of both projections by s scales every distance by s, so d/ds L_OT(s theta) at s = 1 is
     // sum(g * theta) over their parameters: <T*, C> / m with the mean m detached, 0 with the ratio.
-    const loader = new radkit.data.DataLoader(ds, { split: 'train', batchSize: 6, imageSize: SIZE, views: 1, tokenizer, shuffle: false, workers: 0 });
-    let first: Awaited<ReturnType<typeof loader.next>> | undefined;
-    for await (const b of loader) {
-      first = b;
-      break;
-    }
-    const batch = new TensorBatch(first!);
+    const first = await firstTrainBatch(6);
+    const batch = new TensorBatch(first);
     const names = ['imageProjection.weight', 'imageProjection.bias', 'labelProjection.weight', 'labelProjection.bias'];
     const scaleDerivative = async (costScale: string) => {
       // epsilon 0.01: a plan far from uniform (at the uniform plan the ratio is 1 whatever theta)
@@ -240,13 +236,8 @@ describe('otdrg', () => {
   }, 60_000);
 
   it('label features at unit RMS make the cost vary along the labels and the plan leave the uniform one (raw scale: nearly constant)', async () => {
-    const loader = new radkit.data.DataLoader(ds, { split: 'train', batchSize: 8, imageSize: SIZE, views: 1, tokenizer, shuffle: false, workers: 0 });
-    let first: Awaited<ReturnType<typeof loader.next>> | undefined;
-    for await (const b of loader) {
-      first = b;
-      break;
-    }
-    const batch = new TensorBatch(first!);
+    const first = await firstTrainBatch(8);
+    const batch = new TensorBatch(first);
     // Per patch: sd of the cost over the 14 labels / its mean; per study: total variation distance of T* to the uniform plan.
     const stats = async (labelFeatureScale: string) => {
       const m = otdrg({ tokenizer, preset: 'tiny', seed: 8, lmPretrainFraction: 0, labelFeatureScale, epsilon: 0.01 });
@@ -282,17 +273,12 @@ describe('otdrg', () => {
 
   it("lmPretrainInput 'labelled': the pre-trained LM reads the label text (its report loss is lower with the study's own states than with another's)", async () => {
     const m = otdrg({ tokenizer, preset: 'tiny', seed: 9, lmPretrainFraction: 0.99, lmPretrainInput: 'labelled', labelFeatureScale: 'rms' });
-    const loader = new radkit.data.DataLoader(ds, { split: 'train', batchSize: 48, imageSize: SIZE, views: 1, tokenizer, shuffle: false, workers: 0 });
-    let first: Awaited<ReturnType<typeof loader.next>> | undefined;
-    for await (const b of loader) {
-      first = b;
-      break;
-    }
-    const own = new TensorBatch(first!);
+    const first = await firstTrainBatch(48);
+    const own = new TensorBatch(first);
     // the same reports with the label states of the study 24 rows on
-    const states = first!.labelStates!;
+    const states = first.labelStates!;
     const shifted = Int32Array.from({ length: states.data.length }, (_, i) => states.data[(i + 24 * 14) % states.data.length]);
-    const other = new TensorBatch({ ...first!, labelStates: { ...states, data: shifted as typeof states.data } });
+    const other = new TensorBatch({ ...first, labelStates: { ...states, data: shifted as typeof states.data } });
     try {
       m.setupOptimizer({ kind: 'adamw', lr: 1e-2, weightDecay: 0 });
       const losses: number[] = [];
