@@ -4,9 +4,11 @@
  *   keywords of an image: the textual codebook's keywords against the image's adaptive patches,
  *     top kappa1 per patch, the N_w best overall (`keywordsForImage`);
  *   keypatches of a report: the visual codebook's keypatches against the report's words, top
- *     kappa4 per word, the N_p best overall (`keypatchesForReport`); each keypatch's box is cropped
- *     from its training image and encoded alone by the VQ tokenizer to one code (`cropBox`,
- *     `keypatchCodes`), so a report's keypatch hints are N_p image tokens.
+ *     kappa4 per word, the N_p best overall (`keypatchesForReport`); each keypatch becomes one code
+ *     of the VQ tokenizer, so a report's keypatch hints are N_p image tokens. By default the code
+ *     is read in context (the keypatch's training image encoded whole, the code of the cell under
+ *     the box centre: `keypatchCodesInContext`); `keypatchToken: 'crop'` encodes the box cropped
+ *     at f x f alone instead (`cropBox`, `keypatchCodes`), which on SynthCXR gave 2 codes in all.
  * The result is the hints file `adamatch-cyclic --hints FILE` reads.
  */
 import * as fs from 'node:fs';
@@ -21,7 +23,7 @@ import { ArgumentError, RadkitError } from '../errors.js';
 import type { ReportTokenizer } from '../text/report-tokenizer.js';
 import type { Preprocessing } from '../train/checkpoint.js';
 import type { CyclicHintsFile } from './adamatch-cyclic.js';
-import { cropBox, downsamplingFactor, keypatchCodes } from './cyclic-keypatches.js';
+import { cropBox, downsamplingFactor, keypatchCodes, keypatchCodesInContext } from './cyclic-keypatches.js';
 import type { Model } from './model.js';
 
 export interface CyclicHintsOptions {
@@ -33,6 +35,8 @@ export interface CyclicHintsOptions {
   kappa4?: number;
   np?: number;
   maxItems?: number;
+  /** How a keypatch becomes a token: 'context' (default) or 'crop' (see the file comment). */
+  keypatchToken?: 'context' | 'crop';
   workers?: number;
   signal?: AbortSignal;
 }
@@ -43,7 +47,11 @@ export async function cyclicHints(adamatch: Model, tokenizer: ReportTokenizer, p
   if (adamatch.kind !== 'adamatch') throw new ArgumentError(`${fn}: needs an adamatch model, got ${adamatch.kind}`, 'ERR_INVALID_ARG', fn);
   if (vq.kind !== 'vqgan') throw new ArgumentError(`${fn}: needs a vqgan tokenizer, got ${vq.kind}`, 'ERR_INVALID_ARG', fn);
   const kappa1 = o.kappa1 ?? 1, nw = o.nw ?? 10, kappa4 = o.kappa4 ?? 5, np = o.np ?? 5;
+  const mode = o.keypatchToken ?? 'context';
+  if (mode !== 'context' && mode !== 'crop') throw new ArgumentError(`${fn}: keypatchToken must be 'context' or 'crop', got '${String(mode)}'`, 'ERR_INVALID_ARG', fn);
   const f = downsamplingFactor(vq);
+  const vqSize = Number(vq.config.resolution);
+  if (!(vqSize > 0)) throw new ArgumentError(`${fn}: the vqgan tokenizer has no image size (config.resolution)`, 'ERR_INVALID_ARG', fn);
   const byId = new Map(Object.values(dataset.splits).flat().map((e) => [e.id, e]));
   const keywords: Record<string, string[]> = {};
   const chosen: Record<string, number[]> = {};
@@ -58,27 +66,34 @@ export async function cyclicHints(adamatch: Model, tokenizer: ReportTokenizer, p
       kp.forEach((k) => needed.add(k));
     }
   }
-  // One code per keypatch used: its box cropped from its training image at AdaMatch's input size.
+  // One code per keypatch used, from its training image (boxes are in AdaMatch's input frame).
   const size = preprocessing.imageSize;
   const order = [...needed].sort((a, b) => a - b);
-  const crops: Float32Array[] = [];
-  for (const k of order) {
-    const kp = codebooks.visual.keypatches[k];
-    const entry = byId.get(kp.study);
-    if (!entry) throw new RadkitError(`${fn}: keypatch ${k} comes from study '${kp.study}', which the dataset does not hold (codebooks of another dataset?)`, 'ERR_DATA', fn);
-    const img = await readImage(entry.imagePaths[0], { height: size, width: size });
-    crops.push(cropBox(img.data, size, size, kp.box, size, f));
-  }
   const codes = new Map<number, number>();
   for (let s = 0; s < order.length; s += 64) {
-    const c = await keypatchCodes(vq, crops.slice(s, s + 64));
-    c.forEach((code, i) => codes.set(order[s + i], code));
+    const chunk = order.slice(s, s + 64);
+    const images: Float32Array[] = [];
+    for (const k of chunk) {
+      const kp = codebooks.visual.keypatches[k];
+      const entry = byId.get(kp.study);
+      if (!entry) throw new RadkitError(`${fn}: keypatch ${k} comes from study '${kp.study}', which the dataset does not hold (codebooks of another dataset?)`, 'ERR_DATA', fn);
+      const side = mode === 'context' ? vqSize : size;
+      const img = await readImage(entry.imagePaths[0], { height: side, width: side });
+      images.push(mode === 'context' ? img.data : cropBox(img.data, size, size, kp.box, size, f));
+    }
+    const boxes = chunk.map((k) => codebooks.visual.keypatches[k].box);
+    const c = mode === 'context' ? await keypatchCodesInContext(vq, images, boxes, size, vqSize) : await keypatchCodes(vq, images);
+    c.forEach((code, i) => codes.set(chunk[i], code));
   }
   const keypatchCodesById = Object.fromEntries(Object.entries(chosen).map(([id, kp]) => [id, kp.map((k) => codes.get(k)!)]));
   return {
     format: 'radkit-cyclic-hints',
     version: 1,
-    settings: { kappa1, nw, kappa4, np, codebooks: codebooks.settings, keypatchesEncoded: order.length, keypatchToToken: `box cropped at ${f} x ${f} (bilinear) from the ${size} px training image and encoded alone` },
+    settings: { kappa1, nw, kappa4, np, codebooks: codebooks.settings, keypatchesEncoded: order.length, keypatchToToken:
+        mode === 'context'
+          ? `the code under the box centre when the ${vqSize} px training image is encoded whole`
+          : `box cropped at ${f} x ${f} (bilinear) from the ${size} px training image and encoded alone`,
+    },
     keywords,
     keypatchCodes: keypatchCodesById,
   };

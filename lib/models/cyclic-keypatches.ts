@@ -52,3 +52,34 @@ export async function keypatchCodes(vq: Model, crops: readonly Float32Array[]): 
   const r = await encodeImages(vq, { data, shape: [crops.length, 1, 1, f, f] });
   return Array.from(r.codes);
 }
+
+/**
+ * One code per keypatch read in context: each keypatch's source image (grey [0, 1], `size` x `size`)
+ * is encoded whole and the keypatch takes the code of the grid cell that holds its box centre.
+ * Encoding an f x f crop alone (`keypatchCodes`) gives the encoder a window it never saw in training
+ * (mostly padding around one cell): on SynthCXR at 128 px every crop fell on 2 codes. In context the
+ * token is one the image -> code map really produces, so it is a token the LM has read in images.
+ */
+export async function keypatchCodesInContext(
+  vq: Model,
+  images: readonly Float32Array[],
+  boxes: readonly (readonly [number, number, number, number])[],
+  boxSize: number,
+  size: number,
+): Promise<number[]> {
+  const fn = 'keypatchCodesInContext';
+  if (images.length !== boxes.length) throw new ArgumentError(`${fn}: ${images.length} images for ${boxes.length} boxes`, 'ERR_SHAPE', fn);
+  if (!images.length) return [];
+  const data = new Float32Array(images.length * size * size);
+  images.forEach((im, i) => {
+    if (im.length !== size * size) throw new ArgumentError(`${fn}: image ${i} has ${im.length} pixels, expected ${size} x ${size}`, 'ERR_SHAPE', fn);
+    data.set(im, i * size * size);
+  });
+  const r = await encodeImages(vq, { data, shape: [images.length, 1, 1, size, size] });
+  const [, views, gh, gw] = r.shape;
+  return boxes.map(([cx, cy], i) => {
+    const row = Math.min(gh - 1, Math.max(0, Math.floor((cy / boxSize) * gh)));
+    const col = Math.min(gw - 1, Math.max(0, Math.floor((cx / boxSize) * gw)));
+    return r.codes[i * views * gh * gw + row * gw + col];
+  });
+}

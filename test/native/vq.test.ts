@@ -10,7 +10,7 @@ import { describe, expect, it } from 'vitest';
 import * as radkit from '../../lib/index.js';
 import { Tensor, TensorBatch } from '../../lib/index.js';
 import { decodeCodes, encodeImages, loadTamingWeights, vqgan } from '../../lib/models/vqgan.js';
-import { cropBox, downsamplingFactor, keypatchCodes } from '../../lib/models/cyclic-keypatches.js';
+import { cropBox, downsamplingFactor, keypatchCodes, keypatchCodesInContext } from '../../lib/models/cyclic-keypatches.js';
 import { loadNative } from '../../lib/native.js';
 import { arr, f64, randArray, rng } from './helpers.js';
 
@@ -280,6 +280,23 @@ describe('vqgan model', () => {
       const alone = await encodeImages(model, { data: crops[1], shape: [1, 1, 1, 2, 2] });
       expect(codes[1]).toBe(alone.codes[0]);
       await expect(keypatchCodes(model, [new Float32Array(9)])).rejects.toThrow(/expected 2 x 2/);
+    } finally {
+      model.dispose();
+    }
+  });
+  it('reads a keypatch token in context: the code under its box centre in the whole encoded image', async () => {
+    const model = vqgan(TINY); // 16 px, f 2: an 8 x 8 code grid
+    try {
+      const r = rng(11);
+      const images = [0, 1].map(() => Float32Array.from({ length: 256 }, () => r()));
+      const whole = await encodeImages(model, { data: Float32Array.from([...images[0], ...images[1]]), shape: [2, 1, 1, 16, 16] });
+      // Boxes in a 32 px frame (AdaMatch's input) over 16 px images: centre (cx, cy) -> cell (cy / 4, cx / 4).
+      const boxes: [number, number, number, number][] = [[1, 1, 2, 2], [31, 17, 6, 6], [13, 30, 40, 3]];
+      const codes = await keypatchCodesInContext(model, [images[0], images[1], images[1]], boxes, 32, 16);
+      const at = (b: number, row: number, col: number) => whole.codes[b * 64 + row * 8 + col];
+      expect(codes).toEqual([at(0, 0, 0), at(1, 4, 7), at(1, 7, 3)]);
+      await expect(keypatchCodesInContext(model, [images[0]], [], 32, 16)).rejects.toThrow(/1 images for 0 boxes/);
+      await expect(keypatchCodesInContext(model, [new Float32Array(9)], [boxes[0]], 32, 16)).rejects.toThrow(/expected 16 x 16/);
     } finally {
       model.dispose();
     }

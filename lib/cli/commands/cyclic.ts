@@ -17,6 +17,7 @@ const HINTS_FLAGS: CliFlags = {
   'max-items': { type: 'integer', min: 1, help: 'the first N studies of each split' },
   nw: { type: 'integer', min: 1, max: 1000, default: 10, help: 'keywords per image (N_w)' },
   np: { type: 'integer', min: 1, max: 1000, default: 5, help: 'keypatches per report (N_p)' },
+  'keypatch-token': { type: 'string', choices: ['context', 'crop'], default: 'context', help: "a keypatch's token: the code under its box centre in its whole encoded image, or its box encoded alone" },
 };
 
 export const cyclicHintsCommand: Command = {
@@ -38,7 +39,7 @@ export const cyclicHintsCommand: Command = {
       const vq = await loadCheckpoint(flags.vq as string);
       try {
         if (vq.meta.kind !== 'vqgan') throw new UsageError(`--vq: ${flags.vq} holds ${vq.meta.kind}, not a vqgan run`);
-        const h = await cyclicHints(am.model, am.tokenizer, am.meta.preprocessing, loadCodebooks(bookDir), vq.model, ds, { splits: splits as SplitName[], maxItems: flags['max-items'] as number | undefined, nw: flags.nw as number, np: flags.np as number });
+        const h = await cyclicHints(am.model, am.tokenizer, am.meta.preprocessing, loadCodebooks(bookDir), vq.model, ds, { splits: splits as SplitName[], maxItems: flags['max-items'] as number | undefined, nw: flags.nw as number, np: flags.np as number, keypatchToken: flags['keypatch-token'] as 'context' | 'crop' });
         saveCyclicHints(flags.out as string, h);
         console.log(`${flags.out}: hints of ${Object.keys(h.keywords).length} studies (${h.settings.keypatchesEncoded} keypatches encoded)`);
       } finally {
