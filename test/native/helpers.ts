@@ -72,3 +72,18 @@ export function finiteDifference(loss: (datas: Float64Array[]) => number, datas:
   }
   return out;
 }
+
+/** Throws naming the first index where |actual - expected| > atol + rtol |expected| (or actual is not finite). */
+export function expectAllClose(actual: ArrayLike<number>, expected: ArrayLike<number>, rtol: number, atol = 0): void {
+  if (actual.length !== expected.length) throw new Error(`length ${actual.length}, expected ${expected.length}`);
+  for (let i = 0; i < actual.length; ++i) {
+    const err = Math.abs(actual[i] - expected[i]);
+    if (!(Number.isFinite(actual[i]) && err <= atol + rtol * Math.abs(expected[i])))
+      throw new Error(`index ${i}: got ${actual[i]}, expected ${expected[i]} (rtol ${rtol}, atol ${atol})`);
+  }
+}
+
+/** A bool tensor of 0/1 values. */
+export const boolTensor = (v: number[], shape: number[]): Tensor => Tensor.from(Uint8Array.from(v), shape, { dtype: 'bool' });
+/** An int64 tensor. */
+export const int64Tensor = (v: number[], shape: number[]): Tensor => Tensor.from(BigInt64Array.from(v, BigInt), shape);

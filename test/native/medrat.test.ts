@@ -7,7 +7,7 @@
 import { describe, expect, it } from 'vitest';
 import { Tensor, mul, sum } from '../../lib/index.js';
 import { loadNative } from '../../lib/native.js';
-import { arr, f64, finiteDifference, randArray, rng } from './helpers.js';
+import { arr, boolTensor, expectAllClose, f64, finiteDifference, int64Tensor, randArray, rng } from './helpers.js';
 
 type H = unknown;
 interface MedratTesting {
@@ -19,14 +19,10 @@ const T = (): MedratTesting => (loadNative() as unknown as { testing: { medrat: 
 const h = (t: Tensor) => Tensor.handle(t) as H;
 const w = (x: H) => Tensor.wrap(x as never);
 const rand = (n: number, seed: number) => randArray(n, rng(seed), -1, 1);
-const bool = (v: number[], shape: number[]) => Tensor.from(Uint8Array.from(v), shape, { dtype: 'bool' });
-const i64 = (v: number[], shape: number[]) => Tensor.from(BigInt64Array.from(v, BigInt), shape);
+const bool = boolTensor;
+const i64 = int64Tensor;
 
-function expectClose(actual: ArrayLike<number>, expected: ArrayLike<number>, rtol: number, atol: number) {
-  expect(actual.length).toBe(expected.length);
-  for (let i = 0; i < actual.length; i++)
-    if (!(Math.abs(actual[i] - expected[i]) <= atol + rtol * Math.abs(expected[i]))) throw new Error(`index ${i}: got ${actual[i]}, expected ${expected[i]}`);
-}
+const expectClose = expectAllClose;
 
 /** x [n, din] (row-major) times W^T for a torch Linear weight W [dout, din]. */
 function linear(x: number[], W: Float64Array, din: number, dout: number): number[] {
