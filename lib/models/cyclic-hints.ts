@@ -67,21 +67,27 @@ export async function cyclicHints(adamatch: Model, tokenizer: ReportTokenizer, p
     }
   }
   // One code per keypatch used, from its training image (boxes are in AdaMatch's input frame).
-  const size = preprocessing.imageSize;
-  const order = [...needed].sort((a, b) => a - b);
+  const size = preprocessing.imageSize, side = mode === 'context' ? vqSize : size;
+  // By study, so that one study's keypatches share a chunk and its image is read (and encoded) once.
+  const kps = codebooks.visual.keypatches;
+  const order = [...needed].sort((a, b) => (kps[a].study < kps[b].study ? -1 : kps[a].study > kps[b].study ? 1 : a - b));
   const codes = new Map<number, number>();
   for (let s = 0; s < order.length; s += 64) {
     const chunk = order.slice(s, s + 64);
+    const read = new Map<string, Float32Array>();
     const images: Float32Array[] = [];
     for (const k of chunk) {
-      const kp = codebooks.visual.keypatches[k];
-      const entry = byId.get(kp.study);
-      if (!entry) throw new RadkitError(`${fn}: keypatch ${k} comes from study '${kp.study}', which the dataset does not hold (codebooks of another dataset?)`, 'ERR_DATA', fn);
-      const side = mode === 'context' ? vqSize : size;
-      const img = await readImage(entry.imagePaths[0], { height: side, width: side });
-      images.push(mode === 'context' ? img.data : cropBox(img.data, size, size, kp.box, size, f));
+      const kp = kps[k];
+      let pixels = read.get(kp.study);
+      if (!pixels) {
+        const entry = byId.get(kp.study);
+        if (!entry) throw new RadkitError(`${fn}: keypatch ${k} comes from study '${kp.study}', which the dataset does not hold (codebooks of another dataset?)`, 'ERR_DATA', fn);
+        pixels = (await readImage(entry.imagePaths[0], { height: side, width: side })).data;
+        read.set(kp.study, pixels);
+      }
+      images.push(mode === 'context' ? pixels : cropBox(pixels, size, size, kp.box, size, f));
     }
-    const boxes = chunk.map((k) => codebooks.visual.keypatches[k].box);
+    const boxes = chunk.map((k) => kps[k].box);
     const c = mode === 'context' ? await keypatchCodesInContext(vq, images, boxes, size, vqSize) : await keypatchCodes(vq, images);
     c.forEach((code, i) => codes.set(chunk[i], code));
   }

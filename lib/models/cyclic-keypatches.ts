@@ -54,8 +54,8 @@ export async function keypatchCodes(vq: Model, crops: readonly Float32Array[]): 
 }
 
 /**
- * One code per keypatch read in context: each keypatch's source image (grey [0, 1], `size` x `size`)
- * is encoded whole and the keypatch takes the code of the grid cell that holds its box centre.
+ * One code per keypatch read in context: each keypatch's source image (grey [0, 1], `size` x `size`;
+ * pass the same array for keypatches of one image) is encoded whole and the keypatch takes the code of the grid cell that holds its box centre.
  * Encoding an f x f crop alone (`keypatchCodes`) gives the encoder a window it never saw in training
  * (mostly padding around one cell): on SynthCXR at 128 px every crop fell on 2 codes. In context the
  * token is one the image -> code map really produces, so it is a token the LM has read in images.
@@ -70,16 +70,19 @@ export async function keypatchCodesInContext(
   const fn = 'keypatchCodesInContext';
   if (images.length !== boxes.length) throw new ArgumentError(`${fn}: ${images.length} images for ${boxes.length} boxes`, 'ERR_SHAPE', fn);
   if (!images.length) return [];
-  const data = new Float32Array(images.length * size * size);
-  images.forEach((im, i) => {
-    if (im.length !== size * size) throw new ArgumentError(`${fn}: image ${i} has ${im.length} pixels, expected ${size} x ${size}`, 'ERR_SHAPE', fn);
-    data.set(im, i * size * size);
+  // An image given for several boxes (the same array) is encoded once.
+  const distinct = [...new Set(images)];
+  const slot = new Map(distinct.map((im, j) => [im, j]));
+  const data = new Float32Array(distinct.length * size * size);
+  distinct.forEach((im, j) => {
+    if (im.length !== size * size) throw new ArgumentError(`${fn}: image ${images.indexOf(im)} has ${im.length} pixels, expected ${size} x ${size}`, 'ERR_SHAPE', fn);
+    data.set(im, j * size * size);
   });
-  const r = await encodeImages(vq, { data, shape: [images.length, 1, 1, size, size] });
+  const r = await encodeImages(vq, { data, shape: [distinct.length, 1, 1, size, size] });
   const [, views, gh, gw] = r.shape;
   return boxes.map(([cx, cy], i) => {
     const row = Math.min(gh - 1, Math.max(0, Math.floor((cy / boxSize) * gh)));
     const col = Math.min(gw - 1, Math.max(0, Math.floor((cx / boxSize) * gw)));
-    return r.codes[i * views * gh * gw + row * gw + col];
+    return r.codes[slot.get(images[i])! * views * gh * gw + row * gw + col];
   });
 }

@@ -7,7 +7,7 @@
 import { describe, expect, it } from 'vitest';
 import { Tensor, mul, sum } from '../../lib/index.js';
 import { loadNative } from '../../lib/native.js';
-import { arr, boolTensor, expectAllClose, f64, finiteDifference, int64Tensor, randArray, rng } from './helpers.js';
+import { arr, boolTensor as bool, expectAllClose as expectClose, f64, finiteDifference, int64Tensor as i64, randArray, rng } from './helpers.js';
 
 type H = unknown;
 interface MedratTesting {
@@ -19,10 +19,6 @@ const T = (): MedratTesting => (loadNative() as unknown as { testing: { medrat: 
 const h = (t: Tensor) => Tensor.handle(t) as H;
 const w = (x: H) => Tensor.wrap(x as never);
 const rand = (n: number, seed: number) => randArray(n, rng(seed), -1, 1);
-const bool = boolTensor;
-const i64 = int64Tensor;
-
-const expectClose = expectAllClose;
 
 /** x [n, din] (row-major) times W^T for a torch Linear weight W [dout, din]. */
 function linear(x: number[], W: Float64Array, din: number, dout: number): number[] {

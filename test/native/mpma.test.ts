@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { Tensor, mul, sum } from '../../lib/index.js';
 import { loadNative } from '../../lib/native.js';
-import { arr, boolTensor, expectAllClose, f64, finiteDifference, int64Tensor, randArray, rng } from './helpers.js';
+import { arr, boolTensor as bool, expectAllClose as expectClose, f64, finiteDifference, int64Tensor as i64, randArray, rng } from './helpers.js';
 
 type H = unknown;
 interface MpmaTesting {
@@ -22,10 +22,6 @@ const T = (): MpmaTesting => (loadNative() as unknown as { testing: { mpma: Mpma
 const h = (t: Tensor) => Tensor.handle(t) as H;
 const w = (x: H) => Tensor.wrap(x as never);
 const rand = (n: number, seed: number) => randArray(n, rng(seed), -1, 1);
-const bool = boolTensor;
-const i64 = int64Tensor;
-
-const expectClose = expectAllClose;
 
 // ---------------------------------------------------------------- float64 references
 const dotv = (a: number[], b: number[]) => a.reduce((s, x, i) => s + x * b[i], 0);

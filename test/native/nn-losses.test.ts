@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ArgumentError, Tensor, nn } from '../../lib/index.js';
-import { arr, dot, expectAllClose, f64, finiteDifference, int64Tensor, randArray, rng } from './helpers.js';
+import { arr, dot, expectAllClose as expectClose, f64, finiteDifference, int64Tensor as i64, randArray, rng } from './helpers.js';
 
 // Every loss is checked against an independent float64 reference written here in plain loops over
 // Float64Arrays (never calling the native loss): forward in float64 and float32, the analytic
@@ -11,14 +11,11 @@ const { symmetricInfoNCE, supervisedContrastive, focalLoss, maskedCrossEntropy }
 const rand = (n: number, seed: number, lo = -1, hi = 1) => randArray(n, rng(seed), lo, hi);
 const randInt = (n: number, seed: number, k: number) => Array.from(rand(n, seed, 0, 1), (u) => Math.min(k - 1, Math.floor(u * k)));
 const t32 = (data: Float64Array, shape: number[]) => Tensor.from(Float32Array.from(data), shape);
-const i64 = int64Tensor;
 const scalar = (t: Tensor) => {
   expect(t.shape).toEqual([]);
   return Number(t.toArray()[0]) + 0; // + 0: -0 reads as 0
 };
 const fround = (x: Float64Array) => Float64Array.from(x, Math.fround);
-
-const expectClose = expectAllClose;
 
 // ---- float64 references
 function logSumExp(xs: number[]): number {
