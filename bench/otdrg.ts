@@ -46,6 +46,10 @@ async function main() {
   const ircpEpochs = arg('ircp-epochs', 1), dnEpochs = arg('dn-epochs', 4), lmSteps = arg('lm-steps', 400), otSteps = arg('ot-steps', 120);
   const experiments = new Set(str('experiments', 'table3,table4,scale').split(','));
   const otLr = arg('ot-lr', 0); // 0: the otdrg kind's recipe (AdamW 1e-3)
+  // --dn-lse R: the predictor head pools its per-patch logits by log-sum-exp with sharpness R (0 =
+  // the mean); its diseasenet runs are named dn-*-lseR and the otdrg runs read the same pooling.
+  const dnLse = Number(str('dn-lse', '0'));
+  const dnSuffix = dnLse ? `-lse${dnLse}` : '';
   const firstSeed = arg('first-seed', 0), only = str('variants', ''), tag = str('tag', ''), lmPreset = str('lm', 'bench');
   radkit.setNumThreads(arg('threads', 1));
   const dir = path.join(os.tmpdir(), `radkit-bench-otdrg-${trainN}-${valN}-${testN}-${size}`);
@@ -73,6 +77,7 @@ async function main() {
     choices: {
       labels: 'DLE = SynthCXR labels.json (the generator\'s own 4-state labels), not an LLM labeler',
       encoder: 'ResNet 16-24-32-64-96, one BasicBlock per stage (the paper: Swin-B); patches of the last stage (4 x 4 at 128 px)',
+      predictorPooling: dnLse ? `log-sum-exp over the 16 patches of the per-patch logits, r ${dnLse} (stateLseR)` : 'the head on the mean patch feature (stateLseR 0)',
       ircp: 'eq. 2 on the mean-pooled patch feature, cosine, sigma 0.1, tau 0.5, keys a_j + noise_j of the batch as negatives; AdamW 1e-3, cosine schedule',
       diseasenet: 'mean patch feature -> Linear -> 14 x 4 logits; focal loss per 4-way group, gamma 2, mean over the B x 14 groups',
       labelFeatures: 'Y = mean of the LM input embeddings of the tokens of "observation: state" (14 per study), divided by the RMS of the 56-row table (labelFeatureScale rms; raw as an ablation); W_l: D -> D',
@@ -179,12 +184,13 @@ async function main() {
   const dnRuns: Record<string, string> = {};
   for (const withIrcp of [true, false]) {
     if (!needDn.has(withIrcp ? 'ircp' : 'scratch')) continue;
-    const m2 = diseasenet({ preset: 'small', seed: 0 });
-    const r2 = await train(m2, `dn-${withIrcp ? 'ircp' : 'scratch'}`, { epochs: dnEpochs }, { seed: 0, ...(withIrcp ? { init: `${r1.runDir}:encoder.` } : {}) }, true);
+    const m2 = diseasenet({ preset: 'small', seed: 0, stateLseR: dnLse });
+    const r2 = await train(m2, `dn-${withIrcp ? 'ircp' : 'scratch'}${dnSuffix}`, { epochs: dnEpochs }, { seed: 0, ...(withIrcp ? { init: `${r1.runDir}:encoder.` } : {}) }, true);
     const e2 = await diseasenetEvaluation(m2, tokenizer, ds, { split: 'test', preprocessing: pre });
+    const e2val = await diseasenetEvaluation(m2, tokenizer, ds, { split: 'val', preprocessing: pre });
     m2.dispose();
     dnRuns[withIrcp ? 'ircp' : 'scratch'] = r2.runDir;
-    stages[`diseasenet-${withIrcp ? 'ircp' : 'scratch'}`] = { seconds: r2.seconds, ...e2.headline, perObservation: (e2.record as { perObservation: unknown }).perObservation };
+    stages[`diseasenet-${withIrcp ? 'ircp' : 'scratch'}`] = { seconds: r2.seconds, ...e2.headline, val: e2val.headline, perObservation: (e2.record as { perObservation: unknown }).perObservation };
     log(`diseasenet ${withIrcp ? 'from ircp' : 'from scratch'}: ${r2.seconds.toFixed(0)} s, test accuracy ${e2.headline.accuracy.toFixed(3)} vs majority ${e2.headline.majorityAccuracy.toFixed(3)}, macro-F1 ${e2.headline.macroF1.toFixed(3)} vs ${e2.headline.majorityMacroF1.toFixed(3)}`);
     const ck = await radkit.loadCheckpoint(r2.runDir);
     const pred = await predictSplitStates(ck.model, tokenizer, ds, { split: 'test', preprocessing: pre });
@@ -209,9 +215,9 @@ async function main() {
   }
 
   for (const [seed, [name, over, encoder, input, withOracle]] of selected) {
-    const m = otdrg({ tokenizer, preset: 'small', seed, ...LM, lmPretrainFraction: 0, ...over });
+    const m = otdrg({ tokenizer, preset: 'small', seed, ...LM, lmPretrainFraction: 0, stateLseR: dnLse, ...over });
     m.loadTensors('', lmBase[input]);
-    const r = await train(m, `otdrg-${name.replace(/[^a-z0-9]+/gi, '-')}-s${seed}`, { steps: otSteps }, { seed, init: dnRuns[encoder], ...(otLr > 0 ? { lr: otLr } : {}) }, reuseRuns);
+    const r = await train(m, `otdrg-${name.replace(/[^a-z0-9]+/gi, '-')}${dnSuffix}-s${seed}`, { steps: otSteps }, { seed, init: dnRuns[encoder], ...(otLr > 0 ? { lr: otLr } : {}) }, reuseRuns);
     const parts = stepLog(r.runDir).map((e) => e.parts);
     const scores: Record<string, unknown> = { seconds: r.seconds, ...('reused' in r ? { reused: true } : {}), trainLoss: { rgFirst: meanOf(parts.slice(0, 10).map((p) => p.rg)), rgLast: meanOf(parts.slice(-10).map((p) => p.rg)), otFirst: meanOf(parts.slice(0, 10).map((p) => p.ot)), otLast: meanOf(parts.slice(-10).map((p) => p.ot)) } };
     for (const source of withOracle ? ['predicted', 'oracle'] : ['predicted']) {

@@ -1,8 +1,8 @@
 /**
  * OTDRG stage 2 (seed 002 section 3.4, "diseasenet"): the disease-state predictor. The ResNet
- * encoder (start it from an `ircp` run with `--init RUN:encoder.`) and a linear head giving 14 x 4
- * logits, one 4-way softmax per CheXpert observation (eq. 9: absent, positive, negative, uncertain),
- * trained with the focal loss of eq. 10 (gamma 2 by default, recorded in the configuration). Its
+ * encoder (start it from an `ircp` run with `--init RUN:encoder.`) and a linear head on each patch
+ * feature, pooled over the patches (`stateLseR`: 0 the mean, r > 0 log-sum-exp) to 14 x 4 logits,
+ * one 4-way softmax per CheXpert observation (eq. 9: absent, positive, negative, uncertain), trained with the focal loss of eq. 10 (gamma 2 by default, recorded in the configuration). Its
  * `encoder.*` and `classifier.*` start `otdrg` (`--init RUN`), whose predicted states at validation
  * and test come from this head. Evaluation: state accuracy and macro-F1 (over the four states) per
  * observation, against always answering the observation's most frequent training state.
@@ -18,13 +18,13 @@ import { encoderDefaults, mergeConfig, OTDRG_PRESETS, type OtdrgPreset } from '.
 import { createOptions, registerModelKind, type Evaluation, type EvaluationOptions } from './registry.js';
 
 function configDefaults(preset: string): NativeConfig {
-  return { ...encoderDefaults(preset, 'diseasenet'), gamma: 2, seed: 0 };
+  return { ...encoderDefaults(preset, 'diseasenet'), gamma: 2, stateLseR: 0, seed: 0 };
 }
 
 export interface DiseaseNetOptions {
   preset?: OtdrgPreset;
   seed?: number;
-  /** Any configuration key (gamma, resnetWidths, resnetBlocks). */
+  /** Any configuration key (gamma, stateLseR, resnetWidths, resnetBlocks). */
   [key: string]: unknown;
 }
 
@@ -118,7 +118,13 @@ export const DISEASENET = registerModelKind({
   task: 'classification',
   presets: OTDRG_PRESETS,
   configDefaults,
-  create: (c) => diseasenet({ preset: c.preset as OtdrgPreset, seed: c.seed, ...(c.flags.gamma !== undefined ? { gamma: c.flags.gamma } : {}) }),
+  create: (c) =>
+    diseasenet({
+      preset: c.preset as OtdrgPreset,
+      seed: c.seed,
+      ...(c.flags.gamma !== undefined ? { gamma: c.flags.gamma } : {}),
+      ...(c.flags['state-lse-r'] !== undefined ? { stateLseR: c.flags['state-lse-r'] } : {}),
+    }),
   recipe: () => ({ optimizer: 'adamw', lr: 1e-3, visualLr: 1e-3, weightDecay: 0.01, schedule: { kind: 'cosine', warmupFraction: 0 }, clipNorm: 1, batchSize: 32, initBatches: 0 }),
   metric: 'macroF1',
   needsLabels: () => true,
@@ -126,5 +132,6 @@ export const DISEASENET = registerModelKind({
   evaluate: diseasenetEvaluation,
   trainFlags: {
     gamma: { type: 'number', min: 0, default: 2, help: 'focal loss gamma (eq. 10; 0 = cross-entropy)' },
+    'state-lse-r': { type: 'number', min: 0, default: 0, help: 'pooling of the per-patch state logits: 0 = mean, r > 0 = log-sum-exp (1/r) log mean exp(r z), towards the max' },
   },
 });

@@ -60,6 +60,8 @@ function configDefaults(preset: string): NativeConfig {
     lmPretrainFraction: preset === 'paper' ? 0 : 0.5,
     lmPretrainInput: 'reports',
     labelSource: 'predicted',
+    // the predictor head's pooling over patches (0 = mean); must equal the diseasenet run's
+    stateLseR: 0,
     seed: 0,
   };
 }
@@ -180,12 +182,15 @@ export const OTDRG = registerModelKind({
       ...(f['lora-targets'] !== undefined ? { loraTargets: f['lora-targets'] } : {}),
       ...(f['lm-pretrain-fraction'] !== undefined ? { lmPretrainFraction: f['lm-pretrain-fraction'] } : {}),
       ...(f['lm-pretrain-input'] !== undefined ? { lmPretrainInput: f['lm-pretrain-input'] } : {}),
+      ...(f['state-lse-r'] !== undefined ? { stateLseR: f['state-lse-r'] } : {}),
     });
   },
   recipe: () => ({ optimizer: 'adamw', lr: 1e-3, visualLr: 1e-4, weightDecay: 0.01, schedule: { kind: 'cosine', warmupFraction: 0.05 }, clipNorm: 1, batchSize: 16, initBatches: 0 }),
   metric: 'bleu4',
   needsLabels: () => true,
   views: (ds) => (ds.style === 'iu' ? 2 : 1),
+  // the predicted states come from diseasenet's head, copied with --init: pooled as it was trained
+  initMustMatch: [{ sourceKind: 'diseasenet', tensors: 'classifier.', keys: { stateLseR: 0 } }],
   generate: { method: 'greedy', maxLength: 80 },
   evaluate: otdrgEvaluation,
   trainFlags: {
@@ -200,6 +205,7 @@ export const OTDRG = registerModelKind({
     'lora-rank': { type: 'integer', min: 1, max: 4096, help: 'LoRA rank (alpha = 2 x rank; default 8, paper preset 16)' },
     'lora-targets': { type: 'string', arg: 'NAMES', default: 'q_proj,v_proj', help: 'comma-separated LM module names that get LoRA adapters' },
     'lm-pretrain-fraction': { type: 'number', min: 0, max: 0.99, help: 'share of the run\'s steps that pre-train the small LM on the reports (default 0.5; 0 with --lm)' },
+    'state-lse-r': { type: 'number', min: 0, default: 0, help: 'pooling of the predictor head copied from the diseasenet run (its --state-lse-r; must match it)' },
     'lm-pretrain-input': { type: 'string', choices: ['reports', 'labelled'], default: 'reports', help: 'what the small LM is pre-trained on: the reports alone, or each report after its label text and the prompt (loss on the report)' },
   },
   generateFlags: {

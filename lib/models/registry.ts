@@ -112,6 +112,14 @@ export interface ModelKind {
   pairing?(config: NativeConfig): 'paired' | 'unpaired';
   /** Turns a loader batch into the system's tensors for `model`, whose reports `tokenizer` encodes (default: images, tokens and label states). */
   prepareBatch?(batch: Batch, model: Model, tokenizer: ReportTokenizer): TensorBatch;
+  /**
+   * Configuration keys that must agree with the run a model starts from (`--init`) when tensors
+   * under `tensors` are copied from a run of `sourceKind`: the copied weights only mean what they
+   * meant there under the same setting (e.g. otdrg's copy of diseasenet's state head and its
+   * pooling). `keys` maps each key to what a source configuration without it means. A disagreement
+   * is an ERR_CHECKPOINT naming the keys, before anything is copied.
+   */
+  initMustMatch?: readonly { sourceKind: string; tensors: string; keys: Record<string, number | string> }[];
   /** Generation defaults under every generate() call of this kind (report generators). */
   generate?: GenerateOptions;
   /** Scores a model on a split (the trainer's per-epoch evaluation and `radkit evaluate`). */

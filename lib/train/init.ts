@@ -1,6 +1,7 @@
 // Staged runs: a model starts from another run's weights (pre-train, then fine-tune).
 import { ArgumentError, RadkitError } from '../errors.js';
 import type { Model } from '../models/model.js';
+import { findModelKind } from '../models/registry.js';
 import type { Tensor } from '../tensor.js';
 import { findCheckpointDir, loadCheckpoint } from './checkpoint.js';
 
@@ -73,6 +74,16 @@ export async function initFromRun(model: Model, spec: InitSpec, fn = 'train'): P
         'ERR_CHECKPOINT',
         fn,
       );
+    const disagreements = (findModelKind(model.kind)?.initMustMatch ?? [])
+      .filter((rule) => rule.sourceKind === source.meta.kind && names.some((n) => n.startsWith(rule.tensors)))
+      .flatMap((rule) =>
+        Object.entries(rule.keys).flatMap(([key, absent]) => {
+          const theirs = source.meta.config[key] ?? absent, ours = model.config[key] ?? absent;
+          return theirs === ours ? [] : [`  config.${key}: ${JSON.stringify(theirs)} in the ${source.meta.kind} run, ${JSON.stringify(ours)} here (the copied '${rule.tensors}*' weights were trained under its value)`];
+        }),
+      );
+    if (disagreements.length)
+      throw new RadkitError(`${fn}: this ${model.kind} model's configuration disagrees with ${dir}; nothing was copied:\n${disagreements.join('\n')}`, 'ERR_CHECKPOINT', fn);
     if (misfits.length === names.length)
       throw new RadkitError(`${fn}: none of the ${names.length} '${prefix}*' tensors of ${dir} (${source.meta.kind}) fits this ${model.kind} model (same name and shape); nothing was copied`, 'ERR_CHECKPOINT', fn);
     const r = model.loadTensors('', chosen, { skipMismatched: true });

@@ -1,8 +1,9 @@
 // OTDRG's disease predictor (seed 002 section 3.4, "diseasenet"): the ResNet encoder (encoder.*,
-// from an ircp run with --init RUN:encoder.) and a linear head (classifier.*) on the mean patch
-// feature giving 14 x 4 logits, one 4-way softmax per CheXpert observation (eq. 9's states),
+// from an ircp run with --init RUN:encoder.) and a linear head (classifier.*) on each patch feature,
+// pooled over the patches (mean, or log-sum-exp with config.stateLseR > 0) to 14 x 4 logits, one 4-way softmax per CheXpert observation (eq. 9's states),
 // trained with the focal loss of eq. 10 (nn::losses::focalLoss, gamma from the config, 2 by
-// default). encode() returns the probabilities [B, 14, 4] and the argmax states [B, 14].
+// default). encode() returns the probabilities [B, 14, 4], the argmax states [B, 14] and the
+// per-patch logits.
 #include <ATen/ATen.h>
 
 #include "../core/errors.h"
@@ -14,7 +15,7 @@ namespace {
 
 class DiseaseNet : public System {
  public:
-  explicit DiseaseNet(const Config& c) : gamma_(c.num("gamma", 2.0)) {
+  explicit DiseaseNet(const Config& c) : gamma_(c.num("gamma", 2.0)), lseR_(otdrg::parseStateLseR(c, "diseasenet")) {
     if (!(gamma_ >= 0)) argError("ERR_INVALID_ARG", "diseasenet: config.gamma must be >= 0, got ", gamma_);
     at::manual_seed(static_cast<uint64_t>(c.integer("seed", 0)));
     encoder = register_module("encoder", otdrg::buildEncoder(c, "diseasenet"));
@@ -24,7 +25,7 @@ class DiseaseNet : public System {
   std::string kind() const override { return "diseasenet"; }
   std::string visualPrefix() const override { return "encoder."; }
 
-  at::Tensor logits(const Batch& b) { return otdrg::stateLogits(classifier, otdrg::patchFeatures(encoder, b.images, "diseasenet")); }
+  at::Tensor logits(const Batch& b) { return otdrg::stateLogits(classifier, otdrg::patchFeatures(encoder, b.images, "diseasenet"), lseR_); }
 
   at::Tensor loss(const Batch& b, LossParts& parts) override {
     otdrg::checkStates(b.labels, b.images.defined() ? b.images.size(0) : 0, "diseasenet");
@@ -35,16 +36,20 @@ class DiseaseNet : public System {
     return l;
   }
 
+  // The probabilities [B, 14, 4], the argmax states [B, 14] and the head's logits of every patch
+  // alone [B, Np, 14, 4] (what the pooling reads: a class activation map).
   std::map<std::string, at::Tensor> encode(const Batch& b) override {
-    at::Tensor p = at::softmax(logits(b), -1);
-    return {{"probabilities", p}, {"states", p.argmax(-1)}};
+    at::Tensor x = otdrg::patchFeatures(encoder, b.images, "diseasenet");
+    at::Tensor p = at::softmax(otdrg::stateLogits(classifier, x, lseR_), -1);
+    at::Tensor perPatch = classifier->forward(x).view({x.size(0), x.size(1), kObservations, 4});
+    return {{"probabilities", p}, {"states", p.argmax(-1)}, {"patchLogits", perPatch}};
   }
 
   Generated generate(const GenerateRequest&) override {
     argError("ERR_UNSUPPORTED", "diseasenet predicts CheXpert label states; it does not generate reports");
   }
 
-  double gamma_;
+  double gamma_, lseR_;
   nn::ResNet encoder{nullptr};
   torch::nn::Linear classifier{nullptr};
 };

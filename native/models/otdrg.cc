@@ -56,6 +56,7 @@ class Otdrg : public System {
         iterations_(c.integerIn("iterations", 50, 1, 100000)),
         // 'mean' when the key is missing (hand-written configurations); otdrgConfig writes 'ratio'.
         costScale_(otdrg::parseCostScale(c.str("costScale", "mean"), "otdrg")),
+        stateLseR_(otdrg::parseStateLseR(c, "otdrg")),
         imagePrefix_(c.flag("imagePrefix", true)),
         labelPrefix_(c.flag("labelPrefix", true)),
         labelText_(c.flag("labelText", true)),
@@ -181,7 +182,7 @@ class Otdrg : public System {
 
   at::Tensor predictStates(const at::Tensor& x) {
     at::NoGradGuard ng;
-    return otdrg::stateLogits(classifier, x).argmax(-1);
+    return otdrg::stateLogits(classifier, x, stateLseR_).argmax(-1);
   }
 
   // Y: [B, 14, D] mean input embedding of each observation's "observation: state" tokens (no gradient).
@@ -381,9 +382,8 @@ class Otdrg : public System {
 
   // The plan and the (scaled) cost [B, Np, 14] for the batch's labels (oracle when the batch has
   // them, else predicted), the predicted states, the OT distance per study, and the predictor's
-  // logits of every patch alone [B, Np, 14, 4] (its head is linear on the mean patch feature, so
-  // these average to its logits: a class activation map, for checking where the features hold a
-  // finding).
+  // logits of every patch alone [B, Np, 14, 4] (the head's logits are these pooled over the patches:
+  // a class activation map, for checking where the features hold a finding).
   std::map<std::string, at::Tensor> encode(const Batch& b) override {
     at::Tensor x = patches(b);
     at::Tensor predicted = predictStates(x);
@@ -398,6 +398,7 @@ class Otdrg : public System {
   double lambda_, epsilon_;
   int64_t iterations_;
   otdrg::CostScale costScale_;
+  double stateLseR_;  // the predictor head's pooling; must be the diseasenet run's (checked at --init)
   bool imagePrefix_, labelPrefix_, labelText_, trainEncoder_;
   double pretrainFraction_;
   std::string labelSource_, labelFeatureScale_, pretrainInput_;

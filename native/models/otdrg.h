@@ -22,9 +22,15 @@ nn::ResNet buildEncoder(const Config& c, const std::string& system);
 // images [B, V, 1, H, W] -> patch features of every view [B, V * h * w, C].
 at::Tensor patchFeatures(nn::ResNet& encoder, const at::Tensor& images, const std::string& system);
 
-// The disease predictor: mean patch feature -> 14 x 4 logits [B, 14, 4] (states 0 absent,
-// 1 positive, 2 negative, 3 uncertain; eq. 9's one-hot order).
-at::Tensor stateLogits(torch::nn::Linear& classifier, const at::Tensor& patches);
+// The disease predictor: a linear head on each patch feature, pooled over the patches to 14 x 4
+// logits [B, 14, 4] (states 0 absent, 1 positive, 2 negative, 3 uncertain; eq. 9's one-hot order).
+// lseR = 0: the mean (the head on the mean patch feature, as before the key existed); lseR > 0:
+// log-sum-exp pooling (1/r) log mean_p exp(r z_p) (Wang et al. 2017, ChestX-ray8), between the mean
+// (r -> 0) and the max (r -> inf), so that a finding on one patch of 16 is not averaged away.
+at::Tensor stateLogits(torch::nn::Linear& classifier, const at::Tensor& patches, double lseR);
+
+// config.stateLseR, checked (finite, >= 0; 0 when missing).
+double parseStateLseR(const Config& c, const std::string& system);
 
 // Batch label states [B, 14] in 0..3, checked (ERR_INVALID_ARG naming the system).
 void checkStates(const at::Tensor& labels, int64_t rows, const std::string& system);

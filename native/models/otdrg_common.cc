@@ -1,5 +1,7 @@
 #include "otdrg.h"
 
+#include <cmath>
+
 #include "../core/errors.h"
 
 namespace radkit {
@@ -24,8 +26,17 @@ at::Tensor patchFeatures(nn::ResNet& encoder, const at::Tensor& images, const st
   return f.reshape({B, V * f.size(1), f.size(2)});
 }
 
-at::Tensor stateLogits(torch::nn::Linear& classifier, const at::Tensor& patches) {
-  return classifier->forward(patches.mean(1)).view({patches.size(0), kObservations, 4});
+at::Tensor stateLogits(torch::nn::Linear& classifier, const at::Tensor& patches, double lseR) {
+  if (lseR == 0) return classifier->forward(patches.mean(1)).view({patches.size(0), kObservations, 4});
+  const double logCount = std::log(static_cast<double>(patches.size(1)));
+  at::Tensor z = classifier->forward(patches);  // [B, Np, 56]
+  return ((at::logsumexp(z * lseR, 1) - logCount) / lseR).view({patches.size(0), kObservations, 4});
+}
+
+double parseStateLseR(const Config& c, const std::string& system) {
+  const double r = c.num("stateLseR", 0.0);
+  if (!(r >= 0) || !std::isfinite(r)) argError("ERR_INVALID_ARG", system, ": config.stateLseR must be a finite number >= 0 (0 = mean pooling), got ", r);
+  return r;
 }
 
 void checkStates(const at::Tensor& labels, int64_t rows, const std::string& system) {

@@ -77,6 +77,43 @@ describe('ircp and diseasenet', () => {
     }
   }, 120_000);
 
+  it('diseasenet: the head pools its per-patch logits by the mean (stateLseR 0) or log-sum-exp, as a float64 composite', async () => {
+    const batch = await firstTrainBatch(3);
+    const tb = new TensorBatch({ images: batch.images });
+    const probs: Float32Array[] = [];
+    try {
+      for (const r of [0, 0.5, 8]) {
+        const m = diseasenet({ preset: 'tiny', seed: 3, stateLseR: r }); // same seed: the same weights for every r
+        try {
+          const enc = await m.encode(tb);
+          const z = enc.patchLogits.toArray() as Float32Array, p = enc.probabilities.toArray() as Float32Array;
+          const [B, Np] = enc.patchLogits.shape;
+          expect(enc.patchLogits.shape).toEqual([3, Np, 14, 4]);
+          for (let b = 0; b < B; b++)
+            for (let o = 0; o < 14; o++) {
+              const pooled = [0, 1, 2, 3].map((s) => {
+                const xs = Array.from({ length: Np }, (_, q) => z[((b * Np + q) * 14 + o) * 4 + s]);
+                if (r === 0) return xs.reduce((a, x) => a + x, 0) / Np;
+                const top = Math.max(...xs.map((x) => r * x));
+                return (top + Math.log(xs.reduce((a, x) => a + Math.exp(r * x - top), 0) / Np)) / r;
+              });
+              const top = Math.max(...pooled), e = pooled.map((x) => Math.exp(x - top)), sum = e.reduce((a, x) => a + x, 0);
+              for (let s = 0; s < 4; s++) expect(p[(b * 14 + o) * 4 + s]).toBeCloseTo(e[s] / sum, 5);
+            }
+          probs.push(p);
+          Object.values(enc).forEach((t) => t.dispose());
+        } finally {
+          m.dispose();
+        }
+      }
+      // the pooling changes what the same weights predict
+      expect(Math.max(...probs[2].map((x, i) => Math.abs(x - probs[0][i])))).toBeGreaterThan(1e-3);
+    } finally {
+      tb.dispose();
+    }
+    expect(() => diseasenet({ preset: 'tiny', stateLseR: -1 })).toThrow(/stateLseR must be a finite number >= 0/);
+  });
+
   it('state scores and the majority baseline by hand', () => {
     // observation 0 of 3 studies: truth 1, 1, 2; predicted 1, 2, 2 -> accuracy 2/3, F1(1) = 2/3, F1(2) = 2/3
     const truth = new Array(42).fill(0), pred = new Array(42).fill(0);
@@ -357,10 +394,23 @@ describe('CLI: the staged chain and --lm DIR', () => {
       expect(ev.labelSource).toBe('oracle');
       const image = ds.splits.test[0].imagePaths[0];
       expect(await main(['generate', '--checkpoint', r3, image, '--max-length', '6'])).toBe(0);
+
+      // A predictor trained with log-sum-exp pooling: otdrg must pool its copied head the same way.
+      const r2lse = path.join(tmp, 'cli-dn-lse'), bad = path.join(tmp, 'cli-otdrg-pooling');
+      expect(await main(['train', '--model', 'diseasenet', ...common(), '--out', r2lse, '--epochs', '1', '--no-eval', '--state-lse-r', '4', '--init', `${r1}:encoder.`])).toBe(0);
+      expect(JSON.parse(fs.readFileSync(path.join(r2lse, 'checkpoints', 'last', 'checkpoint.json'), 'utf8')).config.stateLseR).toBe(4);
+      const errors: string[] = [];
+      vi.spyOn(console, 'error').mockImplementation((...a: unknown[]) => void errors.push(a.join(' ')));
+      expect(await main(['train', '--model', 'otdrg', ...common(), '--out', bad, '--epochs', '1', '--no-eval', '--init', r2lse])).toBe(1);
+      expect(errors.join('\n')).toMatch(/config\.stateLseR: 4 in the diseasenet run, 0 here/);
+      expect(fs.existsSync(path.join(bad, 'checkpoints'))).toBe(false);
+      // the encoder alone may come from it (the head is not copied)
+      const encOnly = path.join(tmp, 'cli-otdrg-encoder-only');
+      expect(await main(['train', '--model', 'otdrg', ...common(), '--out', encOnly, '--epochs', '1', '--no-eval', '--init', `${r2lse}:encoder.`]), errors.join('\n')).toBe(0);
     } finally {
       vi.restoreAllMocks();
     }
-  }, 180_000);
+  }, 240_000);
 
   it('--lm DIR: a tiny Hugging Face LLaMA written here is loaded and stays frozen; misfits fail before training', async () => {
     const lmDir = path.join(tmp, 'tiny-llama');
