@@ -261,6 +261,10 @@ async function main() {
    */
   async function planStats(m: Model) {
     const loader = new radkit.data.DataLoader(ds, { split: 'test', batchSize: 16, imageSize: size, views: 1, tokenizer, shuffle: false, workers: 0 });
+    // priorPatch[k]: the patch whose centre lies in most training boxes of observation k, a fixed
+    // place per observation that a plan can learn without reading the image
+    let priorPatch: number[] = [];
+    let priorHits = 0;
     let hits = 0, chance = 0, n = 0, tv = 0, costSpread = 0, studies = 0, camHits = 0, reachable = 0, overlapHits = 0, overlapChance = 0, camOverlapHits = 0;
     // topPatchCounts[k][p]: in how many studies patch p carries the most plan mass of observation k
     let topPatchCounts: number[][] = [];
@@ -304,6 +308,7 @@ async function main() {
         const x0 = (p % g) * cell, y0 = Math.floor(p / g) * cell;
         return x0 < box[2] && x0 + cell > box[0] && y0 < box[3] && y0 + cell > box[1];
       };
+      if (!priorPatch.length) priorPatch = locationPrior(g, inside);
       for (let i = 0; i < B; i++) {
         const labels = b.labels![i];
         for (const f of boxes[b.ids[i]] ?? []) {
@@ -312,6 +317,7 @@ async function main() {
           let best = 0;
           for (let p = 1; p < Np; p++) if (plan[(i * Np + p) * 14 + k] > plan[(i * Np + best) * 14 + k]) best = p;
           hits += inside(best, f.box) ? 1 : 0;
+          priorHits += inside(priorPatch[k], f.box) ? 1 : 0;
           // the predictor's own map: the patch whose features alone give the finding's observation
           // the highest 'positive' logit (relative to the observation's other states)
           const camScore = (p: number) => {
@@ -339,7 +345,19 @@ async function main() {
     // topPatchSameEverywhere: per observation, the share of studies whose top patch is that
     // observation's most frequent one (mean over the 14): 1 = a fixed place whatever the image
     const topPatchSameEverywhere = meanOf(topPatchCounts.map((c) => Math.max(...c) / studies));
-    return { topPatchSameEverywhere, planTvFromUniform: tv / studies, costSpreadAlongLabels: costSpread / studies, findings: n, topPatchInside: n ? hits / n : NaN, randomPatchInside: n ? chance / n : NaN, boxWithPatchCentre: n ? reachable / n : NaN, camTopPatchInside: n ? camHits / n : NaN, topPatchOverlaps: n ? overlapHits / n : NaN, randomPatchOverlaps: n ? overlapChance / n : NaN, camTopPatchOverlaps: n ? camOverlapHits / n : NaN };
+    return { topPatchSameEverywhere, priorPatchInside: n ? priorHits / n : NaN, planTvFromUniform: tv / studies, costSpreadAlongLabels: costSpread / studies, findings: n, topPatchInside: n ? hits / n : NaN, randomPatchInside: n ? chance / n : NaN, boxWithPatchCentre: n ? reachable / n : NaN, camTopPatchInside: n ? camHits / n : NaN, topPatchOverlaps: n ? overlapHits / n : NaN, randomPatchOverlaps: n ? overlapChance / n : NaN, camTopPatchOverlaps: n ? camOverlapHits / n : NaN };
+  }
+
+  /** Per observation, the patch (of a g x g grid) whose centre lies inside the most positive findings' boxes of the training split. */
+  function locationPrior(g: number, inside: (p: number, box: number[]) => boolean): number[] {
+    const counts = Array.from({ length: 14 }, () => new Array(g * g).fill(0));
+    for (const e of ds.splits.train)
+      for (const f of boxes[e.id] ?? []) {
+        const k = CHEXPERT_OBSERVATIONS.indexOf(f.observation as (typeof CHEXPERT_OBSERVATIONS)[number]);
+        if (k < 0 || e.labels?.[CHEXPERT_OBSERVATIONS[k]] !== 'positive') continue;
+        for (let p = 0; p < g * g; p++) counts[k][p] += inside(p, f.box) ? 1 : 0;
+      }
+    return counts.map((c) => c.indexOf(Math.max(...c)));
   }
 
   save();
