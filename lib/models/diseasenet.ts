@@ -2,7 +2,8 @@
  * OTDRG stage 2 (seed 002 section 3.4, "diseasenet"): the disease-state predictor. The ResNet
  * encoder (start it from an `ircp` run with `--init RUN:encoder.`) and a linear head on each patch
  * feature, pooled over the patches (`stateLseR`: 0 the mean, r > 0 log-sum-exp) to 14 x 4 logits,
- * one 4-way softmax per CheXpert observation (eq. 9: absent, positive, negative, uncertain), trained with the focal loss of eq. 10 (gamma 2 by default, recorded in the configuration). Its
+ * one 4-way softmax per CheXpert observation (eq. 9: absent, positive, negative, uncertain), trained
+ * with the focal loss of eq. 10 (gamma 2 by default, recorded in the configuration). Its
  * `encoder.*` and `classifier.*` start `otdrg` (`--init RUN`), whose predicted states at validation
  * and test come from this head. Evaluation: state accuracy and macro-F1 (over the four states) per
  * observation, against always answering the observation's most frequent training state.
