@@ -2,8 +2,8 @@
 // from an ircp run with --init RUN:encoder.) and a linear head (classifier.*) on each patch feature,
 // pooled over the patches (mean, or log-sum-exp with config.stateLseR > 0) to 14 x 4 logits, one
 // 4-way softmax per CheXpert observation (eq. 9's states), trained with the focal loss of eq. 10
-// (nn::losses::focalLoss, gamma from the config, 2 by default). encode() returns the probabilities [B, 14, 4], the argmax states [B, 14] and the
-// per-patch logits.
+// (nn::losses::focalLoss, gamma from the config, 2 by default). encode() returns the probabilities
+// [B, 14, 4], the argmax states [B, 14] and the per-patch logits.
 #include <ATen/ATen.h>
 
 #include "../core/errors.h"
