@@ -48,7 +48,7 @@ async function main() {
   const otLr = arg('ot-lr', 0); // 0: the otdrg kind's recipe (AdamW 1e-3)
   // --dn-lse R: the predictor head pools its per-patch logits by log-sum-exp with sharpness R (0 =
   // the mean); its diseasenet runs are named dn-*-lseR and the otdrg runs read the same pooling.
-  const dnLse = Number(str('dn-lse', '0'));
+  const dnLse = arg('dn-lse', 0);
   const dnSuffix = dnLse ? `-lse${dnLse}` : '';
   const firstSeed = arg('first-seed', 0), only = str('variants', ''), tag = str('tag', ''), lmPreset = str('lm', 'bench');
   radkit.setNumThreads(arg('threads', 1));

@@ -41,8 +41,7 @@ class DiseaseNet : public System {
   std::map<std::string, at::Tensor> encode(const Batch& b) override {
     at::Tensor x = otdrg::patchFeatures(encoder, b.images, "diseasenet");
     at::Tensor p = at::softmax(otdrg::stateLogits(classifier, x, lseR_), -1);
-    at::Tensor perPatch = classifier->forward(x).view({x.size(0), x.size(1), kObservations, 4});
-    return {{"probabilities", p}, {"states", p.argmax(-1)}, {"patchLogits", perPatch}};
+    return {{"probabilities", p}, {"states", p.argmax(-1)}, {"patchLogits", otdrg::patchStateLogits(classifier, x)}};
   }
 
   Generated generate(const GenerateRequest&) override {

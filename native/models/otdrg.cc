@@ -391,7 +391,7 @@ class Otdrg : public System {
     at::NoGradGuard ng;
     at::Tensor fx = imageProjection->forward(x), fy = labelProjection->forward(labelFeatures(states));
     otdrg::Transport t = otdrg::transport(fx, fy, epsilon_, iterations_, costScale_);
-    at::Tensor perPatch = classifier->forward(x).view({x.size(0), x.size(1), kObservations, 4});
+    at::Tensor perPatch = otdrg::patchStateLogits(classifier, x);
     return {{"plan", t.plan}, {"cost", t.cost}, {"predictedStates", predicted}, {"distance", t.distance}, {"patchStateLogits", perPatch}};
   }
 

@@ -29,6 +29,9 @@ at::Tensor patchFeatures(nn::ResNet& encoder, const at::Tensor& images, const st
 // (r -> 0) and the max (r -> inf), so that a finding on one patch of 16 is not averaged away.
 at::Tensor stateLogits(torch::nn::Linear& classifier, const at::Tensor& patches, double lseR);
 
+// The head on every patch alone [B, Np, 14, 4]: what stateLogits pools (a class activation map).
+at::Tensor patchStateLogits(torch::nn::Linear& classifier, const at::Tensor& patches);
+
 // config.stateLseR, checked (finite, >= 0; 0 when missing).
 double parseStateLseR(const Config& c, const std::string& system);
 

@@ -29,8 +29,11 @@ at::Tensor patchFeatures(nn::ResNet& encoder, const at::Tensor& images, const st
 at::Tensor stateLogits(torch::nn::Linear& classifier, const at::Tensor& patches, double lseR) {
   if (lseR == 0) return classifier->forward(patches.mean(1)).view({patches.size(0), kObservations, 4});
   const double logCount = std::log(static_cast<double>(patches.size(1)));
-  at::Tensor z = classifier->forward(patches);  // [B, Np, 56]
-  return ((at::logsumexp(z * lseR, 1) - logCount) / lseR).view({patches.size(0), kObservations, 4});
+  return (at::logsumexp(patchStateLogits(classifier, patches) * lseR, 1) - logCount) / lseR;
+}
+
+at::Tensor patchStateLogits(torch::nn::Linear& classifier, const at::Tensor& patches) {
+  return classifier->forward(patches).view({patches.size(0), patches.size(1), kObservations, 4});
 }
 
 double parseStateLseR(const Config& c, const std::string& system) {
