@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DataLoader, type Batch } from '../data/loader.js';
+import { checkAugmentOptions, type AugmentOptions } from '../data/augment.js';
 import { RESIZE_FILTERS, type FitMode, type ResizeFilter } from '../data/image.js';
 import { readUnpaired, type R2GenDataset, type R2GenEntry, type SplitName, type UnpairedDataset } from '../data/r2gen.js';
 import { UnpairedLoader, unpairedTensorBatch, type UnpairedBatch } from '../data/unpaired.js';
@@ -66,6 +67,13 @@ export interface TrainOptions {
   progress?: 'auto' | 'bar' | 'json' | 'none' | ((e: ProgressEvent) => void);
   /** Image decoding threads of the loader. */
   workers?: number;
+  /**
+   * Seeded augmentations of the training batches (train split only; image crop / affine / blur /
+   * brightness / contrast / flip and sentence shuffling, `AugmentOptions`). Default: the kind's
+   * (`ModelKind.augment`, none for most kinds); false: none. Recorded in the checkpoints'
+   * trainOptions, so resuming with other augmentations is a settings difference.
+   */
+  augment?: AugmentOptions | false;
   /**
    * Where to train: 'cpu', 'cuda' or 'cuda:N' (default: where the model is). The model (parameters,
    * buffers, optimizer state) moves there and every batch follows it; checkpoints stay CPU archives,
@@ -187,6 +195,13 @@ function check(o: TrainOptions): void {
     if (e.every !== undefined && !(Number.isInteger(e.every) && e.every >= 1)) throw bad('evaluate.every must be a positive whole number', e.every);
     if (e.maxItems !== undefined && !(Number.isInteger(e.maxItems) && e.maxItems >= 1)) throw bad('evaluate.maxItems must be a positive whole number', e.maxItems);
     if (e.metric !== undefined && (typeof e.metric !== 'string' || !e.metric)) throw bad('evaluate.metric must be a metric name', e.metric);
+  }
+  if (o.augment !== undefined && o.augment !== false) {
+    try {
+      checkAugmentOptions(o.augment);
+    } catch (err) {
+      throw new ArgumentError(`${FN}: options.augment: ${(err as Error).message.replace(/^augment: /, '')}`, 'ERR_INVALID_ARG', FN);
+    }
   }
   if (o.resume !== undefined && o.resume !== 'auto' && o.resume !== false) throw bad("resume must be 'auto' or false", o.resume);
   if (o.labels !== undefined && o.labels !== 'auto' && o.labels !== 'labeler') throw bad("labels must be 'auto' or 'labeler'", o.labels);
@@ -368,15 +383,18 @@ async function trainLocked(model: Model, dataset: R2GenDataset, o: TrainOptions,
     fs.appendFileSync(logPath, `${JSON.stringify({ time: new Date().toISOString(), ...e })}\n`);
     print(e);
   };
+  // the kind's augmentations unless the caller gives its own (or false: none)
+  const augment = o.augment === false ? undefined : (o.augment ?? r.kind?.augment);
   const loaderFor = (epoch: number): AsyncIterable<Batch | UnpairedBatch> & { length: number } =>
     r.unpaired
-      ? new UnpairedLoader(r.unpaired, { batchSize, imageSize: pre.imageSize, fit: pre.fit, filter: pre.filter, views: pre.views, tokenizer: o.tokenizer, seed, epoch, workers: o.workers })
-      : new DataLoader(dataset, { split: 'train', batchSize, imageSize: pre.imageSize, fit: pre.fit, filter: pre.filter, views: pre.views, tokenizer: o.tokenizer, seed, epoch, workers: o.workers });
+      ? new UnpairedLoader(r.unpaired, { batchSize, imageSize: pre.imageSize, fit: pre.fit, filter: pre.filter, views: pre.views, tokenizer: o.tokenizer, seed, epoch, workers: o.workers, augment })
+      : new DataLoader(dataset, { split: 'train', batchSize, imageSize: pre.imageSize, fit: pre.fit, filter: pre.filter, views: pre.views, tokenizer: o.tokenizer, seed, epoch, workers: o.workers, augment });
   const stepsPerEpoch = Math.min(loaderFor(0).length, o.maxStepsPerEpoch ?? Infinity);
   const totalSteps = stepsPerEpoch * o.epochs;
   let trainOptions: Record<string, unknown> = {
     batchSize, lr, visualLr, schedule, seed, clipNorm, optimizer: o.optimizer, optimizerOptions: o.optimizerOptions, weightDecay: o.weightDecay,
     epochs: o.epochs, evaluate: evalCfg, preprocessing: pre, init, freeze: o.freeze ?? [], maxStepsPerEpoch: o.maxStepsPerEpoch ?? null, labels: r.labelled.source, precision: o.precision, device: o.device,
+    ...(augment ? { augment } : {}),
     ...(r.unpaired ? { unpaired: { imagesFile: r.unpaired.imagesFile ?? null, reportsFile: r.unpaired.reportsFile ?? null, images: r.unpaired.images.length, reports: r.unpaired.reports.length } } : {}),
   };
 

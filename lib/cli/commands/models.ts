@@ -17,6 +17,7 @@ import { checkOutputOutsideCheckpoints, defaultOutputDir, generationTokenizer, l
 import { generationEvaluation } from '../../train/evaluate.js';
 import { writeHtmlReport } from '../../report/html.js';
 import type { SplitName } from '../../data/r2gen.js';
+import type { AugmentOptions } from '../../data/augment.js';
 import { RadkitError } from '../../errors.js';
 import { checkDevice } from '../../runtime.js';
 import { PRECISIONS } from '../../models/model.js';
@@ -120,12 +121,27 @@ const TRAIN_FLAGS: CliFlags = {
   'no-resume': { type: 'boolean', help: 'start over instead of resuming' },
   'force-new-settings': { type: 'boolean', help: 'resume a run with other settings than it recorded (listed otherwise)' },
   'no-eval': { type: 'boolean', help: 'no evaluation after epochs (the last epoch is best)' },
+  augment: { type: 'string', arg: 'JSON|none', help: 'training augmentations, e.g. \'{"image":{"resizedCrop":{},"affine":{}}}\' (lib/data/augment.ts; default: the kind\'s; none: off); recorded in the run' },
   'derive-labels': { type: 'boolean', help: "CheXpert labels of every study from radkit's labeler (a dataset without labels gets them anyway when the model needs labels)" },
   progress: { type: 'string', choices: ['bar', 'json', 'none', 'auto'], default: 'auto', help: 'progress output' },
   ...DEVICE_FLAG,
   precision: { type: 'string', choices: PRECISIONS, help: 'float32 (default), bfloat16 (autocast, float32 master weights) or float16 (loss scaling; CUDA only)' },
   ...LAUNCH_FLAGS,
 };
+
+/** --augment: 'none' (no augmentation), a JSON object of AugmentOptions, or absent (the kind's). */
+function augmentFlag(v: string | undefined): AugmentOptions | false | undefined {
+  if (v === undefined) return undefined;
+  if (v === 'none') return false;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(v);
+  } catch (err) {
+    throw new UsageError(`--augment must be 'none' or a JSON object such as '{"image":{"resizedCrop":{}}}': ${(err as Error).message}`);
+  }
+  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw new UsageError(`--augment must be 'none' or a JSON object, got ${v}`);
+  return parsed as AugmentOptions;
+}
 
 /** The --model value of a train command line (before strict parsing: the kind decides the flags). */
 function modelArg(argv: string[]): string {
@@ -169,6 +185,7 @@ ${kinds}`;
     const tokenizer = kind.tokenizer ? kind.tokenizer(ds, values) : Tokenizer.build(ds.splits.train.map((e) => e.report), { threshold: values.threshold as number });
     if (values['init-partial'] && !values.init) throw new UsageError('--init-partial needs --init RUN[:prefix]');
     if (values['no-eval'] && values.metric !== undefined) throw new UsageError('--metric selects by evaluation; it does not go with --no-eval');
+    const augment = augmentFlag(values.augment as string | undefined);
     const freeze = typeof values.freeze === 'string' ? values.freeze.split(',').map((p) => p.trim()).filter(Boolean) : undefined;
     const model = kind.create({ dataset: ds, tokenizer, preset, seed: values.seed as number, imageSize: values['image-size'] as number | undefined, batchSize: values['batch-size'] as number | undefined, flags: values });
     const controller = new AbortController();
@@ -197,6 +214,7 @@ ${kinds}`;
         evaluate: values['no-eval'] ? false : { metric: values.metric as string | undefined },
         init: typeof values.init === 'string' ? { ...parseInitSpec(values.init, 'radkit train'), partial: values['init-partial'] === true } : undefined,
         freeze,
+        augment,
         progress: (group && group.rank !== 0 ? 'none' : values.progress) as 'auto',
         signal: controller.signal,
         device: values.device as string | undefined,
