@@ -8,7 +8,8 @@
 // Run (from the repository root): node dist/bench/otdrg.js [--train 3000] [--val 100] [--test 300] [--size 128]
 //        [--seeds 3] [--ircp-epochs 1] [--dn-epochs 4] [--lm-steps 400] [--ot-steps 120] [--ot-lr 0 (recipe)] [--lm bench|small] [--threads 1]
 //        [--experiments table3,table4,scale,costscale] [--first-seed 0] [--variants full,DLE,...] [--tag NAME]
-//        [--reuse-stages] [--reuse-runs] [--runs-tag NAME]
+//        [--reuse-stages] [--reuse-runs] [--runs-tag NAME] [--dn-lse R] [--dn-tag NAME] [--dn-select-val] [--dn-augment JSON]
+//        (--experiments visible adds the visible-findings oracle: see visibleDs below)
 //        (--variants keeps the variants whose name starts with one of the given prefixes; --tag writes otdrg-NAME.json)
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -23,6 +24,7 @@ import { TensorBatch, type Model } from '../lib/models/model.js';
 import { generateSplit, headline, scoreReports } from '../lib/train/evaluate.js';
 import { CHEXPERT_OBSERVATIONS, LABEL_STATES } from '../lib/text/chexpert.js';
 import type { Tokenizer } from '../lib/text/tokenizer.js';
+import type { AugmentOptions } from '../lib/data/augment.js';
 import { arg, str } from './flags.js';
 
 /** The label-template baseline: one sentence per mentioned observation, from the states alone. */
@@ -49,7 +51,14 @@ async function main() {
   // --dn-lse R: the predictor head pools its per-patch logits by log-sum-exp with sharpness R (0 =
   // the mean); its diseasenet runs are named dn-*-lseR and the otdrg runs read the same pooling.
   const dnLse = arg('dn-lse', 0);
-  const dnSuffix = dnLse ? `-lse${dnLse}` : '';
+  // --dn-tag NAME: the diseasenet runs (and the otdrg runs that read them) get their own folders, so
+  // a predictor trained with other budget flags does not overwrite or reuse another's.
+  // --dn-select-val: diseasenet is evaluated on the validation split after every epoch and the epoch
+  // with the highest state accuracy is kept (checkpoints/best), instead of the last epoch.
+  const dnTag = str('dn-tag', ''), dnSelectVal = process.argv.includes('--dn-select-val');
+  // --dn-augment JSON: training augmentations of the diseasenet runs (train's augment option)
+  const dnAugment = str('dn-augment', '') ? (JSON.parse(str('dn-augment', '')) as AugmentOptions) : undefined;
+  const dnSuffix = (dnLse ? `-lse${dnLse}` : '') + (dnTag ? `-${dnTag}` : '');
   const firstSeed = arg('first-seed', 0), only = str('variants', ''), tag = str('tag', ''), lmPreset = str('lm', 'bench');
   radkit.setNumThreads(arg('threads', 1));
   const dir = path.join(os.tmpdir(), `radkit-bench-otdrg-${trainN}-${valN}-${testN}-${size}`);
@@ -79,7 +88,7 @@ async function main() {
       encoder: 'ResNet 16-24-32-64-96, one BasicBlock per stage (the paper: Swin-B); patches of the last stage (4 x 4 at 128 px)',
       predictorPooling: dnLse ? `log-sum-exp over the 16 patches of the per-patch logits, r ${dnLse} (stateLseR)` : 'the head on the mean patch feature (stateLseR 0)',
       ircp: 'eq. 2 on the mean-pooled patch feature, cosine, sigma 0.1, tau 0.5, keys a_j + noise_j of the batch as negatives; AdamW 1e-3, cosine schedule',
-      diseasenet: 'mean patch feature -> Linear -> 14 x 4 logits; focal loss per 4-way group, gamma 2, mean over the B x 14 groups',
+      diseasenet: `mean patch feature -> Linear -> 14 x 4 logits; focal loss per 4-way group, gamma 2, mean over the B x 14 groups; ${dnEpochs} epochs${dnSelectVal ? ', the epoch of highest validation state accuracy kept' : ', the last epoch kept'}; augmentations ${dnAugment ? JSON.stringify(dnAugment) : 'none'}`,
       labelFeatures: 'Y = mean of the LM input embeddings of the tokens of "observation: state" (14 per study), divided by the RMS of the 56-row table (labelFeatureScale rms; raw as an ablation); W_l: D -> D',
       cost: "Euclidean (eq. 6), divided by its per-study mean with the gradient through it (costScale 'ratio', the kind's default; L_OT = <T*, C> / mean C); the costscale experiment divides by the detached mean (costScale 'mean')",
       sinkhorn: 'log-domain ops.sinkhorn, uniform marginals, epsilon 0.1, t 50, no tolerance stop; L_OT = <T*, C> (no -h(T*) term)',
@@ -142,6 +151,54 @@ async function main() {
   log(`most common: BLEU-4 ${(results.mostCommon as Record<string, number>).bleu4.toFixed(3)} CE ${(results.mostCommon as Record<string, number>).ceMicroF1.toFixed(3)}; template (oracle): BLEU-4 ${(results.templateOracle as Record<string, number>).bleu4.toFixed(3)} CE ${(results.templateOracle as Record<string, number>).ceMicroF1.toFixed(3)}`);
   save();
 
+  /**
+   * --experiments visible: what a perfect image reader could give. Two test label sets, scored
+   * against the true labels: 'visible' takes the oracle's states where the image shows the finding
+   * (positive, uncertain) and, for every other observation, the training split's most common state
+   * among the non-visible ones; 'visiblePredictedHidden' takes the same visible states and, for the
+   * rest, the predictor's guess (its positive or uncertain there becomes absent). Whether a report
+   * mentions a normal finding (negative) or leaves it out (absent) is drawn at random by SynthCXR,
+   * so no image shows it.
+   */
+  const VISIBLE = new Set(['positive', 'uncertain']);
+  const trueTestLabels = new Map(ds.splits.test.map((e) => [e.id, e.labels]));
+  const predictedTest: Record<string, number[][]> = {};
+  const labelSets = new Map<string, typeof ds>();
+  const hiddenMajority = () => {
+    const counts = CHEXPERT_OBSERVATIONS.map(() => new Map<string, number>());
+    for (const e of ds.splits.train) CHEXPERT_OBSERVATIONS.forEach((o, k) => { const s = e.labels![o]; if (!VISIBLE.has(s)) counts[k].set(s, (counts[k].get(s) ?? 0) + 1); });
+    return counts.map((c) => [...c.entries()].sort((a, b) => b[1] - a[1])[0][0]);
+  };
+  const STATE_NAMES = Object.keys(LABEL_STATES);
+  const visibleDs = (source: 'visible' | 'visiblePredictedHidden', encoder: string) => {
+    const key = `${source}:${encoder}`;
+    const cached = labelSets.get(key);
+    if (cached) return cached;
+    const hidden = hiddenMajority();
+    const hiddenState = (i: number, k: number) => {
+      if (source === 'visible') return hidden[k];
+      const p = STATE_NAMES[predictedTest[encoder][i][k]];
+      return VISIBLE.has(p) ? 'absent' : p;
+    };
+    const labels: Record<string, Record<string, string>> = {};
+    for (const split of ['train', 'val'] as const) for (const e of ds.splits[split]) labels[e.id] = e.labels!;
+    ds.splits.test.forEach((e, i) => { labels[e.id] = Object.fromEntries(CHEXPERT_OBSERVATIONS.map((o, k) => [o, VISIBLE.has(e.labels![o]) ? e.labels![o] : hiddenState(i, k)])); });
+    const file = path.join(dir, `labels-${source}-${encoder}${dnSuffix}.json`);
+    fs.writeFileSync(file, JSON.stringify(labels));
+    const set = radkit.data.readR2Gen(path.join(dir, 'annotation.json'), { labels: file });
+    const states = set.splits.test.map((e) => CHEXPERT_OBSERVATIONS.map((o) => LABEL_STATES[e.labels![o]]));
+    let same = 0;
+    ds.splits.test.forEach((e, i) => CHEXPERT_OBSERVATIONS.forEach((o, k) => { same += LABEL_STATES[e.labels![o]] === states[i][k] ? 1 : 0; }));
+    (results.visibleStates ??= {} as Record<string, unknown>);
+    (results.visibleStates as Record<string, unknown>)[key] = {
+      stateAccuracy: same / (ds.splits.test.length * 14),
+      template: headline(scoreReports(refs.map((r, i) => ({ ...r, hypothesis: tokenizer.clean(templateReport(states[i])) })))),
+      ...(source === 'visible' ? { hiddenStates: Object.fromEntries(CHEXPERT_OBSERVATIONS.map((o, k) => [o, hidden[k]])) } : {}),
+    };
+    labelSets.set(key, set);
+    return set;
+  };
+
   const table: Record<string, unknown[]> = {};
   results.otdrg = table;
   // [name, config, diseasenet run, LM pre-training input, score oracle too]
@@ -182,20 +239,29 @@ async function main() {
   stages.ircp = { seconds: r1.seconds, ...e1.headline };
   log(`ircp: ${r1.seconds.toFixed(0)} s, val loss ${e1.headline.valLoss.toFixed(3)}, spread ${e1.headline.featureSpread.toFixed(3)}`);
   const dnRuns: Record<string, string> = {};
+  const stagesBest: Record<string, unknown> = {};
   for (const withIrcp of [true, false]) {
     if (!needDn.has(withIrcp ? 'ircp' : 'scratch')) continue;
     const m2 = diseasenet({ preset: 'small', seed: 0, stateLseR: dnLse });
-    const r2 = await train(m2, `dn-${withIrcp ? 'ircp' : 'scratch'}${dnSuffix}`, { epochs: dnEpochs }, { seed: 0, ...(withIrcp ? { init: `${r1.runDir}:encoder.` } : {}) }, true);
+    const r2 = await train(m2, `dn-${withIrcp ? 'ircp' : 'scratch'}${dnSuffix}`, { epochs: dnEpochs }, { seed: 0, ...(withIrcp ? { init: `${r1.runDir}:encoder.` } : {}), ...(dnSelectVal ? { evaluate: { split: 'val', metric: 'accuracy' } } : {}), ...(dnAugment ? { augment: dnAugment } : {}) }, true);
+    if (dnSelectVal) {
+      // score the kept (best) epoch, which is what --init copies into the otdrg runs
+      const best = await radkit.loadCheckpoint(r2.runDir);
+      m2.loadTensors('', best.model.namedTensors());
+      stagesBest[withIrcp ? 'ircp' : 'scratch'] = best.meta.best;
+      best.model.dispose();
+    }
     const e2 = await diseasenetEvaluation(m2, tokenizer, ds, { split: 'test', preprocessing: pre });
     const e2val = await diseasenetEvaluation(m2, tokenizer, ds, { split: 'val', preprocessing: pre });
     m2.dispose();
     dnRuns[withIrcp ? 'ircp' : 'scratch'] = r2.runDir;
-    stages[`diseasenet-${withIrcp ? 'ircp' : 'scratch'}`] = { seconds: r2.seconds, ...e2.headline, val: e2val.headline, perObservation: (e2.record as { perObservation: unknown }).perObservation };
+    stages[`diseasenet-${withIrcp ? 'ircp' : 'scratch'}`] = { seconds: r2.seconds, epochs: dnEpochs, selected: stagesBest[withIrcp ? 'ircp' : 'scratch'] ?? 'last epoch', ...e2.headline, val: e2val.headline, perObservation: (e2.record as { perObservation: unknown }).perObservation };
     log(`diseasenet ${withIrcp ? 'from ircp' : 'from scratch'}: ${r2.seconds.toFixed(0)} s, test accuracy ${e2.headline.accuracy.toFixed(3)} vs majority ${e2.headline.majorityAccuracy.toFixed(3)}, macro-F1 ${e2.headline.macroF1.toFixed(3)} vs ${e2.headline.majorityMacroF1.toFixed(3)}`);
     const ck = await radkit.loadCheckpoint(r2.runDir);
     const pred = await predictSplitStates(ck.model, tokenizer, ds, { split: 'test', preprocessing: pre });
     ck.model.dispose();
     const predStates = ds.splits.test.map((_, i) => pred.predicted.slice(i * 14, i * 14 + 14));
+    predictedTest[withIrcp ? 'ircp' : 'scratch'] = predStates;
     results[withIrcp ? 'templatePredicted' : 'templatePredictedNoIrcp'] = headline(scoreReports(refs.map((r, i) => ({ ...r, hypothesis: tokenizer.clean(templateReport(predStates[i])) }))));
     save();
   }
@@ -220,8 +286,11 @@ async function main() {
     const r = await train(m, `otdrg-${name.replace(/[^a-z0-9]+/gi, '-')}${dnSuffix}-s${seed}`, { steps: otSteps }, { seed, init: dnRuns[encoder], ...(otLr > 0 ? { lr: otLr } : {}) }, reuseRuns);
     const parts = stepLog(r.runDir).map((e) => e.parts);
     const scores: Record<string, unknown> = { seconds: r.seconds, ...('reused' in r ? { reused: true } : {}), trainLoss: { rgFirst: meanOf(parts.slice(0, 10).map((p) => p.rg)), rgLast: meanOf(parts.slice(-10).map((p) => p.rg)), otFirst: meanOf(parts.slice(0, 10).map((p) => p.ot)), otLast: meanOf(parts.slice(-10).map((p) => p.ot)) } };
-    for (const source of withOracle ? ['predicted', 'oracle'] : ['predicted']) {
-      const reports = await generateSplit(m, tokenizer, ds, { split: 'test', preprocessing: pre, generate: { ...m.generateDefaults, systemOptions: { labelSource: source } } });
+    for (const source of [...(withOracle ? ['predicted', 'oracle'] : ['predicted']), ...(experiments.has('visible') && input === 'labelled' ? ['visible', 'visiblePredictedHidden'] : [])]) {
+      // the visible sources: the oracle states of their label sets, scored against the true labels
+      const isVisible = source === 'visible' || source === 'visiblePredictedHidden';
+      const useDs = isVisible ? visibleDs(source, encoder) : ds, labelSource = isVisible ? 'oracle' : source;
+      const reports = (await generateSplit(m, tokenizer, useDs, { split: 'test', preprocessing: pre, generate: { ...m.generateDefaults, systemOptions: { labelSource } } })).map((r) => ({ ...r, labels: trueTestLabels.get(r.id) }));
       scores[source] = headline(scoreReports(reports));
       if (name.startsWith('full') && seed === seedList[0] && source === 'predicted') scores.examples = reports.slice(0, 3).map((x) => ({ id: x.id, hypothesis: x.hypothesis, reference: x.reference }));
     }
@@ -239,7 +308,7 @@ async function main() {
     const summary: Record<string, Record<string, { mean: number; sd: number; n: number }>> = {};
     for (const [name, rows] of Object.entries(table)) {
       const s: Record<string, { mean: number; sd: number; n: number }> = {};
-      for (const source of ['predicted', 'oracle'])
+      for (const source of ['predicted', 'oracle', 'visible', 'visiblePredictedHidden'])
         for (const k of ['bleu4', 'ceMicroF1']) {
           const xs = (rows as Record<string, Record<string, number> | undefined>[]).map((r) => r[source]?.[k]).filter((x): x is number => typeof x === 'number');
           if (!xs.length) continue;
