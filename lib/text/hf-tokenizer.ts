@@ -114,6 +114,12 @@ export class HFTokenizer {
     return this.#special('pad_token') ?? this.eosId;
   }
 
+  /** Ids of the added tokens marked special (e.g. GPT-NeoX's <|endoftext|> and <|padding|>), ascending. */
+  get specialIds(): number[] {
+    const added = (this.#json.added_tokens as AddedTokenJSON[] | undefined) ?? [];
+    return added.filter((t) => t.special).map((t) => t.id).sort((a, b) => a - b);
+  }
+
   tokenToId(token: string): number | undefined {
     return this.#impl.token_to_id(token);
   }
