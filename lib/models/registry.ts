@@ -85,7 +85,7 @@ export interface ModelKind {
   /** Creates a fresh model for a training run. */
   create(ctx: BuildContext): Model;
   /** Training defaults: optimizer, learning rates, schedule, batch size, evaluation metric, ... */
-  recipe?(ctx: { batchSize?: number; dataset: R2GenDataset; flags: FlagValues }): TrainingRecipe;
+  recipe?(ctx: { batchSize?: number; dataset: R2GenDataset; flags: FlagValues; config: NativeConfig }): TrainingRecipe;
   /** The validation metric that selects the best checkpoint. */
   metric: string;
   /** Views per study the model reads (default: 1). */

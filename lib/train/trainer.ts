@@ -306,7 +306,7 @@ export async function train(model: Model, dataset: R2GenDataset, options: TrainO
   check(options);
   const kind = findModelKind(model.kind);
   // Defaults, then the kind's recipe, then the caller's options (undefined never overrides).
-  const o = layer<TrainOptions>(TRAIN_DEFAULTS as Partial<TrainOptions>, kind?.recipe?.({ batchSize: options.batchSize, dataset, flags: {} }) ?? {}, options);
+  const o = layer<TrainOptions>(TRAIN_DEFAULTS as Partial<TrainOptions>, kind?.recipe?.({ batchSize: options.batchSize, dataset, flags: {}, config: model.config }) ?? {}, options);
   check(o);
   const task = kind?.task ?? 'generation';
   const evaluateWith = kind?.evaluate ?? generationEvaluation;
