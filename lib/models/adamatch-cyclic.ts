@@ -21,29 +21,67 @@ import * as path from 'node:path';
 import { readImage } from '../data/image.js';
 import type { Batch } from '../data/loader.js';
 import type { R2GenDataset, R2GenEntry, SplitName } from '../data/r2gen.js';
-import { ArgumentError, RadkitError } from '../errors.js';
+import { ArgumentError, DataError, RadkitError } from '../errors.js';
 import { evaluate as scoreTexts } from '../metrics/index.js';
 import { headline } from '../train/evaluate.js';
 import { writeHtmlReport } from '../report/html.js';
 import { loadCheckpoint, type LoadedCheckpoint } from '../train/checkpoint.js';
 import { extractEntities } from '../text/entities.js';
+import { HFReportTokenizer } from '../text/hf-report-tokenizer.js';
 import type { ReportTokenizer } from '../text/report-tokenizer.js';
 import { Tokenizer } from '../text/tokenizer.js';
 import type { NativeConfig } from '../../typings/model.js';
 import { CYCLIC_LM_SMALL } from './cyclic-lm.js';
-import { SpecialsVocabulary, leftPadPrompts, specialsPrompt } from './cyclic-prompts.js';
+import { JointVocabulary, SpecialsVocabulary, encodePrompt, imagePrompt, leftPadPrompts, reportPrompt, specialsPrompt, type PromptPart } from './cyclic-prompts.js';
 import { readImageCodes, type ImageCodesFile } from './image-codes.js';
+import { loadLmWeights, readLmFolder } from './lm-folder.js';
 import { decodeCodes, encodeImages, greyPng } from './vqgan.js';
 import { Model, TensorBatch } from './model.js';
 import { createOptions, registerModelKind, type BuildContext, type Evaluation, type EvaluationOptions, type FlagValues } from './registry.js';
 
-export const CYCLIC_PRESETS = ['small'] as const;
+export const CYCLIC_PRESETS = ['small', 'paper'] as const;
+export type CyclicPreset = (typeof CYCLIC_PRESETS)[number];
 
-/** Every configuration key with its default (`textIds`, `codes`, `imageTokens` come from the run's tokenizer and codes file). */
+/**
+ * Every configuration key with its default. `textIds`, `codes`, `imageTokens` come from the run's
+ * tokenizer (or `--lm` folder) and codes file; with `--lm` the LM's sizes come from its config.json.
+ *   small: a from-scratch 5M GPT-NeoX over radkit's words (layout 'specials'), 64 tokens of 256 codes
+ *   paper: a user's GPT-NeoX (dolly-v2-3b) from --lm DIR (layout 'joint'), bfloat16 weights,
+ *          taming f16/1024 codes (256 tokens at 256 px)
+ */
 export function cyclicConfigDefaults(preset: string): NativeConfig {
-  if (preset !== 'small') throw new ArgumentError(`adamatch-cyclic: preset must be 'small', got '${String(preset)}'`, 'ERR_INVALID_ARG', 'adamatch-cyclic');
-  return { textIds: 2, codes: 256, imageTokens: 64, ...CYCLIC_LM_SMALL, seed: 0, vq: '', codesFile: '', hints: 'none' };
+  if (!(CYCLIC_PRESETS as readonly string[]).includes(preset)) throw new ArgumentError(`adamatch-cyclic: preset must be one of ${CYCLIC_PRESETS.join(', ')}, got '${String(preset)}'`, 'ERR_INVALID_ARG', 'adamatch-cyclic');
+  const lm = { vocabLayout: 'specials', lm: '', rotaryDim: 0, ropeTheta: 10000, normEps: 1e-5, parallelResidual: 1, tieEmbeddings: 0, activation: 'gelu', bosId: 0, eosId: 0, padId: 0, reportRanges: [] as number[], lmDtype: 'float32' };
+  const common = { textIds: 2, ...CYCLIC_LM_SMALL, ...lm, seed: 0, vq: '', codesFile: '', hints: 'none' };
+  return preset === 'paper' ? { ...common, codes: 1024, imageTokens: 256, vocabLayout: 'joint', lmDtype: 'bfloat16' } : { ...common, codes: 256, imageTokens: 64 };
 }
+
+/** The configuration keys of a GPT-NeoX folder (`--lm DIR`) and its tokenizer. */
+function lmFolderKeys(dir: string, tokenizer: HFReportTokenizer): NativeConfig {
+  const c = readLmFolder(dir, tokenizer, { fn: LM_FN, arch: 'gpt_neox', layout: 'GPT-NeoX layout, as dolly-v2-3b' });
+  if (c.attentionBias === false) throw new DataError({ file: path.join(dir, 'config.json'), message: 'adamatch-cyclic runs GPT-NeoX with attention biases (attention_bias is false)' }, LM_FN);
+  return {
+    textIds: c.vocabSize,
+    hiddenSize: c.hiddenSize,
+    numLayers: c.numLayers,
+    numHeads: c.numHeads,
+    intermediateSize: c.intermediateSize,
+    maxPositions: c.maxPositions ?? 2048,
+    rotaryDim: c.rotaryDim ?? c.hiddenSize / c.numHeads,
+    ropeTheta: c.ropeTheta ?? 10000,
+    normEps: c.normEps ?? 1e-5,
+    parallelResidual: c.parallelResidual === false ? 0 : 1,
+    tieEmbeddings: c.tieEmbeddings ? 1 : 0,
+    activation: c.activation ?? 'gelu',
+    bosId: tokenizer.bosId,
+    eosId: tokenizer.eosId,
+    padId: tokenizer.padId,
+    vocabLayout: 'joint',
+    lm: dir,
+  };
+}
+
+const LM_FN = 'adamatch-cyclic --lm';
 
 /** Hints of one study as the LM reads them (null: that section is left out). */
 export interface CyclicStudy {
@@ -81,29 +119,70 @@ export function oracleKeywords(report: string, n = 10): string[] {
   return [...new Set(extractEntities(report).map((e) => e.text))].slice(0, n);
 }
 
-/** What the LM of one model needs besides its weights: the vocabulary, the codes and hints of every study. */
+/** The two vocabulary layouts of the LM (`config.vocabLayout`; see native/models/adamatch_cyclic.cc). */
+export type CyclicLayout = 'specials' | 'joint';
+
+/**
+ * What the LM of one model needs besides its weights: the vocabulary, the prompts, the codes and
+ * hints of every study. Layout 'specials' (a from-scratch LM over radkit's word ids): task-token
+ * prompts (`specialsPrompt`). Layout 'joint' (a user's GPT-NeoX LM with its BPE tokenizer, `--lm`):
+ * the Fig. 3-4 text prompts, image token = code + the LM's vocabulary rows. There the prompt ends at
+ * "### Response:" and the report starts with its space (" The heart ..."): the text is the figures'
+ * byte for byte and the report's first word is the token a BPE tokenizer gives it inside a sentence.
+ */
 export class CyclicTable {
-  readonly vocab: SpecialsVocabulary;
+  readonly layout: CyclicLayout;
+  readonly vocab: JointVocabulary;
   readonly imageTokens: number;
   readonly grid: [number, number];
   readonly codesFile: ImageCodesFile;
   readonly hints: string;
+  /** The token that ends a report. */
+  readonly eosId: number;
   readonly #hintsFile?: CyclicHintsFile;
   readonly #reports = new Map<string, string>();
-  constructor(config: NativeConfig, readonly tokenizer: Tokenizer, dataset?: R2GenDataset) {
+  constructor(config: NativeConfig, readonly tokenizer: ReportTokenizer, dataset?: R2GenDataset) {
     const file = String(config.codesFile ?? '');
     if (!file) throw new ArgumentError('adamatch-cyclic: the image codes file is not set (radkit train --codes FILE, from radkit tokenize-images)', 'ERR_INVALID_ARG', 'adamatch-cyclic');
+    this.layout = (config.vocabLayout ?? 'specials') as CyclicLayout;
+    if (this.layout === 'joint') {
+      if (!(tokenizer instanceof HFReportTokenizer)) throw new ArgumentError(`adamatch-cyclic: an LM from --lm needs its folder's tokenizer, not ${tokenizer.constructor.name}`, 'ERR_INVALID_ARG', 'adamatch-cyclic');
+    } else if (!(tokenizer instanceof Tokenizer)) throw new ArgumentError(`adamatch-cyclic needs radkit's Tokenizer, not ${tokenizer.constructor.name} (or an LM with --lm DIR)`, 'ERR_INVALID_ARG', 'adamatch-cyclic');
     this.codesFile = readImageCodes(file);
     this.grid = this.codesFile.grid;
     this.imageTokens = this.grid[0] * this.grid[1];
-    this.vocab = new SpecialsVocabulary(tokenizer.vocabSize + 1, this.codesFile.nEmbed);
+    this.vocab = this.layout === 'joint' ? new JointVocabulary(Number(config.textIds), this.codesFile.nEmbed) : new SpecialsVocabulary(tokenizer.vocabSize + 1, this.codesFile.nEmbed);
+    this.eosId = this.layout === 'joint' ? (tokenizer as HFReportTokenizer).eosId : 0;
     this.hints = String(config.hints ?? 'none');
     if (this.hints !== 'none' && this.hints !== 'oracle') this.#hintsFile = readCyclicHints(this.hints, this.codesFile.nEmbed);
     if (dataset) for (const s of ['train', 'val', 'test'] as const) for (const e of dataset.splits[s]) this.#reports.set(e.id, e.report);
   }
-  /** Radkit word ids of a text (no BOS/EOS). */
+  /** Token ids of a text (no BOS/EOS): radkit word ids, or the BPE ids of the text as written. */
   words(text: string): number[] {
+    if (this.tokenizer instanceof HFReportTokenizer) return this.tokenizer.hf.encode(text, { addSpecialTokens: false });
     return this.tokenizer.encode(text).slice(1, -1);
+  }
+  /** A report as the LM writes it (no EOS), cut at the tokenizer's maxLength - 2 tokens. */
+  reportTokens(report: string): number[] {
+    const text = this.tokenizer.clean(report);
+    return this.words(this.layout === 'joint' ? ` ${text}` : text).slice(0, this.tokenizer.maxLength - 2);
+  }
+  /** Report text of generated ids. */
+  decode(ids: readonly number[]): string {
+    return this.tokenizer.decode(ids);
+  }
+  /** Ids a generated report may use: [1, textIds) for radkit words; every BPE id but the tokenizer's special ones (EOS is always allowed). */
+  reportRanges(): number[] {
+    if (this.layout === 'specials') return [1, (this.vocab as SpecialsVocabulary).textIds];
+    const tok = this.tokenizer as HFReportTokenizer;
+    const special = new Set([...tok.hf.specialIds, tok.bosId, tok.eosId, tok.padId]);
+    const out: number[] = [];
+    for (let id = 0; id < tok.vocabSize; id++) {
+      if (special.has(id)) continue;
+      if (out.length && out[out.length - 1] === id) out[out.length - 1] = id + 1;
+      else out.push(id, id + 1);
+    }
+    return out;
   }
   /** The codes and hints of a study (`report`: its report, for oracle keywords when the table has no dataset). */
   study(id: string, report?: string): CyclicStudy {
@@ -124,16 +203,28 @@ export class CyclicTable {
   }
   /** The image -> report prompt of an image's codes with its keyword hints. */
   reportPrompt(codes: readonly number[], keywords: readonly string[] | null): number[] {
-    return specialsPrompt('report', this.vocab, { codes }, keywords, (t) => this.words(t));
+    if (this.layout === 'joint') return encodePrompt(withoutTrailingSpace(reportPrompt(codes, keywords)), (t) => this.words(t), this.vocab);
+    return specialsPrompt('report', this.vocab as SpecialsVocabulary, { codes }, keywords, (t) => this.words(t));
   }
-  /** The report -> image prompt of a report (its word ids) with keypatch codes. */
-  imagePrompt(reportWords: readonly number[], keypatchCodes: readonly number[] | null): number[] {
-    const v = this.vocab;
-    const ids = [v.task('<r2i>'), ...reportWords];
+  /** The report -> image prompt of a report with keypatch codes. */
+  imagePrompt(report: string, keypatchCodes: readonly number[] | null): number[] {
+    if (this.layout === 'joint') {
+      // Fig. 4 with the report's own tokens (cut like a response) after "### Input:"
+      const [head, ...rest] = imagePrompt('', keypatchCodes) as [{ text: string }, ...PromptPart[]];
+      return [...this.words(head.text.replace(/ $/, '')), ...this.reportTokens(report), ...encodePrompt(rest, (t) => this.words(t), this.vocab)];
+    }
+    const v = this.vocab as SpecialsVocabulary;
+    const ids = [v.task('<r2i>'), ...this.reportTokens(report)];
     if (keypatchCodes) ids.push(v.task('<kp>'), v.task('<img>'), ...keypatchCodes.map((c) => v.imageToken(c)));
     ids.push(v.task('<resp>'), v.task('<img>'));
     return ids;
   }
+}
+
+/** The prompt without the space after its last "### Response:" (it goes with the response's first token). */
+function withoutTrailingSpace(parts: PromptPart[]): PromptPart[] {
+  const last = parts[parts.length - 1];
+  return 'text' in last ? [...parts.slice(0, -1), { text: last.text.replace(/ $/, '') }] : parts;
 }
 
 /** Right-padded sequences [B, T] with their masks: `lossMask` marks the response (from `start`). */
@@ -158,36 +249,22 @@ export function promptTensors(prompts: readonly number[][]): Record<string, { da
   return { prompt: { data: ids, shape, dtype: 'int64' }, promptMask: { data: valid, shape, dtype: 'int64' } };
 }
 
-/** Report word ids of a loader token row (BOS, words, EOS, PAD). */
-function rowWords(tokens: NonNullable<Batch['tokens']>, r: number): number[] {
-  const T = tokens.shape[1];
-  const out: number[] = [];
-  for (let t = 1; t < T; t++) {
-    const id = tokens.data[r * T + t];
-    if (id === 0) break;
-    out.push(id);
-  }
-  return out;
-}
-
 /** Both training sequences of every study of a batch: image -> report, then report -> image. */
-export function cyclicSequences(table: CyclicTable, ids: readonly string[], reportWords: readonly number[][], reports?: readonly string[]): { ids: number[]; start: number }[] {
-  const v = table.vocab;
+export function cyclicSequences(table: CyclicTable, ids: readonly string[], reports: readonly string[]): { ids: number[]; start: number }[] {
   return ids.flatMap((id, i) => {
-    const s = table.study(id, reports?.[i]);
+    const s = table.study(id, reports[i]);
     const rp = table.reportPrompt(s.codes, s.keywords);
-    const ip = table.imagePrompt(reportWords[i], s.keypatchCodes);
+    const ip = table.imagePrompt(reports[i], s.keypatchCodes);
     return [
-      { ids: [...rp, ...reportWords[i], 0], start: rp.length },
-      { ids: [...ip, ...s.codes.map((c) => v.imageToken(c))], start: ip.length },
+      { ids: [...rp, ...table.reportTokens(reports[i]), table.eosId], start: rp.length },
+      { ids: [...ip, ...s.codes.map((c) => table.vocab.imageToken(c))], start: ip.length },
     ];
   });
 }
 
 function prepareCyclicBatch(batch: Batch, model: Model, tokenizer: ReportTokenizer): TensorBatch {
-  if (!batch.tokens) throw new RadkitError('adamatch-cyclic: the batch has no report tokens (the loader needs the tokenizer)', 'ERR_INVALID_ARG', 'adamatch-cyclic');
-  const words = batch.ids.map((_, r) => rowWords(batch.tokens!, r));
-  return new TensorBatch({}, { extras: sequenceTensors(cyclicSequences(cyclicTable(model, tokenizer), batch.ids, words, batch.reports)) });
+  if (!batch.reports) throw new RadkitError('adamatch-cyclic: the batch has no report texts', 'ERR_INVALID_ARG', 'adamatch-cyclic');
+  return new TensorBatch({}, { extras: sequenceTensors(cyclicSequences(cyclicTable(model, tokenizer), batch.ids, batch.reports)) });
 }
 
 /** Tables of loaded models, by configuration (codes file, hints) and tokenizer. */
@@ -202,15 +279,14 @@ function tablesOf(tokenizer: ReportTokenizer): Map<string, CyclicTable> {
 /** The table of a model of this kind (cached per tokenizer and configuration). */
 export function cyclicTable(model: Model, tokenizer: ReportTokenizer, dataset?: R2GenDataset): CyclicTable {
   if (model.kind !== 'adamatch-cyclic') throw new ArgumentError(`cyclicTable: needs an adamatch-cyclic model, got ${model.kind}`, 'ERR_INVALID_ARG', 'cyclicTable');
-  if (!(tokenizer instanceof Tokenizer)) throw new ArgumentError(`adamatch-cyclic needs radkit's Tokenizer, not ${tokenizer.constructor.name}`, 'ERR_INVALID_ARG', 'cyclicTable');
   const key = tableKey(model.config);
   const byKey = tablesOf(tokenizer);
   let t = byKey.get(key);
   if (!t || (dataset && t.hints === 'oracle')) byKey.set(key, (t = new CyclicTable(model.config, tokenizer, dataset)));
-  const expected = t.vocab.textIds;
-  if (Number(model.config.textIds) !== expected || Number(model.config.codes) !== t.vocab.codes || Number(model.config.imageTokens) !== t.imageTokens)
+  const expected = t.layout === 'joint' ? Number(model.config.textIds) : (t.vocab as SpecialsVocabulary).textIds;
+  if (Number(model.config.textIds) !== expected || tokenizer.vocabSize > expected || Number(model.config.codes) !== t.vocab.codes || Number(model.config.imageTokens) !== t.imageTokens)
     throw new RadkitError(
-      `adamatch-cyclic: the model was built for ${model.config.textIds} text ids, ${model.config.codes} codes and ${model.config.imageTokens} image tokens; the tokenizer and ${model.config.codesFile} give ${expected}, ${t.vocab.codes} and ${t.imageTokens}`,
+      `adamatch-cyclic: the model was built for ${model.config.textIds} text ids, ${model.config.codes} codes and ${model.config.imageTokens} image tokens; the tokenizer (${tokenizer.vocabSize} ids) and ${model.config.codesFile} give ${expected}, ${t.vocab.codes} and ${t.imageTokens}`,
       'ERR_CHECKPOINT',
       'adamatch-cyclic',
     );
@@ -222,7 +298,7 @@ export async function generateCyclicReports(model: Model, table: CyclicTable, pr
   const tb = new TensorBatch({}, { extras: promptTensors(prompts) });
   try {
     const g = await model.generate(tb, { method: 'greedy', maxLength: options.maxLength ?? 60, systemOptions: { direction: 'report' } });
-    return g.tokens.map((t) => table.tokenizer.decode(t));
+    return g.tokens.map((t) => table.decode(t));
   } finally {
     tb.dispose();
   }
@@ -257,7 +333,7 @@ export async function cyclicRoundTrip(model: Model, table: CyclicTable, studies:
   for (let s = 0; s < studies.length; s += bs) {
     const chunk = studies.slice(s, s + bs).map((x) => table.study(x.id, x.report));
     const texts = await generateCyclicReports(model, table, chunk.map((st) => table.reportPrompt(st.codes, st.keywords)), { maxLength: o.maxLength });
-    const prompts = texts.map((t, i) => table.imagePrompt(table.words(t).slice(0, table.tokenizer.maxLength - 2), keypatches === 'study' ? chunk[i].keypatchCodes : null));
+    const prompts = texts.map((t, i) => table.imagePrompt(t, keypatches === 'study' ? chunk[i].keypatchCodes : null));
     reports.push(...texts);
     codes.push(...(await generateCyclicImages(model, table, prompts)));
   }
@@ -286,8 +362,7 @@ export async function cyclicEvaluation(model: Model, tokenizer: ReportTokenizer,
     const chunk = entries.slice(s, s + bs);
     const studies = chunk.map((e) => table.study(e.id, e.report));
     hyps.push(...(await generateCyclicReports(model, table, studies.map((st) => table.reportPrompt(st.codes, st.keywords)), { maxLength: o.generate?.maxLength })));
-    const words = chunk.map((e) => table.words(e.report).slice(0, tokenizer.maxLength - 2));
-    images.push(...(await generateCyclicImages(model, table, studies.map((st, i) => table.imagePrompt(words[i], st.keypatchCodes)))));
+    images.push(...(await generateCyclicImages(model, table, studies.map((st, i) => table.imagePrompt(chunk[i].report, st.keypatchCodes)))));
   }
   const refs = entries.map((e) => tokenizer.clean(e.report));
   const haveLabels = entries.length > 0 && entries.every((e) => e.labels);
@@ -317,6 +392,7 @@ export async function cyclicEvaluation(model: Model, tokenizer: ReportTokenizer,
 
 export interface AdaMatchCyclicOptions {
   dataset: R2GenDataset;
+  /** radkit's Tokenizer (from-scratch LM), or the `lm` folder's (`cyclicTokenizer`). */
   tokenizer: ReportTokenizer;
   /** Image codes file of radkit tokenize-images (every training study). */
   codes: string;
@@ -325,20 +401,38 @@ export interface AdaMatchCyclicOptions {
   /** 'none' (default), 'oracle' or a radkit cyclic-hints file. */
   hints?: string;
   seed?: number;
-  /** LM sizes over the small preset's (hiddenSize, numLayers, numHeads, intermediateSize, maxPositions). */
+  /** 'small' (default) or 'paper' (needs `lm`; bfloat16 weights). */
+  preset?: CyclicPreset;
+  /** A Hugging Face GPT-NeoX folder (config.json, safetensors, tokenizer.json; e.g. dolly-v2-3b) whose weights start the LM. */
+  lm?: string;
+  /** LM sizes over the small preset's (hiddenSize, numLayers, numHeads, intermediateSize, maxPositions); not with `lm`. */
   sizes?: Partial<typeof CYCLIC_LM_SMALL>;
 }
+
+/** The rows a joint vocabulary adds to a loaded GPT-NeoX: its embedding and output tables. */
+const GROWN_ROWS = ['gpt_neox.embed_in.weight', 'embed_out.weight'];
 
 /**
  * Creates an adamatch-cyclic model for training on `dataset` (checks that every training study has
  * codes, and hints when a hints file is given) and makes its table the one training batches read.
+ * With `lm`, the folder's weights start the LM and its embedding and output rows grow by one row per
+ * code, each new row at the mean of the folder's rows.
  */
 export function adamatchCyclic(o: AdaMatchCyclicOptions): Model {
   const fn = 'adamatch-cyclic';
-  if (!(o.tokenizer instanceof Tokenizer)) throw new ArgumentError(`${fn} needs radkit's Tokenizer, not ${o.tokenizer.constructor.name}`, 'ERR_INVALID_ARG', fn);
   if (typeof o.codes !== 'string' || !o.codes) throw new ArgumentError(`${fn}: --codes FILE is required (the image codes of radkit tokenize-images)`, 'ERR_INVALID_ARG', fn);
   if (typeof o.vq !== 'string' || !o.vq) throw new ArgumentError(`${fn}: --vq RUN is required (the vqgan run whose codes --codes holds; it decodes generated images)`, 'ERR_INVALID_ARG', fn);
-  const config = cyclicConfigDefaults('small');
+  const preset = o.preset ?? 'small';
+  const config = cyclicConfigDefaults(preset);
+  if (o.lm !== undefined) {
+    if (typeof o.lm !== 'string' || !o.lm) throw new ArgumentError(`${fn}: lm must be a folder path`, 'ERR_INVALID_ARG', fn);
+    if (o.sizes) throw new ArgumentError(`${fn}: sizes and lm do not go together (the LM's sizes are its config.json's)`, 'ERR_INVALID_ARG', fn);
+    if (!(o.tokenizer instanceof HFReportTokenizer)) throw new ArgumentError(`${fn}: lm needs the folder's tokenizer (cyclicTokenizer), not ${o.tokenizer.constructor.name}`, 'ERR_INVALID_ARG', fn);
+    Object.assign(config, lmFolderKeys(o.lm, o.tokenizer));
+  } else {
+    if (preset === 'paper') throw new ArgumentError(`${fn}: the paper preset starts from a pretrained GPT-NeoX (dolly-v2-3b): give --lm DIR`, 'ERR_INVALID_ARG', fn);
+    if (!(o.tokenizer instanceof Tokenizer)) throw new ArgumentError(`${fn} needs radkit's Tokenizer, not ${o.tokenizer.constructor.name} (or an LM folder with --lm DIR)`, 'ERR_INVALID_ARG', fn);
+  }
   for (const [k, v] of Object.entries(o.sizes ?? {})) {
     if (!(k in CYCLIC_LM_SMALL)) throw new ArgumentError(`${fn}: unknown size '${k}' (sizes: ${Object.keys(CYCLIC_LM_SMALL).join(', ')})`, 'ERR_INVALID_ARG', fn);
     if (v !== undefined) config[k] = v;
@@ -348,15 +442,38 @@ export function adamatchCyclic(o: AdaMatchCyclicOptions): Model {
   const missing = o.dataset.splits.train.filter((e) => !table.codesFile.codes[e.id]);
   if (missing.length) throw new RadkitError(`${fn}: ${missing.length} training studies (e.g. '${missing[0].id}') have no codes in ${o.codes}; run radkit tokenize-images over the dataset`, 'ERR_DATA', fn);
   if (table.hints !== 'none' && table.hints !== 'oracle') for (const e of o.dataset.splits.train) table.hintsOf(e.id);
-  Object.assign(config, { textIds: table.vocab.textIds, codes: table.vocab.codes, imageTokens: table.imageTokens });
+  Object.assign(config, { textIds: table.layout === 'joint' ? config.textIds : (table.vocab as SpecialsVocabulary).textIds, codes: table.vocab.codes, imageTokens: table.imageTokens, reportRanges: table.reportRanges() });
   const model = Model.create('adamatch-cyclic', config, createOptions(ADAMATCH_CYCLIC));
+  if (o.lm !== undefined) {
+    try {
+      loadLmWeights(model, o.lm, { fn: LM_FN, layout: 'GPT-NeoX', grownRows: GROWN_ROWS, convertDtype: config.lmDtype === 'bfloat16' });
+    } catch (err) {
+      model.dispose();
+      throw err;
+    }
+  }
   tablesOf(o.tokenizer).set(tableKey(config), table);  // the dataset's table (oracle hints need it) serves training
   return model;
 }
 
+/** The training tokenizer: the `--lm` folder's tokenizer.json, or radkit's Tokenizer of the training reports. */
+export function cyclicTokenizer(dataset: R2GenDataset, flags: FlagValues): ReportTokenizer {
+  if (typeof flags.lm === 'string') return HFReportTokenizer.fromLmFolder(flags.lm);
+  return Tokenizer.build(dataset.splits.train.map((e) => e.report), { threshold: typeof flags.threshold === 'number' ? flags.threshold : 3 });
+}
+
 function createCyclic(c: BuildContext): Model {
   const f = c.flags;
-  return adamatchCyclic({ dataset: c.dataset, tokenizer: c.tokenizer, codes: f.codes as string, vq: f.vq as string, hints: typeof f.hints === 'string' ? f.hints : 'none', seed: c.seed });
+  return adamatchCyclic({
+    dataset: c.dataset,
+    tokenizer: c.tokenizer,
+    codes: f.codes as string,
+    vq: f.vq as string,
+    hints: typeof f.hints === 'string' ? f.hints : 'none',
+    seed: c.seed,
+    preset: c.preset as CyclicPreset,
+    ...(typeof f.lm === 'string' ? { lm: f.lm } : {}),
+  });
 }
 
 /**
@@ -425,12 +542,13 @@ async function cyclicGenerate(ck: LoadedCheckpoint, values: FlagValues, position
       else console.log(`${image}\n  ${text}\n`);
       return 0;
     }
-    const words = table.words(report!).slice(0, table.tokenizer.maxLength - 2);
-    const unk = table.tokenizer.tokenToId('<unk>');
-    if (!words.some((w) => w !== unk && /[a-z0-9]/i.test(table.tokenizer.vocab[w - 1] ?? ''))) throw bad(`--report: none of its words is in the model's vocabulary ('${report!.slice(0, 60)}')`);
+    if (table.tokenizer instanceof Tokenizer) {
+      const tok = table.tokenizer, unk = tok.tokenToId('<unk>');
+      if (!table.reportTokens(report!).some((w) => w !== unk && /[a-z0-9]/i.test(tok.vocab[w - 1] ?? ''))) throw bad(`--report: none of its words is in the model's vocabulary ('${report!.slice(0, 60)}')`);
+    } else if (!report!.trim()) throw bad('--report is empty');
     const method = (values.method as string | undefined) ?? 'greedy';
     if (method !== 'greedy' && method !== 'sample') throw bad(`--method ${method}: images are generated greedy or sampled`);
-    const [codes] = await generateCyclicImages(ck.model, table, [table.imagePrompt(words, null)], { method, seed: values.seed as number | undefined, temperature: values.temperature as number | undefined, topK: values['top-k'] as number | undefined });
+    const [codes] = await generateCyclicImages(ck.model, table, [table.imagePrompt(report!, null)], { method, seed: values.seed as number | undefined, temperature: values.temperature as number | undefined, topK: values['top-k'] as number | undefined });
     const px = await decodeCodes(vq.model, codes, [1, table.grid[0], table.grid[1]]);
     const [H, W] = px.shape.slice(-2);
     const out = values.out as string;
@@ -450,8 +568,13 @@ export const ADAMATCH_CYCLIC = registerModelKind({
   task: 'generation',
   presets: CYCLIC_PRESETS,
   configDefaults: cyclicConfigDefaults,
+  tokenizer: cyclicTokenizer,
   create: createCyclic,
-  recipe: (c: { batchSize?: number; flags: FlagValues }) => ({ optimizer: 'adamw', lr: 1e-3, visualLr: 1e-3, weightDecay: 0.01, schedule: { kind: 'cosine', warmupFraction: 0.05 }, clipNorm: 1, batchSize: c.batchSize ?? 16, initBatches: 0 }),
+  // A pretrained LM (--lm) is fully fine-tuned with AdamW at the paper's 5e-6 (dolly-v2-3b, batch 24 per GPU there).
+  recipe: (c: { batchSize?: number; config: NativeConfig }) => {
+    const lr = c.config.lm ? 5e-6 : 1e-3;
+    return { optimizer: 'adamw', lr, visualLr: lr, weightDecay: 0.01, schedule: { kind: 'cosine', warmupFraction: 0.05 }, clipNorm: 1, batchSize: c.batchSize ?? 16, initBatches: 0 };
+  },
   metric: 'bleu4',
   views: () => 1,
   prepareBatch: prepareCyclicBatch,
@@ -469,7 +592,8 @@ export const ADAMATCH_CYCLIC = registerModelKind({
   },
   trainFlags: {
     codes: { type: 'string', arg: 'FILE', help: 'image codes of every study (radkit tokenize-images --checkpoint VQ_RUN)' },
-    vq: { type: 'string', arg: 'RUN', help: 'the vqgan run whose codes --codes holds (decodes generated images)' },
+    vq: { type: 'string', arg: 'RUN', help: 'the vqgan run whose codes --codes holds (decodes generated images; radkit import-vq makes one from taming VQ-GAN weights)' },
+    lm: { type: 'string', arg: 'DIR', help: 'Hugging Face GPT-NeoX folder (config.json, safetensors, tokenizer.json; the paper preset\'s dolly-v2-3b) whose weights start the LM; the Fig. 3-4 text prompts' },
     hints: { type: 'string', arg: 'none|oracle|FILE', default: 'none', help: 'keyword/keypatch hints: none, oracle (entities of the study\'s own report), or a radkit cyclic-hints file (AdaMatch\'s)' },
   },
 });

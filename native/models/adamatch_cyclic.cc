@@ -1,13 +1,18 @@
 // AdaMatch-Cyclic's language model (seed 000 section 3.2): one GPT-NeoX-layout causal LM over a
-// joint vocabulary [0 PAD/BOS/EOS][text ids][task tokens][image codes] that learns both
-// directions with the response-only loss of eqs. 10-11:
-//   image -> report: prompt = image tokens (+ keyword hints), response = report words + EOS
-//   report -> image: prompt = report words (+ keypatch tokens), response = the image's N tokens
+// joint vocabulary that learns both directions with the response-only loss of eqs. 10-11:
+//   image -> report: prompt = image tokens (+ keyword hints), response = report tokens + EOS
+//   report -> image: prompt = report tokens (+ keypatch tokens), response = the image's N tokens
+// Two vocabulary layouts (config.vocabLayout):
+//   'specials' (from-scratch LM over radkit's word ids): [0 PAD/BOS/EOS][textIds - 1 words]
+//              [6 task tokens][codes]
+//   'joint'    (a user's LM with its BPE tokenizer, the paper's dolly-v2-3b): [textIds rows of the
+//              loaded LM][codes]; image token = code + textIds, the prompts are the Fig. 3-4 text.
 // The sequences are built in TypeScript (lib/models/adamatch-cyclic.ts) from cached VQ codes and
 // hints; a training batch carries them as extras `sequence` [B, T] (right-padded),
 // `sequenceMask` [B, T] and `lossMask` [B, T] (1 = a response token, scored). Generation reads
 // extras `prompt` [B, P] (left-padded) and `promptMask`, and systemOptions.direction:
-//   'report': only text ids [1, textIds) may be chosen, EOS (0) ends a report
+//   'report': only the report ranges (config.reportRanges; default [1, textIds)) and EOS may be
+//             chosen, EOS ends a report
 //   'image':  only image ids [imageStart, vocab) may be chosen, exactly imageTokens of them.
 #include <ATen/ATen.h>
 
@@ -28,36 +33,55 @@ class AdaMatchCyclic : public System {
     textIds_ = c.integerIn("textIds", 0, 2, 1 << 22);
     codes_ = c.integerIn("codes", 256, 2, 1 << 20);
     imageTokens_ = c.integerIn("imageTokens", 64, 1, 1 << 16);
+    const std::string layout = c.str("vocabLayout", "specials");
+    if (layout != "specials" && layout != "joint") argError("ERR_INVALID_ARG", "adamatch-cyclic: config.vocabLayout must be 'specials' or 'joint', got '", layout, "'");
+    imageStart_ = textIds_ + (layout == "specials" ? kTaskTokens : 0);
     // Paths the TypeScript side keeps with the model (the VQ tokenizer run, the codes and hints
-    // files); read here so that the configuration check knows them.
-    for (const char* key : {"vq", "codesFile", "hints"}) c.str(key, "");
+    // files, the user's LM folder); read here so that the configuration check knows them.
+    for (const char* key : {"vq", "codesFile", "hints", "lm"}) c.str(key, "");
     nn::CausalLMConfig lc;
     lc.arch = "gpt_neox";
-    lc.vocabSize = textIds_ + kTaskTokens + codes_;
+    lc.vocabSize = imageStart_ + codes_;
     lc.hiddenSize = c.integerIn("hiddenSize", 192, 8, 1 << 16);
     lc.numLayers = c.integerIn("numLayers", 3, 1, 1024);
     lc.numHeads = c.integerIn("numHeads", 6, 1, 1024);
     if (lc.hiddenSize % lc.numHeads) argError("ERR_INVALID_ARG", "adamatch-cyclic: config.hiddenSize ", lc.hiddenSize, " is not a multiple of config.numHeads ", lc.numHeads);
     lc.numKvHeads = lc.numHeads;
     lc.headDim = lc.hiddenSize / lc.numHeads;
-    lc.rotaryDim = lc.headDim;
+    const int64_t rotary = c.integerIn("rotaryDim", 0, 0, lc.headDim);  // 0: every dim of a head
+    lc.rotaryDim = rotary ? rotary : lc.headDim;
+    lc.ropeTheta = c.num("ropeTheta", 10000.0);
     lc.intermediateSize = c.integerIn("intermediateSize", 768, 1, 1 << 20);
     lc.maxPositions = c.integerIn("maxPositions", 256, 8, 1 << 20);
-    lc.normEps = 1e-5;
-    lc.parallelResidual = true;
+    lc.normEps = c.num("normEps", 1e-5);
+    lc.parallelResidual = c.flag("parallelResidual", true);
+    lc.tieEmbeddings = c.flag("tieEmbeddings", false);
     lc.attentionBias = true;
     lc.mlpBias = true;
-    lc.activation = "gelu";
-    lc.bosId = 0, lc.eosId = 0, lc.padId = 0;
+    lc.activation = c.str("activation", "gelu");
+    eosId_ = c.integerIn("eosId", 0, 0, lc.vocabSize - 1);
+    padId_ = c.integerIn("padId", eosId_, 0, lc.vocabSize - 1);
+    lc.bosId = c.integerIn("bosId", 0, 0, lc.vocabSize - 1), lc.eosId = eosId_, lc.padId = padId_;
+    // Report token ranges [a, b) as a flat list (the joint layout leaves out the BPE special tokens).
+    std::vector<int64_t> ranges = c.ints("reportRanges", {});
+    if (ranges.empty()) ranges = {1, textIds_};  // radkit's word ids (0 is PAD/BOS/EOS)
+    if (ranges.size() % 2) argError("ERR_INVALID_ARG", "adamatch-cyclic: config.reportRanges must hold [start, end) pairs, got ", ranges.size(), " numbers");
+    for (size_t i = 0; i < ranges.size(); i += 2) {
+      if (ranges[i] < 0 || ranges[i] >= ranges[i + 1] || ranges[i + 1] > textIds_)
+        argError("ERR_INVALID_ARG", "adamatch-cyclic: config.reportRanges [", ranges[i], ", ", ranges[i + 1], ") is not a range of text ids inside [0, ", textIds_, ")");
+      reportRanges_.emplace_back(ranges[i], ranges[i + 1]);
+    }
     nn::validateConfig(lc);
+    const std::string dtype = c.str("lmDtype", "float32");
+    if (dtype != "float32" && dtype != "bfloat16") argError("ERR_INVALID_ARG", "adamatch-cyclic: config.lmDtype must be 'float32' or 'bfloat16', got '", dtype, "'");
     const double params = static_cast<double>(lc.vocabSize) * lc.hiddenSize * 2 + lc.numLayers * (4.0 * lc.hiddenSize * lc.hiddenSize + 2.0 * lc.hiddenSize * lc.intermediateSize);
     checkModelSize("adamatch-cyclic", params);
-    lm = register_module("lm", nn::createCausalLM(lc, at::TensorOptions().dtype(at::kFloat), seed));
+    lm = register_module("lm", nn::createCausalLM(lc, at::TensorOptions().dtype(dtype == "bfloat16" ? at::kBFloat16 : at::kFloat), seed));
   }
 
   std::string kind() const override { return "adamatch-cyclic"; }
 
-  int64_t vocab() const { return textIds_ + kTaskTokens + codes_; }
+  int64_t vocab() const { return imageStart_ + codes_; }
 
   void checkBatch(const Batch& b) const override {
     if (b.extras.count("sequence")) {
@@ -92,7 +116,7 @@ class AdaMatchCyclic : public System {
     {
       at::NoGradGuard ng;
       at::Tensor d = nll.detach();
-      at::Tensor isImage = target.ge(textIds_ + kTaskTokens);
+      at::Tensor isImage = target.ge(imageStart_);
       for (auto [name, m] : {std::pair{"text", sel.logical_and(isImage.logical_not())}, std::pair{"image", sel.logical_and(isImage)}}) {
         const double n = m.sum().item<double>();
         if (n > 0) parts[name] = (d * m.to(d.scalar_type())).sum().item<double>() / n;
@@ -111,16 +135,16 @@ class AdaMatchCyclic : public System {
     const at::Tensor& prompt = r.batch.extra("prompt", "adamatch-cyclic");
     at::Tensor promptMask = r.batch.extra("promptMask", "adamatch-cyclic").to(at::kBool);
     nn::SearchOptions so = r.search;
-    so.eosId = 0;
-    so.padId = 0;
+    so.eosId = eosId_;
+    so.padId = padId_;
     so.stopIds.clear();
     so.allowedRanges.clear();
     if (direction == "report") {
-      so.allowedRanges.emplace_back(1, textIds_);
+      so.allowedRanges = reportRanges_;
       so.maxLength = std::min<int64_t>(so.maxLength, lm->config.maxPositions - prompt.size(1));
     } else {
       // Exactly N image tokens: EOS is blocked (minLength) and the search stops at N.
-      so.allowedRanges.emplace_back(textIds_ + kTaskTokens, vocab());
+      so.allowedRanges.emplace_back(imageStart_, vocab());
       so.minLength = so.maxLength = imageTokens_;
       if (so.method == "beam") argError("ERR_INVALID_ARG", "adamatch-cyclic: image generation is greedy or sampled, not beam search");
     }
@@ -134,7 +158,7 @@ class AdaMatchCyclic : public System {
     for (auto& t : result.tokens) {
       std::vector<int64_t> row;
       for (int64_t id : t) {
-        if (id == 0) break;
+        if (direction == "report" ? id == eosId_ || id == padId_ : id < imageStart_) break;
         row.push_back(id);
       }
       if (direction == "image" && static_cast<int64_t>(row.size()) != imageTokens_)
@@ -145,7 +169,8 @@ class AdaMatchCyclic : public System {
     return g;
   }
 
-  int64_t textIds_, codes_, imageTokens_;
+  int64_t textIds_, codes_, imageTokens_, imageStart_, eosId_, padId_;
+  std::vector<std::pair<int64_t, int64_t>> reportRanges_;
   nn::CausalLM lm{nullptr};
 };
 

@@ -15,6 +15,7 @@ import * as radkit from '../../lib/index.js';
 import { buildCodebooks } from '../../lib/align/codebooks.js';
 import { cyclicHints, saveCyclicHints } from '../../lib/models/cyclic-hints.js';
 import { readCyclicHints } from '../../lib/models/adamatch-cyclic.js';
+import { writeTinyNeoXFolder } from '../unit/hf-tokenizer-fixtures.js';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'radkit-cli-cyclic-'));
 const data = path.join(dir, 'synth');
@@ -122,6 +123,31 @@ describe('radkit train / generate --model adamatch-cyclic', () => {
     capture();
     expect(await main(['train', '--model', 'adamatch-cyclic', '--data', data, '--out', path.join(dir, 'bad'), '--codes', codes, '--vq', vq, '--hints', path.join(dir, 'bad-hints.json'), '--epochs', '1', '--progress', 'none'])).toBe(1);
     expect(err.join('\n')).toMatch(/not a radkit hints file/);
+  }, 120_000);
+
+  it('--lm DIR: trains a GPT-NeoX folder on the Fig. 3-4 prompts, evaluates, and generates both ways with its tokenizer', async () => {
+    const lmDir = path.join(dir, 'neox');
+    await writeTinyNeoXFolder(lmDir);
+    const r = path.join(dir, 'cyclic-lm');
+    capture();
+    expect(await main(['train', '--model', 'adamatch-cyclic', '--data', data, '--out', r, '--codes', codes, '--vq', vq, '--lm', lmDir, '--epochs', '1', '--image-size', '32', '--progress', 'none']), err.join('\n')).toBe(0);
+    const meta = JSON.parse(fs.readFileSync(path.join(r, 'checkpoints', 'last', 'checkpoint.json'), 'utf8')) as { tokenizer: { kind: string }; config: Record<string, unknown> };
+    expect(meta.tokenizer.kind).toBe('hf');
+    expect(meta.config).toMatchObject({ vocabLayout: 'joint', lm: lmDir, imageTokens: 4 });
+    expect(fs.readFileSync(path.join(r, 'train-log.jsonl'), 'utf8')).toContain('"imageCodeAccuracy"');
+    const image = path.join(data, 'images', fs.readdirSync(path.join(data, 'images'))[0], '0.png');
+    capture();
+    expect(await main(['generate', '--checkpoint', r, '--image', image, '--max-length', '8', '--json']), err.join('\n')).toBe(0);
+    expect(typeof (JSON.parse(out.join('\n')) as { report: string }).report).toBe('string');
+    capture();
+    expect(await main(['generate', '--checkpoint', r, '--report', 'No acute process.', '--out', path.join(dir, 'gen', 'lm.png'), '--json']), err.join('\n')).toBe(0);
+    expect((JSON.parse(out.join('\n')) as { codes: number[] }).codes).toHaveLength(4);
+    // The paper preset is dolly-v2-3b's: without --lm it is refused before any run content.
+    const bad = path.join(dir, 'cyclic-paper');
+    capture();
+    expect(await main(['train', '--model', 'adamatch-cyclic', '--preset', 'paper', '--data', data, '--out', bad, '--codes', codes, '--vq', vq, '--epochs', '1', '--progress', 'none'])).toBe(1);
+    expect(err.join('\n')).toMatch(/paper preset starts from a pretrained GPT-NeoX .* give --lm DIR/);
+    expect(fs.existsSync(path.join(bad, 'checkpoints'))).toBe(false);
   }, 120_000);
 
   it('refuses bad command lines, naming what is wrong', async () => {

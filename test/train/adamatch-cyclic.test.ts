@@ -13,7 +13,10 @@ import * as radkit from '../../lib/index.js';
 import { mostCommonReport } from '../../lib/demo.js';
 import { adamatchCyclic, cyclicEvaluation, cyclicRoundTrip, cyclicTable, cyclicSequences, generateCyclicImages, generateCyclicReports, oracleKeywords } from '../../lib/models/adamatch-cyclic.js';
 import type { ImageCodesFile } from '../../lib/models/image-codes.js';
-import { TASK_TOKENS } from '../../lib/models/cyclic-prompts.js';
+import { TASK_TOKENS, imagePrompt, renderPrompt, reportPrompt } from '../../lib/models/cyclic-prompts.js';
+import { cyclicTokenizer, promptTensors } from '../../lib/models/adamatch-cyclic.js';
+import { writeTinyNeoXFolder } from '../unit/hf-tokenizer-fixtures.js';
+import { roundBF16 } from '../native/causal-lm-reference.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'radkit-cyclic-'));
 const dataDir = path.join(tmp, 'data');
@@ -41,7 +44,7 @@ describe('adamatch-cyclic', () => {
       const t = cyclicTable(m, tokenizer, ds);
       const e = ds.splits.train[0];
       const words = t.words(e.report);
-      const [toReport, toImage] = cyclicSequences(t, [e.id], [words]);
+      const [toReport, toImage] = cyclicSequences(t, [e.id], [e.report]);
       const v = t.vocab;
       expect(v.textIds).toBe(tokenizer.vocabSize + 1);
       expect(v.size).toBe(v.textIds + TASK_TOKENS.length + 8);
@@ -93,7 +96,7 @@ describe('adamatch-cyclic', () => {
       const reports = await generateCyclicReports(m, t, studies.map((s) => t.reportPrompt(s.codes, null)));
       expect(reports.every((r) => r.length > 0 && !TASK_TOKENS.some((x) => r.includes(x)))).toBe(true);
       for (const method of ['greedy', 'sample'] as const) {
-        const imgs = await generateCyclicImages(m, t, ds.splits.test.map((e) => t.imagePrompt(t.words(e.report), null)), { method, seed: 1 });
+        const imgs = await generateCyclicImages(m, t, ds.splits.test.map((e) => t.imagePrompt(e.report, null)), { method, seed: 1 });
         for (const c of imgs) {
           expect(c).toHaveLength(4);
           for (const x of c) expect(x >= 0 && x < 8).toBe(true);
@@ -102,6 +105,129 @@ describe('adamatch-cyclic', () => {
     } finally {
       m.dispose();
     }
+  }, 120_000);
+
+  it('--lm: a GPT-NeoX folder starts the LM, its rows grown by the codes at the mean row; Fig. 3-4 text prompts; it learns; generation stays in range', async () => {
+    const lmDir = path.join(tmp, 'tiny-neox');
+    const { ids, rows } = await writeTinyNeoXFolder(lmDir, { seed: 5 });
+    const saved = radkit.readSafetensors(path.join(lmDir, 'model.safetensors')).tensors;
+    const tok = cyclicTokenizer(ds, { lm: lmDir }) as radkit.text.HFReportTokenizer;
+    const m = adamatchCyclic({ dataset: ds, tokenizer: tok, codes: codesFile, vq: 'unused', lm: lmDir, seed: 2 });
+    try {
+      expect(m.config).toMatchObject({ vocabLayout: 'joint', textIds: rows, codes: 8, imageTokens: 4, hiddenSize: 32, rotaryDim: 8, eosId: 0, lm: lmDir, reportRanges: [1, ids - 1] });
+      // Every folder tensor is loaded; the embedding and output tables have one more row per code,
+      // each the mean of the folder's rows (float64 composite).
+      const w = m.namedTensors();
+      try {
+        for (const [name, t] of Object.entries(saved)) {
+          const src = Array.from(t.toArray() as Float32Array);
+          const got = Array.from(w[`lm.${name}`].toArray() as Float32Array);
+          if (name === 'gpt_neox.embed_in.weight' || name === 'embed_out.weight') {
+            expect(w[`lm.${name}`].shape).toEqual([rows + 8, 32]);
+            expect(got.slice(0, src.length)).toEqual(src);
+            for (let j = 0; j < 32; j++) {
+              let mean = 0;
+              for (let r = 0; r < rows; r++) mean += src[r * 32 + j];
+              mean /= rows;
+              for (let r = rows; r < rows + 8; r++) expect(Math.abs(got[r * 32 + j] - mean)).toBeLessThan(1e-6);
+            }
+          } else expect(got).toEqual(src);
+        }
+      } finally {
+        Object.values(w).forEach((t) => t.dispose());
+      }
+
+      // The prompts are the figures' text byte for byte (image tokens shown as the figures print them).
+      const t = cyclicTable(m, tok, ds);
+      const render = (seq: number[]) => {
+        const out: string[] = [];
+        for (let i = 0; i < seq.length; ) {
+          let j = i;
+          const image = t.vocab.isImageToken(seq[i]);
+          while (j < seq.length && t.vocab.isImageToken(seq[j]) === image) j++;
+          out.push(image ? seq.slice(i, j).map((x) => t.vocab.codeOf(x)).join(', ') : tok.hf.decode(seq.slice(i, j)));
+          i = j;
+        }
+        return out.join('');
+      };
+      const codes = t.study(ds.splits.train[0].id).codes;
+      expect(render(t.reportPrompt(codes, ['Pleural effusions', 'tube']))).toBe(renderPrompt(reportPrompt(codes, ['Pleural effusions', 'tube'])).trimEnd());
+      expect(render(t.imagePrompt('No acute process.', [3, 5]))).toBe(renderPrompt(imagePrompt('No acute process.', [3, 5])));
+      const e = ds.splits.train[0];
+      const [toReport, toImage] = cyclicSequences(t, [e.id], [e.report]);
+      expect(toReport.ids.at(-1)).toBe(tok.eosId);
+      expect(` ${tok.clean(e.report)}`.startsWith(render(toReport.ids.slice(toReport.start, -1)))).toBe(true);
+      expect(toImage.ids.slice(toImage.start)).toEqual(codes.map((c) => rows + c));
+
+      const dir = path.join(tmp, 'learn-lm');
+      await radkit.train(m, ds, { tokenizer: tok, outDir: dir, epochs: 12, batchSize: 16, imageSize: 32, lr: 1e-2, progress: 'none', workers: 0, evaluate: false, initBatches: 0 });
+      const steps = fs.readFileSync(path.join(dir, 'train-log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((x) => x.type === 'step');
+      const mean = (xs: number[]) => xs.reduce((s, x) => s + x, 0) / xs.length;
+      expect(mean(steps.slice(-3).map((s) => s.loss))).toBeLessThan(0.6 * mean(steps.slice(0, 3).map((s) => s.loss)));
+
+      // Reports use BPE ids only, never a special token; images exactly N image tokens.
+      const prompts = ds.splits.test.map((x) => t.reportPrompt(t.study(x.id).codes, null));
+      const tb = new radkit.TensorBatch({}, { extras: promptTensors(prompts) });
+      try {
+        const g = await m.generate(tb, { method: 'greedy', maxLength: 12, systemOptions: { direction: 'report' } });
+        for (const row of g.tokens) for (const id of row) expect(id >= 1 && id < ids - 1).toBe(true);
+      } finally {
+        tb.dispose();
+      }
+      const reports = await generateCyclicReports(m, t, prompts, { maxLength: 12 });
+      expect(reports.every((r) => typeof r === 'string')).toBe(true);
+      const imgs = await generateCyclicImages(m, t, ds.splits.test.map((x) => t.imagePrompt(x.report, null)), { method: 'sample', seed: 1 });
+      for (const c of imgs) {
+        expect(c).toHaveLength(4);
+        for (const x of c) expect(x >= 0 && x < 8).toBe(true);
+      }
+    } finally {
+      m.dispose();
+      Object.values(saved).forEach((x) => x.dispose());
+    }
+
+    // The paper preset keeps the LM in bfloat16: every loaded weight is the folder's, rounded; the
+    // recipe is the paper's AdamW at 5e-6 for a pretrained LM.
+    const paper = adamatchCyclic({ dataset: ds, tokenizer: tok, codes: codesFile, vq: 'unused', lm: lmDir, preset: 'paper' });
+    try {
+      expect(paper.config).toMatchObject({ lmDtype: 'bfloat16', vocabLayout: 'joint' });
+      const name = 'gpt_neox.layers.0.attention.query_key_value.weight';
+      const all = paper.namedTensors();
+      const file = radkit.readSafetensors(path.join(lmDir, 'model.safetensors')).tensors;
+      try {
+        expect(all[`lm.${name}`].dtype).toBe('bfloat16');
+        const got = all[`lm.${name}`].to('float32');
+        expect(Array.from(got.toArray() as Float32Array)).toEqual(Array.from(file[name].toArray() as Float32Array).map(roundBF16));
+        got.dispose();
+      } finally {
+        Object.values(all).forEach((x) => x.dispose());
+        Object.values(file).forEach((x) => x.dispose());
+      }
+      const dir = path.join(tmp, 'learn-lm-paper');
+      await radkit.train(paper, ds, { tokenizer: tok, outDir: dir, epochs: 1, batchSize: 16, imageSize: 32, progress: 'none', workers: 0, evaluate: false, initBatches: 0, maxStepsPerEpoch: 1 });
+      const step = fs.readFileSync(path.join(dir, 'train-log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).find((x) => x.type === 'step');
+      expect(Number.isFinite(step.loss)).toBe(true);
+      const meta = JSON.parse(fs.readFileSync(path.join(dir, 'checkpoints', 'last', 'checkpoint.json'), 'utf8'));
+      expect(meta.trainOptions.lr).toBe(5e-6);
+    } finally {
+      paper.dispose();
+    }
+
+    // Misfits are refused before a model exists: the paper preset without an LM, sizes with an LM,
+    // a LLaMA folder, a folder missing a tensor.
+    expect(() => adamatchCyclic({ dataset: ds, tokenizer, codes: codesFile, vq: 'x', preset: 'paper' })).toThrow(/paper preset .* give --lm DIR/);
+    expect(() => adamatchCyclic({ dataset: ds, tokenizer: tok, codes: codesFile, vq: 'x', lm: lmDir, sizes: TINY })).toThrow(/sizes and lm do not go together/);
+    const llama = path.join(tmp, 'tiny-llama-as-neox');
+    fs.cpSync(lmDir, llama, { recursive: true });
+    const cfg = JSON.parse(fs.readFileSync(path.join(llama, 'config.json'), 'utf8'));
+    fs.writeFileSync(path.join(llama, 'config.json'), JSON.stringify({ ...cfg, model_type: 'llama' }));
+    expect(() => adamatchCyclic({ dataset: ds, tokenizer: tok, codes: codesFile, vq: 'x', lm: llama })).toThrow(/model_type must be gpt_neox/);
+    const partial = path.join(tmp, 'tiny-neox-partial');
+    fs.cpSync(lmDir, partial, { recursive: true });
+    const all = radkit.readSafetensors(path.join(lmDir, 'model.safetensors')).tensors;
+    radkit.writeSafetensors(path.join(partial, 'model.safetensors'), Object.fromEntries(Object.entries(all).filter(([n]) => n !== 'embed_out.weight')));
+    Object.values(all).forEach((x) => x.dispose());
+    expect(() => adamatchCyclic({ dataset: ds, tokenizer: tok, codes: codesFile, vq: 'x', lm: partial })).toThrow(/embed_out\.weight: not in the checkpoint/);
   }, 120_000);
 
   it('refuses a codes file without every training study, an unknown size and a bad direction', async () => {

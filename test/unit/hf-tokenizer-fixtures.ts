@@ -1,5 +1,8 @@
 // tokenizer.json files for tests: a GPT-NeoX-style byte-level BPE and a LLaMA-style SentencePiece
-// BPE with byte fallback, small enough to read.
+// BPE with byte fallback, small enough to read; and a tiny GPT-NeoX folder around the first.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { createCausalLM } from '../../lib/nn/causal-lm.js';
 /** GPT-2's byte -> printable character table. */
 export function bytesToUnicode(): string[] {
   const keep: number[] = [];
@@ -57,4 +60,28 @@ export function llamaTokenizer(): Record<string, unknown> {
     },
     model: { type: 'BPE', dropout: null, unk_token: '<unk>', continuing_subword_prefix: null, end_of_word_suffix: null, fuse_unk: true, byte_fallback: true, vocab, merges },
   };
+}
+
+/**
+ * A tiny GPT-NeoX folder in dolly-v2's layout (config.json, model.safetensors, tokenizer.json and
+ * tokenizer_config.json): the byte-level BPE above plus a special <|padding|>, <|endoftext|> as
+ * BOS = EOS, and `spareRows` more embedding rows than the tokenizer has ids (dolly: 50,280 rows,
+ * 50,277 ids). Returns the tokenizer's id count and the checkpoint's rows.
+ */
+export async function writeTinyNeoXFolder(dir: string, o: { seed?: number; spareRows?: number; maxPositions?: number } = {}): Promise<{ ids: number; rows: number }> {
+  const tok = byteLevelTokenizer() as { model: { vocab: Record<string, number> }; added_tokens: object[] };
+  const ids0 = Object.keys(tok.model.vocab).length;
+  tok.added_tokens.push({ id: ids0, content: '<|padding|>', single_word: false, lstrip: false, rstrip: false, normalized: false, special: true });
+  const ids = ids0 + 1;
+  const rows = ids + (o.spareRows ?? 3);
+  fs.mkdirSync(dir, { recursive: true });
+  fs.writeFileSync(path.join(dir, 'tokenizer.json'), JSON.stringify(tok));
+  fs.writeFileSync(path.join(dir, 'tokenizer_config.json'), JSON.stringify({ bos_token: '<|endoftext|>', eos_token: '<|endoftext|>', pad_token: '<|padding|>' }));
+  const lm = createCausalLM({ arch: 'gpt_neox', vocabSize: rows, hiddenSize: 32, numLayers: 1, numHeads: 2, intermediateSize: 64, maxPositions: o.maxPositions ?? 1024, rotaryDim: 8, bosId: 0, eosId: 0, padId: ids0 }, { seed: o.seed ?? 5 });
+  try {
+    await lm.save(dir);
+  } finally {
+    lm.dispose();
+  }
+  return { ids, rows };
 }
