@@ -23,6 +23,7 @@ const CASES: Record<string, { base: string[]; numberFlag: string; wellKnown: str
   metrics: { base: ['--hyps', 'H', '--refs', 'R'], numberFlag: 'max-seq-length', wellKnown: 'format' },
   synth: { base: ['--out', 'OUT'], numberFlag: 'train', wellKnown: 'train' },
   prepare: { base: ['--data', 'D'], numberFlag: 'size', wellKnown: 'size' },
+  'import-vq': { base: ['--vq', 'F', '--out', 'O'], numberFlag: 'image-size', wellKnown: 'preset' },
   'tokenize-images': { base: ['--checkpoint', 'C', '--data', 'D'], numberFlag: 'batch-size', wellKnown: 'splits' },
   decode: { base: ['--checkpoint', 'C', '--out', 'O'], numberFlag: '', wellKnown: 'tokens' },
   'cyclic-hints': { base: ['--adamatch', 'A', '--vq', 'V', '--data', 'D', '--out', 'O'], numberFlag: 'max-items', wellKnown: 'codebooks' },

@@ -1,7 +1,8 @@
 // The VQ image tokenizer through the CLI: radkit train --model vqgan (evaluation: PSNR, SSIM,
 // codebook use against the mean-image baseline), radkit tokenize-images (every study's codes; a
 // rerun encodes nothing new; a file of another checkpoint is refused) and radkit decode (codes to
-// PNG, from a codes file or a --tokens list).
+// PNG, from a codes file or a --tokens list); radkit import-vq (a user's taming weights as a run,
+// unchanged: its codes are the source model's).
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -9,6 +10,7 @@ import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { main } from '../../lib/cli/main.js';
 import { loadSharp } from '../../lib/data/image.js';
 import { readImageCodes } from '../../lib/models/image-codes.js';
+import * as radkit from '../../lib/index.js';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'radkit-cli-vq-'));
 const data = path.join(dir, 'synth');
@@ -72,5 +74,41 @@ describe('radkit tokenize-images / decode', () => {
     expect(await main(['decode', '--checkpoint', run, '--out', one])).toBe(2);
     expect(await main(['decode', '--checkpoint', run, '--tokens', '1,2,3', '--out', one])).toBe(2);
     expect(await main(['decode', '--checkpoint', run, '--codes', file, '--ids', 'nope', '--out', pngs])).toBe(2);
+  }, 60_000);
+  it("import-vq: taming weights become a run whose codes are the source model's; misfits are refused", async () => {
+    // A taming-layout file: the trained run's weights without radkit's own EMA statistics.
+    const ck = await radkit.loadCheckpoint(run);
+    const taming = path.join(dir, 'taming.safetensors');
+    const all = ck.model.namedTensors();
+    try {
+      radkit.writeSafetensors(taming, Object.fromEntries(Object.entries(all).filter(([n]) => !['quantize.cluster_size', 'quantize.embed_avg'].includes(n))));
+    } finally {
+      Object.values(all).forEach((t) => t.dispose());
+      ck.model.dispose();
+    }
+    const imported = path.join(dir, 'vq-imported');
+    capture();
+    expect(await main(['import-vq', '--vq', taming, '--out', imported, '--preset', 'small', '--image-size', '32']), err.join('\n')).toBe(0);
+    expect(out.join('\n')).toMatch(/256 codes, 32 px/);
+    const a = path.join(dir, 'codes-a.json'), b = path.join(dir, 'codes-b.json');
+    expect(await main(['tokenize-images', '--checkpoint', run, '--data', data, '--out', a])).toBe(0);
+    expect(await main(['tokenize-images', '--checkpoint', imported, '--data', data, '--out', b]), err.join('\n')).toBe(0);
+    expect(readImageCodes(b).codes).toEqual(readImageCodes(a).codes);
+    // An occupied --out, a file of another configuration, a file that is not a VQ model: nothing written.
+    capture();
+    expect(await main(['import-vq', '--vq', taming, '--out', imported, '--preset', 'small'])).toBe(2);
+    expect(err.join('\n')).toMatch(/already holds a run/);
+    const wrong = path.join(dir, 'vq-wrong');
+    capture();
+    expect(await main(['import-vq', '--vq', taming, '--out', wrong])).toBe(1);
+    expect(err.join('\n')).toMatch(/taming\.safetensors is not a VQ model of this configuration/);
+    const notVq = path.join(dir, 'not-vq.safetensors');
+    const w = radkit.Tensor.zeros([2, 2]);
+    radkit.writeSafetensors(notVq, { w });
+    w.dispose();
+    capture();
+    expect(await main(['import-vq', '--vq', notVq, '--out', wrong])).toBe(1);
+    expect(err.join('\n')).toMatch(/has no quantize\.embedding\.weight/);
+    expect(fs.existsSync(wrong)).toBe(false);
   }, 60_000);
 });

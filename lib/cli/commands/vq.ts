@@ -1,12 +1,14 @@
-// radkit tokenize-images / decode: the VQ image tokenizer's commands (kind vqgan).
+// radkit import-vq / tokenize-images / decode: the VQ image tokenizer's commands (kind vqgan).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { formatFlags, UsageError, type CliFlags, type Command } from '../command.js';
 import { RadkitError } from '../../errors.js';
 import type { SplitName } from '../../data/r2gen.js';
 import { fileSha256, readImageCodes, tokenizeImages } from '../../models/image-codes.js';
-import { decodeCodes, greyPng } from '../../models/vqgan.js';
-import { defaultOutputDir, findCheckpointDir, loadCheckpoint, type LoadedCheckpoint } from '../../train/checkpoint.js';
+import { decodeCodes, greyPng, loadTamingWeights, vqgan, type VqPreset } from '../../models/vqgan.js';
+import { readSafetensorsHeader } from '../../io/safetensors.js';
+import { Tokenizer } from '../../text/tokenizer.js';
+import { defaultOutputDir, findCheckpointDir, loadCheckpoint, writeCheckpoint, type LoadedCheckpoint } from '../../train/checkpoint.js';
 import { DATA_FLAGS, dataset } from './models.js';
 
 async function vqCheckpoint(dir: string, fn: string): Promise<{ ck: LoadedCheckpoint; weights: string }> {
@@ -19,6 +21,63 @@ async function vqCheckpoint(dir: string, fn: string): Promise<{ ck: LoadedCheckp
   return { ck, weights: path.join(found, 'weights.pt') };
 }
 
+
+const IMPORT_FLAGS: CliFlags = {
+  vq: { type: 'string', required: true, arg: 'FILE', help: 'taming-transformers VQ-GAN weights (.safetensors: a state_dict saved with safetensors.torch.save_file)' },
+  out: { type: 'string', required: true, arg: 'RUN', help: 'the vqgan run folder to write (must not hold a run yet)' },
+  preset: { type: 'string', choices: ['paper', 'small'], default: 'paper', help: "the vqgan configuration of the weights (paper: taming's f16 at 256 px, 3 channels)" },
+  'image-size': { type: 'integer', min: 16, max: 4096, arg: 'N', help: "image size the codes are taken at (default: the preset's resolution)" },
+};
+
+/**
+ * `radkit import-vq`: a vqgan run holding a user's VQ-GAN weights unchanged (the paper keeps its
+ * VQ-GAN frozen), so that tokenize-images, decode and `adamatch-cyclic --vq RUN` take them like a
+ * trained run. The codebook size comes from the file; every other name and shape must fit the preset.
+ */
+export const importVqCommand: Command = {
+  name: 'import-vq',
+  summary: 'a vqgan run from taming-transformers VQ-GAN weights, unchanged (for tokenize-images, decode, adamatch-cyclic --vq)',
+  get usage() {
+    return `usage: radkit import-vq --vq FILE --out RUN [--preset paper|small] [--image-size N]
+Writes RUN/checkpoints/last with the file's weights (no training); the codebook size is the rows of
+quantize.embedding.weight. To fine-tune the weights instead: radkit train --model vqgan --vq FILE.
+${formatFlags(IMPORT_FLAGS)}`;
+  },
+  flags: () => IMPORT_FLAGS,
+  async run({ values: flags }) {
+    const fn = 'radkit import-vq';
+    const file = flags.vq as string, out = flags.out as string;
+    const ck = path.join(out, 'checkpoints');
+    if (fs.existsSync(ck)) throw new UsageError(`--out ${out} already holds a run (${ck}); give a new folder`);
+    if (!fs.existsSync(file)) throw new RadkitError(`${fn}: ${file} does not exist`, 'ERR_INVALID_ARG', fn);
+    const codebook = readSafetensorsHeader(file).entries.find((e) => e.name === 'quantize.embedding.weight');
+    if (!codebook || codebook.shape.length !== 2) throw new RadkitError(`${fn}: ${file} has no quantize.embedding.weight [codes, dim]; it is not a taming VQ model`, 'ERR_INVALID_ARG', fn);
+    const preset = flags.preset as VqPreset;
+    const model = vqgan({ preset, nEmbed: codebook.shape[0], ...(flags['image-size'] !== undefined ? { resolution: flags['image-size'] as number } : {}) });
+    try {
+      loadTamingWeights(model, file);
+      const imageSize = Number(model.config.resolution);
+      await writeCheckpoint(path.join(ck, 'last'), model, {
+        format: 'radkit-checkpoint',
+        version: 1,
+        kind: 'vqgan',
+        config: model.config,
+        tokenizer: Tokenizer.build([]).toJSON(),  // a vqgan run reads no report; the format wants one
+        preprocessing: { imageSize, views: 1, fit: 'stretch', filter: 'lanczos3' },
+        epoch: 0,
+        step: 0,
+        best: null,
+        metrics: {},
+        trainOptions: { importedFrom: path.resolve(file), weightsSha256: fileSha256(file) },
+        savedAt: new Date().toISOString(),
+      }, false);
+      console.log(`${out}: vqgan run with the weights of ${file} (${codebook.shape[0]} codes, ${imageSize} px, preset ${preset})`);
+    } finally {
+      model.dispose();
+    }
+    return 0;
+  },
+};
 
 const TOKENIZE_FLAGS: CliFlags = {
   checkpoint: { type: 'string', required: true, arg: 'RUN', help: 'vqgan run or checkpoint folder' },
