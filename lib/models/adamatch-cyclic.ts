@@ -1,8 +1,12 @@
 /**
- * The `adamatch-cyclic` kind (seed 000 section 3.2): one from-scratch GPT-NeoX-layout causal LM
- * (native/models/adamatch_cyclic.cc) over the joint vocabulary of `SpecialsVocabulary`
- * ([0 PAD/BOS/EOS][radkit word ids][<i2r> <r2i> <img> <kw> <kp> <resp>][VQ codes]) that learns
- * image -> report and report -> image together with the response-only loss (eqs. 10-11).
+ * The `adamatch-cyclic` kind (seed 000 section 3.2): one GPT-NeoX-layout causal LM
+ * (native/models/adamatch_cyclic.cc) that learns image -> report and report -> image together with
+ * the response-only loss (eqs. 10-11), over one of two vocabularies:
+ *   small preset, from scratch: `SpecialsVocabulary` ([0 PAD/BOS/EOS][radkit word ids]
+ *     [<i2r> <r2i> <img> <kw> <kp> <resp>][VQ codes]) with task-token prompts;
+ *   `--lm DIR` (the paper preset's dolly-v2-3b): the folder's BPE ids then the codes
+ *     (`JointVocabulary`), the Fig. 3-4 text prompts, the folder's weights with the embedding and
+ *     output rows grown by the codes (`lm-folder.ts`).
  *
  * Its image tokens are the cached codes of a `vqgan` run (`radkit tokenize-images`, `--codes FILE`;
  * the run itself, `--vq RUN`, decodes generated images). Hints (`--hints`):
