@@ -86,24 +86,38 @@ export function loadLmWeights(model: Model, dir: string, o: LoadLmOptions): void
   for (const n of base) if (!seen.has(n)) problems.push(`${n.slice(prefix.length)}: not in the checkpoint`);
   if (problems.length)
     throw new RadkitError(`${o.fn}: the weights in ${dir} do not fit its config.json:\n  ${problems.slice(0, 20).join('\n  ')}${problems.length > 20 ? `\n  (and ${problems.length - 20} more)` : ''}`, 'ERR_CHECKPOINT', o.fn);
-  for (const f of files) {
-    const { tensors } = readSafetensors(f);
-    const extended: Record<string, Tensor> = {};
-    try {
-      for (const name of Object.keys(tensors))
-        if (grown.has(name) && tensors[name].shape[0] < shapes[prefix + name][0]) {
-          extended[name] = withMeanRows(tensors[name], shapes[prefix + name][0]);
-          tensors[name].dispose();
-          delete tensors[name];
-        }
-      model.loadTensors(prefix, tensors, { convertDtype: o.convertDtype });
-      // the grown tables are float32 here; narrowing them to a bfloat16 model is asked for by its dtype
-      if (Object.keys(extended).length) model.loadTensors(prefix, extended, { convertDtype: true });
-    } finally {
-      Object.values(tensors).forEach((t) => t.dispose());
-      Object.values(extended).forEach((t) => t.dispose());
+  // Shard by shard, a group of tensors at a time (about 512 MiB): a 3-7B checkpoint never sits in memory whole.
+  for (const f of files)
+    for (const names of byteGroups(readSafetensorsHeader(f).entries, 512 * 2 ** 20)) {
+      const { tensors } = readSafetensors(f, { names });
+      const extended: Record<string, Tensor> = {};
+      try {
+        for (const name of Object.keys(tensors))
+          if (grown.has(name) && tensors[name].shape[0] < shapes[prefix + name][0]) {
+            extended[name] = withMeanRows(tensors[name], shapes[prefix + name][0]);
+            tensors[name].dispose();
+            delete tensors[name];
+          }
+        model.loadTensors(prefix, tensors, { convertDtype: o.convertDtype });
+        // the grown tables are float32 here; narrowing them to a bfloat16 model is asked for by its dtype
+        if (Object.keys(extended).length) model.loadTensors(prefix, extended, { convertDtype: true });
+      } finally {
+        Object.values(tensors).forEach((t) => t.dispose());
+        Object.values(extended).forEach((t) => t.dispose());
+      }
     }
+}
+
+/** Tensor names in file order, grouped so that each group holds at most `bytes` (a larger tensor alone). */
+export function byteGroups(entries: { name: string; begin: number; end: number }[], bytes: number): string[][] {
+  const groups: string[][] = [];
+  let size = Infinity;
+  for (const e of entries) {
+    if (size + (e.end - e.begin) > bytes) groups.push([]), (size = 0);
+    groups[groups.length - 1].push(e.name);
+    size += e.end - e.begin;
   }
+  return groups;
 }
 
 /** A [rows, d] float32 copy of `t` ([n, d], n <= rows) whose rows past n hold the mean of its rows (accumulated in float64). */
