@@ -3,13 +3,16 @@
 // optimizer state); checkpoints written on CUDA load on the CPU and back; bfloat16 and float16
 // autocast steps stay within stated tolerances of float32; generation on CUDA gives the CPU's
 // reports in float32; uint8 batches match float batches; 1,000 steps hold no GPU memory; a real CUDA
-// out-of-memory step is an OutOfMemoryError that changes nothing, after which a small batch trains.
+// out-of-memory step is an OutOfMemoryError that changes nothing, after which a small batch trains;
+// AdaMatch-Cyclic's paper path (a GPT-NeoX folder, the LM in bfloat16) trains and generates on CUDA.
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import * as radkit from '../../lib/index.js';
 import { Model, OutOfMemoryError, TensorBatch } from '../../lib/index.js';
+import { adamatchCyclic, cyclicSequences, cyclicTable, cyclicTokenizer, generateCyclicImages, generateCyclicReports } from '../../lib/models/adamatch-cyclic.js';
+import { writeTinyNeoXFolder } from '../unit/hf-tokenizer-fixtures.js';
 
 const cuda = (() => {
   try {
@@ -220,5 +223,41 @@ describe.skipIf(!cuda)('every system on CUDA', () => {
     expect(maxAbsDiff(weights(m), before)).toBeGreaterThan(0);
     [small, huge].forEach((t) => t.dispose());
     m.dispose();
+  }, 120_000);
+  it('adamatch-cyclic, paper preset (a GPT-NeoX folder, bfloat16 LM): the loss falls on CUDA; generation stays in range', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'radkit-gpu-cyclic-'));
+    await radkit.data.synthesize({ out: path.join(dir, 'data'), train: 16, val: 2, test: 2, size: 32, seed: 4, views: 1 });
+    const ds = radkit.data.readR2Gen(path.join(dir, 'data', 'annotation.json'));
+    const codes: Record<string, number[]> = {};
+    Object.values(ds.splits).flat().forEach((e, i) => (codes[e.id] = [i % 8, (i + 1) % 8, (i * 3) % 8, 7 - (i % 8)]));
+    const codesFile = path.join(dir, 'codes.json');
+    fs.writeFileSync(codesFile, JSON.stringify({ format: 'radkit-image-codes', version: 1, tokenizer: { kind: 'vqgan', weightsSha256: '0'.repeat(64), config: {} }, imageSize: 32, grid: [2, 2], nEmbed: 8, codes }));
+    const lm = path.join(dir, 'neox');
+    await writeTinyNeoXFolder(lm);
+    const tok = cyclicTokenizer(ds, { lm });
+    const m = adamatchCyclic({ dataset: ds, tokenizer: tok, codes: codesFile, vq: 'unused', lm, preset: 'paper' });
+    try {
+      m.setupOptimizer({ kind: 'adamw', lr: 3e-3 });
+      m.to('cuda');
+      const t = cyclicTable(m, tok, ds);
+      const train = ds.splits.train;
+      const seqs = cyclicSequences(t, train.map((e) => e.id), train.map((e) => e.report));
+      const T = Math.max(...seqs.map((q) => q.ids.length));
+      const ids = new BigInt64Array(seqs.length * T), valid = new BigInt64Array(seqs.length * T), scored = new BigInt64Array(seqs.length * T);
+      seqs.forEach((q, b) => q.ids.forEach((id, j) => ((ids[b * T + j] = BigInt(id)), (valid[b * T + j] = 1n), (scored[b * T + j] = j >= q.start ? 1n : 0n))));
+      const i64 = (data: BigInt64Array) => ({ data, shape: [seqs.length, T], dtype: 'int64' as const });
+      const b = new TensorBatch({}, { extras: { sequence: i64(ids), sequenceMask: i64(valid), lossMask: i64(scored) } });
+      const losses: number[] = [];
+      for (let k = 0; k < 30; k++) losses.push((await m.trainStep(b, { clipNorm: 1 })).loss);
+      b.dispose();
+      expect(losses.every(Number.isFinite)).toBe(true);
+      expect(losses.slice(-3).reduce((x, y) => x + y) / 3).toBeLessThan(0.8 * (losses.slice(0, 3).reduce((x, y) => x + y) / 3));
+      const reports = await generateCyclicReports(m, t, ds.splits.test.map((e) => t.reportPrompt(t.study(e.id).codes, null)), { maxLength: 8 });
+      expect(reports.every((r) => typeof r === 'string')).toBe(true);
+      for (const c of await generateCyclicImages(m, t, ds.splits.test.map((e) => t.imagePrompt(e.report, null)))) expect(c.length === 4 && c.every((x) => x >= 0 && x < 8)).toBe(true);
+    } finally {
+      m.dispose();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   }, 120_000);
 });
