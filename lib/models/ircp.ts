@@ -10,7 +10,7 @@ import { RadkitError } from '../errors.js';
 import { splitLoader } from '../train/evaluate.js';
 import type { ReportTokenizer } from '../text/report-tokenizer.js';
 import type { NativeConfig } from '../../typings/model.js';
-import { Model, TensorBatch } from './model.js';
+import { Model, TensorBatch, withResNetWeights } from './model.js';
 import { encoderDefaults, mergeConfig, OTDRG_PRESETS, type OtdrgPreset } from './otdrg-common.js';
 import { createOptions, registerModelKind, type Evaluation, type EvaluationOptions } from './registry.js';
 
@@ -21,14 +21,20 @@ function configDefaults(preset: string): NativeConfig {
 export interface IrcpOptions {
   preset?: OtdrgPreset;
   seed?: number;
+  /**
+   * ImageNet-style ResNet weights (.safetensors, torchvision names; ResNet-18 for the paper preset)
+   * to start the encoder from: the paper's Swin-B is not built, so "encoder weights when given" are a
+   * ResNet's. Not a configuration key: the run records the weights, not the file.
+   */
+  visualWeights?: string;
   /** Any configuration key (sigma, tau, resnetWidths, resnetBlocks). */
   [key: string]: unknown;
 }
 
 /** Creates an `ircp` encoder pre-training model (dispose it when done). */
 export function ircp(options: IrcpOptions = {}): Model {
-  const { preset, ...rest } = options;
-  return Model.create('ircp', mergeConfig('ircp', configDefaults(preset ?? 'small'), rest), createOptions(IRCP));
+  const { preset, visualWeights, ...rest } = options;
+  return withResNetWeights(Model.create('ircp', mergeConfig('ircp', configDefaults(preset ?? 'small'), rest), createOptions(IRCP)), visualWeights, 'encoder.');
 }
 
 /** Validation loss of eq. 2 (fresh noise per batch) and the mean per-dimension spread of the pooled features. */
@@ -74,7 +80,14 @@ export const IRCP = registerModelKind({
   task: 'pretraining',
   presets: OTDRG_PRESETS,
   configDefaults,
-  create: (c) => ircp({ preset: c.preset as OtdrgPreset, seed: c.seed, ...(c.flags.sigma !== undefined ? { sigma: c.flags.sigma } : {}), ...(c.flags.tau !== undefined ? { tau: c.flags.tau } : {}) }),
+  create: (c) =>
+    ircp({
+      preset: c.preset as OtdrgPreset,
+      seed: c.seed,
+      ...(c.flags.sigma !== undefined ? { sigma: c.flags.sigma } : {}),
+      ...(c.flags.tau !== undefined ? { tau: c.flags.tau } : {}),
+      ...(typeof c.flags['visual-weights'] === 'string' ? { visualWeights: c.flags['visual-weights'] } : {}),
+    }),
   recipe: () => ({ optimizer: 'adamw', lr: 1e-3, visualLr: 1e-3, weightDecay: 0.01, schedule: { kind: 'cosine', warmupFraction: 0 }, clipNorm: 1, batchSize: 32, initBatches: 0 }),
   metric: 'negValLoss',
   views: (ds) => (ds.style === 'iu' ? 2 : 1),
@@ -82,5 +95,6 @@ export const IRCP = registerModelKind({
   trainFlags: {
     sigma: { type: 'number', min: 0, default: 0.1, help: 'standard deviation of the positive key\'s noise (eq. 2)' },
     tau: { type: 'number', min: 1e-6, default: 0.5, help: 'InfoNCE temperature (eq. 2)' },
+    'visual-weights': { type: 'string', arg: 'FILE', help: 'ImageNet-style ResNet weights (.safetensors, torchvision names; ResNet-18 for --preset paper) to start the encoder from' },
   },
 });

@@ -6,7 +6,7 @@
  * classification (eq. 5) on the globals, total eq. 6. Generation reads the image's global and locals.
  * Native system: native/models/medrat.cc.
  */
-import { Model } from './model.js';
+import { Model, withResNetWeights } from './model.js';
 import { Tokenizer } from '../text/tokenizer.js';
 import { ArgumentError } from '../errors.js';
 import { createOptions, registerModelKind } from './registry.js';
@@ -133,17 +133,7 @@ export function medratConfig(o: MedRATOptions): Record<string, number | string |
 
 /** Creates a MedRAT model in native memory (dispose it when done). */
 export function medrat(options: MedRATOptions): Model {
-  const model = Model.create('medrat', medratConfig(options), createOptions(MEDRAT));
-  if (options.visualWeights) {
-    try {
-      const r = model.loadPretrained(options.visualWeights, 'visual.');
-      if (r.loaded === 0) throw new ArgumentError(`medrat: ${options.visualWeights} has no tensor named like the ResNet's (conv1.weight, layer1.0.conv1.weight, ...)`, 'ERR_INVALID_ARG', 'medrat');
-    } catch (err) {
-      model.dispose();
-      throw err;
-    }
-  }
-  return model;
+  return withResNetWeights(Model.create('medrat', medratConfig(options), createOptions(MEDRAT)), options.visualWeights, 'visual.');
 }
 
 /** `radkit report` lines: the shared-memory rows a study's image patches read (top K each), most read first. */

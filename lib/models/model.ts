@@ -1,3 +1,4 @@
+import { ArgumentError } from '../errors.js';
 import { loadNative } from '../native.js';
 import { Tensor } from '../tensor.js';
 import type { Batch } from '../data/loader.js';
@@ -296,4 +297,22 @@ export class Model {
   [Symbol.dispose](): void {
     this.dispose();
   }
+}
+
+/**
+ * A new model with ImageNet-style ResNet weights (.safetensors, torchvision names: conv1.weight,
+ * layer1.0.bn1.weight, ...; a 3-channel conv1 is summed to the grey input) in its ResNet under
+ * `prefix`. A file with none of those names, or a shape that does not fit, is an error and the model
+ * is disposed. Returns the model.
+ */
+export function withResNetWeights(model: Model, file: string | undefined, prefix: string): Model {
+  if (!file) return model;
+  try {
+    const r = model.loadPretrained(file, prefix);
+    if (r.loaded === 0) throw new ArgumentError(`${model.kind}: ${file} has no tensor named like the ResNet's (conv1.weight, layer1.0.conv1.weight, ...)`, 'ERR_INVALID_ARG', model.kind);
+  } catch (err) {
+    model.dispose();
+    throw err;
+  }
+  return model;
 }

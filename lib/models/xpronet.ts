@@ -1,4 +1,4 @@
-import { Model } from './model.js';
+import { Model, withResNetWeights } from './model.js';
 import { Tokenizer } from '../text/tokenizer.js';
 import { ArgumentError } from '../errors.js';
 import { createOptions, registerModelKind } from './registry.js';
@@ -84,17 +84,7 @@ export function xpronetConfig(o: XProNetOptions): Record<string, number | string
 
 /** Creates an XProNet model in native memory (dispose it when done). */
 export function xpronet(options: XProNetOptions): Model {
-  const model = Model.create('xpronet', xpronetConfig(options), createOptions(XPRONET));
-  if (options.visualWeights) {
-    try {
-      const r = model.loadPretrained(options.visualWeights, 'visual.');
-      if (r.loaded === 0) throw new ArgumentError(`xpronet: ${options.visualWeights} has no tensor named like the ResNet's (conv1.weight, layer1.0.conv1.weight, ...)`, 'ERR_INVALID_ARG', 'xpronet');
-    } catch (err) {
-      model.dispose();
-      throw err;
-    }
-  }
-  return model;
+  return withResNetWeights(Model.create('xpronet', xpronetConfig(options), createOptions(XPRONET)), options.visualWeights, 'visual.');
 }
 
 /**

@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import * as radkit from '../../lib/index.js';
 import { Tensor, TensorBatch } from '../../lib/index.js';
+import { ircp } from '../../lib/models/ircp.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'radkit-st-'));
 const tokenizer = radkit.text.Tokenizer.build(['the heart is normal.', 'no pleural effusion.'], { threshold: 1 });
@@ -72,5 +73,29 @@ describe('safetensors and user-supplied visual weights', () => {
     for (const t of [conv1, bias, fc, w]) t.dispose();
     fresh.dispose();
     loaded.dispose();
+  });
+  it("ircp (OTDRG stage 1) starts its encoder from ResNet weights, conv1 summed to grey; a file without ResNet names is refused", () => {
+    const file = path.join(tmp, 'resnet-tiny.safetensors');
+    const values = Float32Array.from({ length: 4 * 3 * 7 * 7 }, (_, i) => ((i * 7919) % 97) / 400 - 0.1);
+    const conv1 = Tensor.from(values, [4, 3, 7, 7]);
+    radkit.writeSafetensors(file, { 'conv1.weight': conv1 });
+    const m = ircp({ preset: 'tiny', visualWeights: file });
+    const w = m.namedTensors();
+    try {
+      expect(w['encoder.conv1.weight'].shape).toEqual([4, 1, 7, 7]);
+      const got = w['encoder.conv1.weight'].toArray() as Float32Array;
+      for (let o = 0; o < 4; o++)
+        for (let k = 0; k < 49; k++) {
+          const sum = [0, 1, 2].reduce((acc, c) => acc + values[(o * 3 + c) * 49 + k], 0); // float64
+          expect(Math.abs(got[o * 49 + k] - sum)).toBeLessThan(1e-6);
+        }
+    } finally {
+      Object.values(w).forEach((t) => t.dispose());
+      m.dispose();
+    }
+    const none = path.join(tmp, 'not-resnet.safetensors');
+    radkit.writeSafetensors(none, { 'head.weight': conv1 });
+    expect(() => ircp({ preset: 'tiny', visualWeights: none })).toThrow(/ircp: .*not-resnet\.safetensors has no tensor named like the ResNet's/);
+    conv1.dispose();
   });
 });
