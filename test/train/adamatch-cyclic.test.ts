@@ -17,6 +17,7 @@ import { TASK_TOKENS, imagePrompt, renderPrompt, reportPrompt } from '../../lib/
 import { cyclicTokenizer, promptTensors } from '../../lib/models/adamatch-cyclic.js';
 import { writeTinyNeoXFolder } from '../unit/hf-tokenizer-fixtures.js';
 import { roundBF16 } from '../native/causal-lm-reference.js';
+import { tensorAsFloat32 } from './run-weights.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'radkit-cyclic-'));
 const dataDir = path.join(tmp, 'data');
@@ -192,17 +193,11 @@ describe('adamatch-cyclic', () => {
     try {
       expect(paper.config).toMatchObject({ lmDtype: 'bfloat16', vocabLayout: 'joint' });
       const name = 'gpt_neox.layers.0.attention.query_key_value.weight';
-      const all = paper.namedTensors();
       const file = radkit.readSafetensors(path.join(lmDir, 'model.safetensors')).tensors;
-      try {
-        expect(all[`lm.${name}`].dtype).toBe('bfloat16');
-        const got = all[`lm.${name}`].to('float32');
-        expect(Array.from(got.toArray() as Float32Array)).toEqual(Array.from(file[name].toArray() as Float32Array).map(roundBF16));
-        got.dispose();
-      } finally {
-        Object.values(all).forEach((x) => x.dispose());
-        Object.values(file).forEach((x) => x.dispose());
-      }
+      const got = tensorAsFloat32(paper, `lm.${name}`);
+      expect(got.dtype).toBe('bfloat16');
+      expect(got.values).toEqual(Array.from(file[name].toArray() as Float32Array).map(roundBF16));
+      Object.values(file).forEach((x) => x.dispose());
       const dir = path.join(tmp, 'learn-lm-paper');
       await radkit.train(paper, ds, { tokenizer: tok, outDir: dir, epochs: 1, batchSize: 16, imageSize: 32, progress: 'none', workers: 0, evaluate: false, initBatches: 0, maxStepsPerEpoch: 1 });
       const step = fs.readFileSync(path.join(dir, 'train-log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).find((x) => x.type === 'step');

@@ -19,7 +19,7 @@ import { TensorBatch } from '../../lib/models/model.js';
 import type { TrainOptions } from '../../lib/train/trainer.js';
 import { llamaTokenizer } from '../unit/hf-tokenizer-fixtures.js';
 import { roundBF16 } from '../native/causal-lm-reference.js';
-import { modelWeights, weightsOf } from './run-weights.js';
+import { modelWeights, tensorAsFloat32, weightsOf } from './run-weights.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'radkit-otdrg-'));
 const dataDir = path.join(tmp, 'data');
@@ -444,15 +444,12 @@ describe('CLI: the staged chain and --lm DIR', () => {
       }
       // The paper preset computes the LM in bfloat16: the float32 folder's weights are rounded into it.
       const paper = otdrg({ tokenizer: otdrgTokenizer(ds, { lm: lmDir }), preset: 'paper', lm: lmDir });
-      const all = paper.namedTensors();
       try {
         const name = 'model.layers.0.self_attn.q_proj.weight';
-        expect(all[`lm.${name}`].dtype).toBe('bfloat16');
-        const f = all[`lm.${name}`].to('float32');
-        expect(Array.from(f.toArray() as Float32Array)).toEqual(Array.from(saved[name].toArray() as Float32Array).map(roundBF16));
-        f.dispose();
+        const got = tensorAsFloat32(paper, `lm.${name}`);
+        expect(got.dtype).toBe('bfloat16');
+        expect(got.values).toEqual(Array.from(saved[name].toArray() as Float32Array).map(roundBF16));
       } finally {
-        Object.values(all).forEach((t) => t.dispose());
         paper.dispose();
       }
       // radkit generate decodes with the checkpoint's own (Hugging Face) tokenizer

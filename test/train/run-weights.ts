@@ -18,3 +18,18 @@ export function modelWeights(model: radkit.Model, prefix = ''): Record<string, n
   Object.values(named).forEach((t) => t.dispose());
   return out;
 }
+
+/** One model tensor's dtype and its values widened to float32, as plain numbers (bfloat16 checks). */
+export function tensorAsFloat32(model: radkit.Model, name: string): { dtype: string; values: number[] } {
+  const named = model.namedTensors();
+  try {
+    const t = named[name];
+    if (!t) throw new Error(`no tensor ${name}`);
+    const f = t.to('float32');
+    const values = Array.from(f.toArray() as Float32Array);
+    f.dispose();
+    return { dtype: t.dtype, values };
+  } finally {
+    Object.values(named).forEach((t) => t.dispose());
+  }
+}
