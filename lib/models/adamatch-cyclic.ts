@@ -41,7 +41,7 @@ import { readImageCodes, type ImageCodesFile } from './image-codes.js';
 import { loadLmWeights, readLmFolder } from './lm-folder.js';
 import { decodeCodes, encodeImages, greyPng } from './vqgan.js';
 import { Model, TensorBatch } from './model.js';
-import { createOptions, registerModelKind, type BuildContext, type Evaluation, type EvaluationOptions, type FlagValues } from './registry.js';
+import { createOptions, registerModelKind, reportTokenizer, type BuildContext, type Evaluation, type EvaluationOptions, type FlagValues } from './registry.js';
 
 export const CYCLIC_PRESETS = ['small', 'paper'] as const;
 export type CyclicPreset = (typeof CYCLIC_PRESETS)[number];
@@ -463,7 +463,7 @@ export function adamatchCyclic(o: AdaMatchCyclicOptions): Model {
 /** The training tokenizer: the `--lm` folder's tokenizer.json, or radkit's Tokenizer of the training reports. */
 export function cyclicTokenizer(dataset: R2GenDataset, flags: FlagValues): ReportTokenizer {
   if (typeof flags.lm === 'string') return HFReportTokenizer.fromLmFolder(flags.lm);
-  return Tokenizer.build(dataset.splits.train.map((e) => e.report), { threshold: typeof flags.threshold === 'number' ? flags.threshold : 3 });
+  return reportTokenizer(dataset, flags);
 }
 
 function createCyclic(c: BuildContext): Model {

@@ -6,9 +6,8 @@ import type { Tensor } from '../tensor.js';
 import type { ReportTokenizer } from '../text/report-tokenizer.js';
 import { WordPieceTokenizer } from '../text/wordpiece.js';
 import { Model } from './model.js';
-import { createOptions, registerModelKind, type FlagValues } from './registry.js';
+import { createOptions, registerModelKind, reportTokenizer, type FlagValues } from './registry.js';
 import { retrievalEvaluation } from '../align/evaluate.js';
-import { Tokenizer } from '../text/tokenizer.js';
 import type { R2GenDataset } from '../data/r2gen.js';
 
 /** AdaMatch configuration (seed 000 section 3.1 and supplementary section 8). */
@@ -196,7 +195,7 @@ export function bertTextOptions(dir: string, maxLength = 128): Pick<AdaMatchOpti
  */
 export function bertOrReportTokenizer(ds: R2GenDataset, flags: FlagValues) {
   if (typeof flags.bert === 'string') return bertTextOptions(flags.bert).tokenizer;
-  return Tokenizer.build(ds.splits.train.map((e) => e.report), { threshold: (flags.threshold as number | undefined) ?? 3 });
+  return reportTokenizer(ds, flags);
 }
 
 /**

@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ArgumentError, DataError, RadkitError } from '../errors.js';
 import { readSafetensors, readSafetensorsHeader } from '../io/safetensors.js';
-import { causalLMConfigFromHF, checkpointFiles, type CausalLMArch, type CausalLMConfig } from '../nn/causal-lm.js';
+import { causalLMConfigFromHF, checkpointFiles, readJson, type CausalLMArch, type CausalLMConfig } from '../nn/causal-lm.js';
 import { Tensor } from '../tensor.js';
 import type { HFReportTokenizer } from '../text/hf-report-tokenizer.js';
 import type { Model } from './model.js';
@@ -18,12 +18,7 @@ import type { Model } from './model.js';
 export function readLmFolder(dir: string, tokenizer: HFReportTokenizer, o: { fn: string; arch: CausalLMArch; layout: string }): CausalLMConfig {
   const file = path.join(dir, 'config.json');
   if (!fs.existsSync(file)) throw new ArgumentError(`${o.fn}: ${dir} has no config.json (a Hugging Face ${o.layout} folder is expected)`, 'ERR_INVALID_ARG', o.fn);
-  let json: Record<string, unknown>;
-  try {
-    json = JSON.parse(fs.readFileSync(file, 'utf8'));
-  } catch (e) {
-    throw new DataError({ file, message: `malformed JSON (${(e as Error).message})` }, o.fn);
-  }
+  const json = readJson(file, o.fn);
   const c = causalLMConfigFromHF(json, file);
   if (c.arch !== o.arch) throw new DataError({ file, message: `model_type must be ${o.arch} here (${o.layout}), got ${String(json.model_type)}` }, o.fn);
   if (tokenizer.vocabSize > c.vocabSize)
@@ -66,13 +61,14 @@ export interface LoadLmOptions {
 export function loadLmWeights(model: Model, dir: string, o: LoadLmOptions): void {
   const prefix = o.prefix ?? 'lm.';
   const files = checkpointFiles(dir);
+  const headers = files.map((f) => readSafetensorsHeader(f).entries);
   const shapes = model.tensorShapes();
   const base = new Set(Object.keys(shapes).filter((n) => n.startsWith(prefix) && !n.includes('lora_')));
   const grown = new Set(o.grownRows ?? []);
   const problems: string[] = [];
   const seen = new Set<string>();
-  for (const f of files)
-    for (const e of readSafetensorsHeader(f).entries) {
+  files.forEach((f, i) => {
+    for (const e of headers[i]) {
       const name = prefix + e.name;
       const want = shapes[name];
       if (!base.has(name)) {
@@ -83,12 +79,13 @@ export function loadLmWeights(model: Model, dir: string, o: LoadLmOptions): void
       const fits = grown.has(e.name) ? e.shape.length === 2 && e.shape[1] === want[1] && e.shape[0] <= want[0] : e.shape.join() === want.join();
       if (!fits) problems.push(`${e.name}: [${e.shape.join(', ')}] in ${path.basename(f)}, [${want.join(', ')}] in the model${grown.has(e.name) ? ' (rows may grow)' : ''}`);
     }
+  });
   for (const n of base) if (!seen.has(n)) problems.push(`${n.slice(prefix.length)}: not in the checkpoint`);
   if (problems.length)
     throw new RadkitError(`${o.fn}: the weights in ${dir} do not fit its config.json:\n  ${problems.slice(0, 20).join('\n  ')}${problems.length > 20 ? `\n  (and ${problems.length - 20} more)` : ''}`, 'ERR_CHECKPOINT', o.fn);
   // Shard by shard, a group of tensors at a time (about 512 MiB): a 3-7B checkpoint never sits in memory whole.
-  for (const f of files)
-    for (const names of byteGroups(readSafetensorsHeader(f).entries, 512 * 2 ** 20)) {
+  files.forEach((f, i) => {
+    for (const names of byteGroups(headers[i], 512 * 2 ** 20)) {
       const { tensors } = readSafetensors(f, { names });
       const extended: Record<string, Tensor> = {};
       try {
@@ -106,6 +103,7 @@ export function loadLmWeights(model: Model, dir: string, o: LoadLmOptions): void
         Object.values(extended).forEach((t) => t.dispose());
       }
     }
+  });
 }
 
 /** Tensor names in file order, grouped so that each group holds at most `bytes` (a larger tensor alone). */

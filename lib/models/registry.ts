@@ -10,6 +10,7 @@ import type { R2GenDataset, SplitName } from '../data/r2gen.js';
 import { ArgumentError } from '../errors.js';
 import type { GenerateOptions } from '../generation.js';
 import type { ReportTokenizer } from '../text/report-tokenizer.js';
+import { Tokenizer } from '../text/tokenizer.js';
 import type { LoadedCheckpoint, Preprocessing } from '../train/checkpoint.js';
 import type { TrainOptions } from '../train/trainer.js';
 import type { NativeConfig } from '../../typings/model.js';
@@ -66,6 +67,11 @@ export interface EvaluationOptions {
 export interface Evaluation {
   headline: Record<string, number>;
   record?: Record<string, unknown>;
+}
+
+/** The default training tokenizer: radkit's Tokenizer of the training reports (`--threshold`, default 3). */
+export function reportTokenizer(dataset: R2GenDataset, flags: FlagValues): Tokenizer {
+  return Tokenizer.build(dataset.splits.train.map((e) => e.report), { threshold: typeof flags.threshold === 'number' ? flags.threshold : 3 });
 }
 
 export interface ModelKind {

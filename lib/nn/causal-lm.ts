@@ -133,7 +133,7 @@ const INDEX_FILE = 'model.safetensors.index.json';
 const ADAPTER_CONFIG = 'adapter_config.json';
 const ADAPTER_FILE = 'adapter_model.safetensors';
 
-function readJson(file: string, fn: string): Json {
+export function readJson(file: string, fn: string): Json {
   let text: string;
   try {
     text = fs.readFileSync(file, 'utf8');
