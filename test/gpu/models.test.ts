@@ -32,6 +32,8 @@ const ADAMATCH = { tokenizer, imageSize: SIDE, dims: [8, 16, 16, 16], depths: [1
 const SYSTEMS: { name: string; create(): Model }[] = [
   { name: 'xpronet', create: () => radkit.xpronet({ tokenizer, ...XPRONET }) },
   { name: 'adamatch', create: () => radkit.adamatch(ADAMATCH as never) },
+  // The VQ tokenizer: EMA codebook updates on the device; no dead-code restarts (they draw at random).
+  { name: 'vqgan', create: () => radkit.models.vqgan({ resolution: SIDE, ch: 16, normGroups: 8, chMult: [1, 2], numResBlocks: 1, attnResolutions: [32], zChannels: 8, embedDim: 8, nEmbed: 16, deadCodeThreshold: 0, seed: 3 }) },
 ];
 
 function labelStates(n: number): Int32Array {
