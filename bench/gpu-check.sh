@@ -16,7 +16,11 @@
 #   bash bench/gpu-check.sh --cpu-smoke    # here, without a GPU: the same test and bench steps on the
 #                                          # CPU build (RADKIT_NATIVE or build/Release), to check the script
 # Environment: TEST_TIMEOUT (240 s), BENCH_TIMEOUT (200 s), BENCH_ARGS, DEMO=1, DEMO_TIMEOUT (540 s),
-# DEMO_ARGS (e.g. "--epochs 6"), DEMO_PRECISION (bfloat16), JOBS (nproc).
+# DEMO_ARGS (e.g. "--epochs 6"), DEMO_PRECISION (bfloat16), JOBS (nproc), TESTS=0 / BENCH=0 (skip
+# those phases). VQ=1 adds the VQ tokenizer run of issue 23 (bench/RESULTS.md, "What the open
+# targets need"): SynthCXR 3000/100/300 frontal at 128 px, `radkit train --model vqgan --epochs
+# VQ_EPOCHS (30) --lr 8e-4 --device cuda`, then `radkit evaluate` of its best epoch on the test split
+# (vq.log, vq-test.log); VQ_TIMEOUT (420 s) bounds the training. --cpu-smoke runs it tiny on the CPU.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 R=$PWD
@@ -68,16 +72,38 @@ else
 fi
 node -e "const r=require('./dist/lib/index.js');const i=r.info();console.log(JSON.stringify({torch:i.torchVersion,builtWithCuda:i.builtWithCuda,cudaAvailable:i.cudaAvailable,devices:r.devices()}))" 2>&1 | tee -a "$OUT/env.txt" "$OUT/summary.txt"
 
-phase "GPU tests (test/gpu)"
-timeout "${TEST_TIMEOUT:-240}" node node_modules/vitest/vitest.mjs run test/gpu > "$OUT/gpu-tests.log" 2>&1
-echo "exit $?" >> "$OUT/gpu-tests.log"
-grep -E "✓|×|↓|FAIL|Test Files|Tests |exit " "$OUT/gpu-tests.log" | tail -40 | tee -a "$OUT/summary.txt"
+if [ "${TESTS:-1}" != 0 ]; then
+  phase "GPU tests (test/gpu)"
+  timeout "${TEST_TIMEOUT:-240}" node node_modules/vitest/vitest.mjs run test/gpu > "$OUT/gpu-tests.log" 2>&1
+  echo "exit $?" >> "$OUT/gpu-tests.log"
+  grep -E "✓|×|↓|FAIL|Test Files|Tests |exit " "$OUT/gpu-tests.log" | tail -40 | tee -a "$OUT/summary.txt"
+fi
 
-phase "bench: XProNet radkit vs eager PyTorch (bench/gpu_models.ts)"
-timeout "${BENCH_TIMEOUT:-200}" node dist/bench/gpu_models.js ${BENCH_ARGS:-$BENCH_DEFAULT} > "$OUT/gpu_models.log" 2>&1
-echo "exit $?" >> "$OUT/gpu_models.log"
-tail -14 "$OUT/gpu_models.log" | tee -a "$OUT/summary.txt"
-cp bench/out/gpu_models.json "$OUT/" 2>/dev/null
+if [ "${BENCH:-1}" != 0 ]; then
+  phase "bench: XProNet radkit vs eager PyTorch (bench/gpu_models.ts)"
+  timeout "${BENCH_TIMEOUT:-200}" node dist/bench/gpu_models.js ${BENCH_ARGS:-$BENCH_DEFAULT} > "$OUT/gpu_models.log" 2>&1
+  echo "exit $?" >> "$OUT/gpu_models.log"
+  tail -14 "$OUT/gpu_models.log" | tee -a "$OUT/summary.txt"
+  cp bench/out/gpu_models.json "$OUT/" 2>/dev/null
+fi
+
+if [ "${VQ:-0}" = 1 ]; then
+  phase "VQ tokenizer at 128 px (issue 23): train on the device, evaluate the test split"
+  dev=cuda; sizes="--train 3000 --val 100 --test 300 --size 128"; epochs=${VQ_EPOCHS:-30}
+  [ "$mode" = --cpu-smoke ] && { dev=cpu; sizes="--train 32 --val 8 --test 8 --size 32"; epochs=1; }
+  vq=/tmp/radkit-vq
+  rm -rf "$vq" && mkdir -p "$vq"
+  node dist/lib/cli/main.js synth --out "$vq/synth" $sizes --views 1 > "$vq/synth.log" 2>&1 || { tail -5 "$vq/synth.log" | tee -a "$OUT/summary.txt"; }
+  timeout "${VQ_TIMEOUT:-420}" node dist/lib/cli/main.js train --model vqgan --data "$vq/synth" --out "$vq/run" --image-size "${sizes##* }" \
+    --epochs "$epochs" --lr 8e-4 --device $dev --progress json > "$vq/train.log" 2>&1
+  echo "exit $?" >> "$vq/train.log"
+  # Epoch records only (the step lines would be megabytes).
+  grep -v '"type":"step"' "$vq/train.log" > "$OUT/vq.log"
+  tail -6 "$OUT/vq.log" | tee -a "$OUT/summary.txt"
+  node dist/lib/cli/main.js evaluate --checkpoint "$vq/run" --data "$vq/synth" --split test --device $dev --out "$vq/test" > "$OUT/vq-test.log" 2>&1
+  echo "exit $?" >> "$OUT/vq-test.log"
+  tail -12 "$OUT/vq-test.log" | tee -a "$OUT/summary.txt"
+fi
 
 if [ "${DEMO:-0}" = 1 ]; then
   phase "demo --device cuda (GPU preset)"

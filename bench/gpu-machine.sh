@@ -9,10 +9,8 @@
 #       --exclude=node_modules/typescript --exclude=node_modules/node-gyp --exclude=node_modules/@types node_modules
 #   npx tsc -p .            # dist/ for the benchmark
 # then carry .gpu and dist there and run `bash bench/gpu-machine.sh` (logs go to $OUT, or ./gpu-out).
-# Options (environment): GPU_TESTS (default test/gpu), BENCH_ARGS, BENCH=0 (no bench/gpu.ts), MORE_TESTS="test/native ..." to
-# run more suites against that LibTorch, MORE_TIMEOUT (s), THEN="shell command" run last with this
-# build (e.g. a training run with `node dist/lib/cli/main.js train ... --device cuda`; the VQ run
-# bench/RESULTS.md names for issue 23), THEN_TIMEOUT (s, default 420).
+# Options (environment): GPU_TESTS (default test/gpu), BENCH_ARGS, MORE_TESTS="test/native ..." to
+# run more suites against that LibTorch, MORE_TIMEOUT (s).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 R=$PWD
@@ -30,10 +28,7 @@ echo "build: $(( $(date +%s) - t0 )) s"
 export RADKIT_NATIVE=$R/build-gpu/radkit.node
 node -e "const r=require('./dist/lib/index.js');console.log(JSON.stringify(r.info()))" 2>&1 | tee -a $OUT/env.txt
 timeout 150 node node_modules/vitest/vitest.mjs run ${GPU_TESTS:-test/gpu} 2>&1 | tee $OUT/gpu-tests.log | grep -v "^\s*$" | tail -40
-if [ "${BENCH:-1}" != 0 ]; then
-  timeout 150 node dist/bench/gpu.js ${BENCH_ARGS:-} 2>&1 | tee $OUT/bench-gpu.log
-  cp bench/out/gpu.json $OUT/ 2>/dev/null
-fi
+timeout 150 node dist/bench/gpu.js ${BENCH_ARGS:-} 2>&1 | tee $OUT/bench-gpu.log
+cp bench/out/gpu.json $OUT/ 2>/dev/null
 if [ -n "${MORE_TESTS:-}" ]; then timeout ${MORE_TIMEOUT:-200} node node_modules/vitest/vitest.mjs run $MORE_TESTS 2>&1 | tee $OUT/more-tests.log | grep -E "✓|×|FAIL|Test Files|Tests|Error" | tail -60; fi
-if [ -n "${THEN:-}" ]; then timeout ${THEN_TIMEOUT:-420} bash -c "$THEN" 2>&1 | tee $OUT/then.log | tail -40; fi
 echo "total: $(( $(date +%s) - t0 )) s"
