@@ -48,6 +48,8 @@ export interface MedRATOptions {
   decoderLayers?: number;
   resnetWidths?: number[];
   resnetBlocks?: number[];
+  /** ResNet block: 'basic' (ResNet-18/34, the default) or 'bottleneck' (ResNet-50/101/152; stage widths are planes, x4 out). */
+  resnetBlock?: 'basic' | 'bottleneck';
   /** Shared memory (eq. 1): on/off, rows M, top-K, temperature of the cosine softmax (1 = as printed). */
   memory?: boolean;
   memorySlots?: number;
@@ -81,8 +83,9 @@ export interface MedRATOptions {
 
 const PRESETS = {
   small: { dModel: 128, heads: 4, dFF: 256, modalityLayers: 1, encoderLayers: 2, decoderLayers: 2, resnetWidths: [16, 24, 32, 64, 96], resnetBlocks: [1, 1, 1, 1], memorySlots: 256, memoryTopK: 16 },
-  // ResNet-34 layout (radkit's ResNet has basic blocks only; ResNet-101's bottlenecks are not built).
-  paper: { dModel: 512, heads: 8, dFF: 2048, modalityLayers: 1, encoderLayers: 3, decoderLayers: 3, resnetWidths: [64, 64, 128, 256, 512], resnetBlocks: [3, 4, 6, 3], memorySlots: 2048, memoryTopK: 32 },
+  // ResNet-101 (torchvision's layout: bottleneck blocks 3-4-23-3, 2048 output channels), so ImageNet
+  // resnet101 weights load by name (visualWeights).
+  paper: { dModel: 512, heads: 8, dFF: 2048, modalityLayers: 1, encoderLayers: 3, decoderLayers: 3, resnetWidths: [64, 64, 128, 256, 512], resnetBlocks: [3, 4, 23, 3], resnetBlock: 'bottleneck', memorySlots: 2048, memoryTopK: 32 },
 } as const;
 
 /** Every configuration key MedRAT reads, with its default, for a preset. */
@@ -122,7 +125,9 @@ export function medratConfig(o: MedRATOptions): Record<string, number | string |
   const cfg = configDefaults(preset ?? 'small');
   for (const [k, v] of Object.entries(rest)) {
     if (v === undefined) continue;
-    if (!(k in cfg)) throw new ArgumentError(`medrat: unknown option '${k}'`, 'ERR_INVALID_ARG', 'medrat');
+    // resnetBlock is a key of the paper preset only (the small preset's configuration, and so its
+    // runs, stay as they were recorded before the key existed).
+    if (!(k in cfg) && k !== 'resnetBlock') throw new ArgumentError(`medrat: unknown option '${k}'`, 'ERR_INVALID_ARG', 'medrat');
     cfg[k] = typeof v === 'boolean' ? Number(v) : (v as number | string | number[]);
   }
   cfg.vocabSize = tokenizer.vocabSize + 1;

@@ -30,6 +30,7 @@
 #include "../nn/resnet.h"
 #include "../nn/transformer.h"
 #include "../ops/memory_query/memory_query.h"
+#include "resnet_config.h"
 #include "system.h"
 
 namespace radkit {
@@ -146,14 +147,8 @@ class MedRAT : public System {
     if (topK > slots) argError("ERR_INVALID_ARG", "config.memoryTopK (", topK, ") must be at most config.memorySlots (", slots, ")");
     const double memoryTemperature = c.num("memoryTemperature", 1.0);
     maxPositions_ = c.integerIn("maxPositions", 512, 2, kBig);
-    const std::vector<int64_t> widths = c.ints("resnetWidths", {64, 64, 128, 256, 512}), blocks = c.ints("resnetBlocks", {3, 4, 6, 3});
+    const ResNetSpec resnetSpec = readResNetSpec(c, {64, 64, 128, 256, 512}, {3, 4, 6, 3}, "");
     sentenceEnds_ = c.ints("sentenceEndIds", {});
-    if (widths.size() != 5) argError("ERR_INVALID_ARG", "config.resnetWidths must hold 5 widths (stem, then 4 stages), got ", widths.size());
-    if (blocks.size() != 4) argError("ERR_INVALID_ARG", "config.resnetBlocks must hold 4 block counts, got ", blocks.size());
-    for (int64_t w : widths)
-      if (w < 1 || w > 65536) argError("ERR_INVALID_ARG", "config.resnetWidths must lie in [1, 65536], got ", w);
-    for (int64_t b : blocks)
-      if (b < 1 || b > 1024) argError("ERR_INVALID_ARG", "config.resnetBlocks must lie in [1, 1024], got ", b);
     for (int64_t id : sentenceEnds_)
       if (id < 1 || id >= vocab_) argError("ERR_INVALID_ARG", "config.sentenceEndIds must be word ids in [1, ", vocab_ - 1, "], got ", id);
     if (dModel_ % heads_ != 0) argError("ERR_INVALID_ARG", "config.dModel (", dModel_, ") must be divisible by config.heads (", heads_, ")");
@@ -173,13 +168,12 @@ class MedRAT : public System {
     nn::checkAugmentConfig(augment_);
     {
       const double d = static_cast<double>(dModel_), f = static_cast<double>(dFF), V = static_cast<double>(vocab_);
-      double resnet = 49.0 * widths[0];
-      for (size_t s = 0; s < 4; ++s) resnet += static_cast<double>(blocks[s]) * 18.0 * static_cast<double>(widths[s + 1]) * static_cast<double>(std::max(widths[s], widths[s + 1]));
+      const double resnet = resnetSpec.parameters();
       const double layers = (2.0 * modalityLayers + encoderLayers) * (4 * d * d + 2 * d * f) + decoderLayers * (8 * d * d + 2 * d * f);
       checkModelSize("medrat", resnet + layers + 3 * V * d + static_cast<double>(slots) * d + 5 * d * d + d * kClasses);
     }
     at::manual_seed(seed_);
-    visual = register_module("visual", nn::ResNet(widths, blocks, 1));
+    visual = register_module("visual", resnetSpec.build());
     visualProj = register_module("visualProj", torch::nn::Linear(visual->outChannels(), dModel_));
     nn::TransformerConfig t;
     t.vocabSize = vocab_;

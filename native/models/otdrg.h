@@ -16,7 +16,7 @@
 namespace radkit {
 namespace otdrg {
 
-// ResNet from resnetWidths (5: stem + 4 stages) and resnetBlocks (4), grey input.
+// ResNet from resnetWidths (5: stem + 4 stages), resnetBlocks (4) and resnetBlock, grey input.
 nn::ResNet buildEncoder(const Config& c, const std::string& system);
 
 // images [B, V, 1, H, W] -> patch features of every view [B, V * h * w, C].

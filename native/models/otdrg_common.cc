@@ -3,19 +3,13 @@
 #include <cmath>
 
 #include "../core/errors.h"
+#include "resnet_config.h"
 
 namespace radkit {
 namespace otdrg {
 
 nn::ResNet buildEncoder(const Config& c, const std::string& system) {
-  const std::vector<int64_t> widths = c.ints("resnetWidths", {16, 24, 32, 64, 96}), blocks = c.ints("resnetBlocks", {1, 1, 1, 1});
-  if (widths.size() != 5) argError("ERR_INVALID_ARG", system, ": config.resnetWidths must hold 5 widths (stem, then 4 stages), got ", widths.size());
-  if (blocks.size() != 4) argError("ERR_INVALID_ARG", system, ": config.resnetBlocks must hold 4 block counts, got ", blocks.size());
-  for (int64_t w : widths)
-    if (w < 1 || w > 65536) argError("ERR_INVALID_ARG", system, ": config.resnetWidths must lie in [1, 65536], got ", w);
-  for (int64_t b : blocks)
-    if (b < 1 || b > 1024) argError("ERR_INVALID_ARG", system, ": config.resnetBlocks must lie in [1, 1024], got ", b);
-  return nn::ResNet(widths, blocks, 1);
+  return readResNetSpec(c, {16, 24, 32, 64, 96}, {1, 1, 1, 1}, system + ": ").build();
 }
 
 at::Tensor patchFeatures(nn::ResNet& encoder, const at::Tensor& images, const std::string& system) {

@@ -18,6 +18,7 @@
 #include "../nn/transformer.h"
 #include "../ops/memory_query/memory_query.h"
 #include "kmeans.h"
+#include "resnet_config.h"
 #include "system.h"
 
 namespace radkit {
@@ -48,13 +49,7 @@ class XProNet : public System {
       if (v < 1 || v > kBig) argError("ERR_INVALID_ARG", "config.", key, " must be in [1, ", kBig, "], got ", v);
     const int64_t dFF = c.integerIn("dFF", 512, 1, kBig), encoderLayers = c.integerIn("encoderLayers", 3, 1, 1024), decoderLayers = c.integerIn("decoderLayers", 3, 1, 1024);
     maxPositions_ = c.integerIn("maxPositions", 512, 2, kBig);
-    const std::vector<int64_t> widths = c.ints("resnetWidths", {64, 64, 128, 256, 512}), blocks = c.ints("resnetBlocks", {2, 2, 2, 2});
-    if (widths.size() != 5) argError("ERR_INVALID_ARG", "config.resnetWidths must hold 5 widths (stem, then 4 stages), got ", widths.size());
-    if (blocks.size() != 4) argError("ERR_INVALID_ARG", "config.resnetBlocks must hold 4 block counts, got ", blocks.size());
-    for (int64_t w : widths)
-      if (w < 1 || w > 65536) argError("ERR_INVALID_ARG", "config.resnetWidths must lie in [1, 65536], got ", w);
-    for (int64_t b : blocks)
-      if (b < 1 || b > 1024) argError("ERR_INVALID_ARG", "config.resnetBlocks must lie in [1, 1024], got ", b);
+    const ResNetSpec resnetSpec = readResNetSpec(c, {64, 64, 128, 256, 512}, {2, 2, 2, 2}, "");
     if (!(dropout_ >= 0 && dropout_ < 1)) argError("ERR_INVALID_ARG", "config.dropout must be in [0, 1), got ", dropout_);
     for (auto [key, v] : {std::pair<const char*, double>{"lambdaImage", lambdaImage_}, {"lambdaText", lambdaText_}, {"lambdaClass", lambdaClass_}})
       if (!(v >= 0 && std::isfinite(v))) argError("ERR_INVALID_ARG", "config.", key, " must be a finite number >= 0, got ", v);
@@ -62,9 +57,8 @@ class XProNet : public System {
     {
       // Parameters, roughly: ResNet convolutions, the transformer, embeddings and output, prototypes.
       const double d = static_cast<double>(dModel_), f = static_cast<double>(dFF), V = static_cast<double>(vocab_);
-      double resnet = 49.0 * widths[0];
-      for (size_t s = 0; s < 4; ++s) resnet += static_cast<double>(blocks[s]) * 18.0 * static_cast<double>(widths[s + 1]) * static_cast<double>(std::max(widths[s], widths[s + 1]));
-      const double cv = static_cast<double>(widths[4]);
+      const double resnet = resnetSpec.parameters();
+      const double cv = static_cast<double>(resnetSpec.outChannels());
       const double transformer = encoderLayers * (4 * d * d + 2 * d * f) + decoderLayers * (8 * d * d + 2 * d * f) + 2 * V * d + static_cast<double>(maxPositions_) * d;
       const double prototypes = static_cast<double>(kClasses * perClass_) * (cv + d) + (cv + d) * d + 8 * d * d + cv * d;
       checkModelSize("xpronet", resnet + transformer + prototypes);
@@ -74,7 +68,7 @@ class XProNet : public System {
     if (labelSource_ != "oracle" && labelSource_ != "predicted" && labelSource_ != "none")
       argError("ERR_INVALID_ARG", "config.labelSource must be 'oracle', 'predicted' or 'none', got '", labelSource_, "'");
     at::manual_seed(seed_);  // parameter initialisation is reproducible under the config seed
-    visual = register_module("visual", nn::ResNet(widths, blocks, 1));
+    visual = register_module("visual", resnetSpec.build());
     const int64_t cv = visual->outChannels();
     visualProj = register_module("visualProj", torch::nn::Linear(cv, dModel_));
     textInitDim_ = dModel_;
